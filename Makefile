@@ -1,0 +1,28 @@
+# The two commands of the quick start: `make demo` and `make test`.
+.PHONY: demo test lint bootstrap services image clean-sandboxes
+
+VENV := .venv/bin
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+services: bootstrap
+	@bash scripts/ensure-redis.sh
+
+image:
+	@bash scripts/build-sandbox-image.sh
+
+demo: bootstrap
+	$(VENV)/qwenfix demo
+
+lint: bootstrap
+	$(VENV)/ruff check .
+	$(VENV)/mypy
+
+test: services
+	$(VENV)/ruff check .
+	$(VENV)/mypy
+	$(VENV)/pytest
+
+clean-sandboxes:
+	docker ps -aq --filter label=io.qwenfix.sandbox | xargs -r docker rm -f

@@ -1,0 +1,16 @@
+"""Isolated execution for qwenfix: a Sandbox protocol and its backends.
+
+This package imports nothing else of qwenfix, so it can be reused or replaced alone.
+"""
+
+from sandbox.errors import SandboxError, SandboxUnavailable
+from sandbox.protocol import CommandResult, Sandbox, SandboxBackend, SandboxSpec
+
+__all__ = [
+    "CommandResult",
+    "Sandbox",
+    "SandboxBackend",
+    "SandboxError",
+    "SandboxSpec",
+    "SandboxUnavailable",
+]

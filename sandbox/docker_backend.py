@@ -1,0 +1,239 @@
+"""Docker backend: one container per run, the repository copied in, limits enforced.
+
+The container's main process is an idle `sleep` under docker-init; every command is a
+`docker exec`. A command that outlives its timeout is killed together with everything it
+started (found by a per-command marker in the environment), and the caller gets a result
+with `timed_out=True` instead of an exception.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import posixpath
+import shlex
+import tarfile
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from sandbox.errors import SandboxError, SandboxUnavailable
+from sandbox.output import HeadTailBuffer
+from sandbox.protocol import CA_BUNDLE_PATH, CommandResult, Sandbox, SandboxSpec
+
+log = logging.getLogger(__name__)
+
+MARKER_VAR = "QWENFIX_CMD_ID"
+LABEL = "io.qwenfix.sandbox"
+# Capabilities a repository's tests never need, dropped even in the root setup phase.
+DROPPED_CAPS = ["NET_RAW", "MKNOD", "AUDIT_WRITE", "SYS_CHROOT", "SETFCAP"]
+KILL_GRACE_S = 5.0
+
+
+def _kill_script(marker: str) -> str:
+    # Scan a few times: a fork bomb can create processes while the first pass runs.
+    match = shlex.quote(f"{MARKER_VAR}={marker}")
+    return (
+        "for pass in 1 2 3; do for p in /proc/[0-9]*; do "
+        f"grep -qzx {match} $p/environ 2>/dev/null && kill -9 ${{p#/proc/}} 2>/dev/null; "
+        "done; done; true"
+    )
+
+
+class DockerSandbox:
+    def __init__(self, client: docker.DockerClient, container: Container, spec: SandboxSpec):
+        self.spec = spec
+        self._client = client
+        self._container = container
+
+    @property
+    def id(self) -> str:
+        return str(self._container.id)
+
+    def run(
+        self,
+        command: str,
+        *,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+        as_root: bool = False,
+        workdir: str | None = None,
+        max_output_bytes: int = 1_000_000,
+    ) -> CommandResult:
+        marker = uuid.uuid4().hex
+        environment = {**(env or {}), MARKER_VAR: marker}
+        user = "0:0" if as_root else self.spec.user
+        api = self._client.api
+        started = time.monotonic()
+        try:
+            exec_id = api.exec_create(
+                self.id,
+                ["bash", "-c", command],
+                user=user,
+                environment=environment,
+                workdir=workdir or self.spec.workdir,
+            )["Id"]
+            stream = api.exec_start(exec_id, stream=True)
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"could not start command in sandbox: {exc}") from exc
+
+        buffer = HeadTailBuffer(max_output_bytes)
+
+        def pump() -> None:
+            try:
+                for chunk in stream:
+                    buffer.feed(chunk)
+            except Exception:  # the stream breaks when we kill the command; output so far stands
+                log.debug("output stream ended abruptly", exc_info=True)
+
+        reader = threading.Thread(target=pump, name="sandbox-output", daemon=True)
+        reader.start()
+        reader.join(timeout)
+        timed_out = reader.is_alive()
+        if timed_out:
+            self._kill(marker, user)
+            reader.join(KILL_GRACE_S)
+        exit_code = None if timed_out else api.exec_inspect(exec_id).get("ExitCode")
+        return CommandResult(
+            command=command,
+            exit_code=exit_code,
+            output=buffer.text(),
+            timed_out=timed_out,
+            truncated=buffer.truncated,
+            output_bytes=buffer.total,
+            duration_s=round(time.monotonic() - started, 3),
+        )
+
+    def _kill(self, marker: str, user: str) -> None:
+        try:
+            self._container.exec_run(["bash", "-c", _kill_script(marker)], user="0:0")
+            if user != "0:0":
+                # Also whatever the command detached from its environment: in the agent
+                # phase one command runs at a time, so nothing of the user's should survive.
+                self._container.exec_run(["bash", "-c", "kill -9 -1"], user=user)
+        except docker.errors.APIError:
+            log.warning("could not kill timed-out command in %s", self.id, exc_info=True)
+
+    def read_file(self, path: str) -> bytes:
+        full = self._abs(path)
+        try:
+            chunks, _ = self._container.get_archive(full)
+        except docker.errors.NotFound as exc:
+            raise FileNotFoundError(path) from exc
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"could not read {path}: {exc}") from exc
+        with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+            member = tar.next()
+            if member is None or not member.isfile():
+                raise IsADirectoryError(path)
+            handle = tar.extractfile(member)
+            if handle is None:
+                raise SandboxError(f"could not read {path}")
+            return handle.read()
+
+    def write_file(self, path: str, data: bytes) -> None:
+        full = self._abs(path)
+        parent, name = posixpath.split(full)
+        uid, gid = (int(x) for x in self.spec.user.split(":"))
+        mkdir = self.run(
+            f"mkdir -p {shlex.quote(parent)}", timeout=30, max_output_bytes=10_000
+        )
+        if not mkdir.ok:
+            raise SandboxError(f"could not create {parent}: {mkdir.output.strip()}")
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(name)
+            info.size, info.uid, info.gid, info.mode = len(data), uid, gid, 0o644
+            info.mtime = int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+        self.upload_tar(buf.getvalue(), parent)
+
+    def upload_tar(self, tar_bytes: bytes, dest: str) -> None:
+        try:
+            if not self._container.put_archive(self._abs(dest), tar_bytes):
+                raise SandboxError(f"could not copy files to {dest}")
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"could not copy files to {dest}: {exc}") from exc
+
+    def disable_network(self) -> None:
+        self._container.reload()
+        networks = self._container.attrs["NetworkSettings"]["Networks"] or {}
+        for name in list(networks):
+            if name == "none":
+                continue
+            self._client.networks.get(name).disconnect(self._container, force=True)
+
+    def _abs(self, path: str) -> str:
+        return posixpath.normpath(posixpath.join(self.spec.workdir, path))
+
+
+class DockerBackend:
+    """Starts and stops `DockerSandbox`es. Holds the only Docker client of a run."""
+
+    def __init__(self, client: docker.DockerClient | None = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            try:
+                self._client = docker.from_env()
+                self._client.ping()
+            except docker.errors.DockerException as exc:
+                self._client = None
+                raise SandboxUnavailable(
+                    f"no Docker engine answers: {exc}",
+                    hint="start dockerd, or run scripts/ensure-docker.sh",
+                ) from exc
+        return self._client
+
+    def start(self, spec: SandboxSpec) -> DockerSandbox:
+        client = self.client
+        try:
+            client.images.get(spec.image)
+        except docker.errors.ImageNotFound as exc:
+            raise SandboxUnavailable(
+                f"sandbox image {spec.image!r} is missing",
+                hint="build it with scripts/build-sandbox-image.sh "
+                "or docker build deploy/sandbox",
+            ) from exc
+        kwargs: dict[str, Any] = {
+            "command": ["sleep", "infinity"],
+            "init": True,
+            "detach": True,
+            "user": "0:0",
+            "working_dir": spec.workdir,
+            "network_mode": "bridge" if spec.network else "none",
+            "mem_limit": f"{spec.memory_mb}m",
+            "memswap_limit": f"{spec.memory_mb}m",
+            "nano_cpus": int(spec.cpus * 1e9),
+            "pids_limit": spec.pids_limit,
+            "cap_drop": DROPPED_CAPS,
+            "security_opt": ["no-new-privileges"],
+            "labels": {LABEL: "1", **spec.labels},
+        }
+        if spec.ca_bundle:
+            kwargs["volumes"] = {spec.ca_bundle: {"bind": CA_BUNDLE_PATH, "mode": "ro"}}
+        try:
+            container = client.containers.run(spec.image, **kwargs)
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"could not start sandbox from {spec.image}: {exc}") from exc
+        log.info("sandbox %s started from %s", container.short_id, spec.image)
+        return DockerSandbox(client, container, spec)
+
+    def stop(self, sandbox: Sandbox) -> None:
+        if not isinstance(sandbox, DockerSandbox):
+            raise TypeError(f"not a Docker sandbox: {sandbox!r}")
+        try:
+            sandbox._container.remove(force=True)
+            log.info("sandbox %s removed", sandbox.id[:12])
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError:
+            log.exception("could not remove sandbox %s", sandbox.id[:12])

@@ -1,0 +1,102 @@
+"""The Sandbox protocol: starting and stopping is separate from using.
+
+`SandboxBackend.start(spec)` gives a running `Sandbox`; `stop` removes it. Callers use
+`session()` so that the sandbox is removed on every path, errors included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Protocol
+
+from pydantic import BaseModel, Field
+
+WORKDIR = "/workspace"
+
+
+class SandboxSpec(BaseModel):
+    """What to start. Small and serialisable, so a job record can keep it."""
+
+    image: str
+    workdir: str = WORKDIR
+    user: str = "1000:1000"
+    network: bool = False
+    memory_mb: int = Field(default=4096, ge=64)
+    cpus: float = Field(default=2.0, gt=0)
+    pids_limit: int = Field(default=512, ge=16)
+    ca_bundle: str | None = None
+    """Host path of a CA bundle mounted read-only, for TLS-intercepting proxies."""
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+CA_BUNDLE_PATH = "/etc/qwenfix/ca-bundle.crt"
+CA_ENV_VARS = ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
+
+
+def ca_environment(spec: SandboxSpec) -> dict[str, str]:
+    """Variables that point common clients (OpenSSL, pip, requests, node) at the CA bundle."""
+    if not spec.ca_bundle:
+        return {}
+    return {name: CA_BUNDLE_PATH for name in CA_ENV_VARS}
+
+
+class CommandResult(BaseModel):
+    """The outcome of one command. Timeouts and non-zero exits are results, not errors."""
+
+    command: str
+    exit_code: int | None
+    """None when the command was killed at its timeout."""
+    output: str
+    """stdout and stderr interleaved; head and tail only when `truncated`."""
+    timed_out: bool = False
+    truncated: bool = False
+    output_bytes: int = 0
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+class Sandbox(Protocol):
+    """A running, isolated workspace. All paths are inside the sandbox."""
+
+    spec: SandboxSpec
+
+    def run(
+        self,
+        command: str,
+        *,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+        as_root: bool = False,
+        workdir: str | None = None,
+        max_output_bytes: int = 1_000_000,
+    ) -> CommandResult: ...
+
+    def read_file(self, path: str) -> bytes: ...
+
+    def write_file(self, path: str, data: bytes) -> None: ...
+
+    def upload_tar(self, tar_bytes: bytes, dest: str) -> None:
+        """Unpack an archive at `dest`; entries keep the ownership in their headers."""
+        ...
+
+    def disable_network(self) -> None: ...
+
+
+class SandboxBackend(Protocol):
+    def start(self, spec: SandboxSpec) -> Sandbox: ...
+
+    def stop(self, sandbox: Sandbox) -> None: ...
+
+
+@contextmanager
+def session(backend: SandboxBackend, spec: SandboxSpec) -> Iterator[Sandbox]:
+    """Start a sandbox and remove it afterwards, whatever happens in between."""
+    box = backend.start(spec)
+    try:
+        yield box
+    finally:
+        backend.stop(box)

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Everything qwenfix needs on a fresh machine: system packages, a virtualenv with the
+# project and its dev tools, a running Docker engine and the sandbox image.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/system-packages.sh
+
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+stamp=.venv/.qwenfix-installed
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "installing qwenfix and its dependencies into .venv"
+    .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+    .venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+    .venv/bin/python -c 'import workers, bot, sandbox, githubkit, tokenizers' \
+        || { echo "installing Python dependencies failed" >&2; exit 1; }
+    echo "$want" > "$stamp"
+fi
+bash scripts/ensure-docker.sh
+bash scripts/build-sandbox-image.sh

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install the Debian packages qwenfix needs on this machine, once: the Docker engine,
+# debootstrap (offline sandbox image), Redis (broker, dedup), git and bubblewrap.
+set -euo pipefail
+need=()
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v git >/dev/null || need+=(git)
+command -v bwrap >/dev/null || need+=(bubblewrap)
+if ((${#need[@]})); then
+    if [ "$(id -u)" != 0 ]; then
+        echo "missing system packages: ${need[*]} (run as root, or install them)" >&2
+        exit 1
+    fi
+    echo "installing system packages: ${need[*]}"
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
+fi

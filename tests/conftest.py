@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from sandbox.docker_backend import LABEL, DockerBackend
+from workers.llm.scripted import ScriptedModelServer
+from workers.settings import WorkerSettings
+
+SANDBOX_IMAGE = "qwenfix-sandbox:1"
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> docker.DockerClient:
+    try:
+        client = docker.from_env()
+        client.ping()
+        client.images.get(SANDBOX_IMAGE)
+    except docker.errors.DockerException as exc:  # make test starts both; say so plainly
+        pytest.fail(f"Docker engine or image {SANDBOX_IMAGE} missing ({exc}); run `make test`")
+    return client
+
+
+@pytest.fixture
+def backend(docker_client: docker.DockerClient) -> Iterator[DockerBackend]:
+    before = {c.id for c in docker_client.containers.list(all=True, filters={"label": LABEL})}
+    yield DockerBackend(docker_client)
+    leftover = [c for c in docker_client.containers.list(all=True, filters={"label": LABEL})
+                if c.id not in before]
+    for container in leftover:
+        container.remove(force=True)
+    assert not leftover, "a sandbox container was left behind"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> WorkerSettings:
+    return WorkerSettings(
+        sandbox_image=SANDBOX_IMAGE,
+        trajectory_dir=tmp_path / "trajectories",
+        llm_backoff_s=0.01,
+        llm_max_retries=2,
+        llm_timeout_s=30,
+        command_timeout_s=30,
+        sandbox_memory_mb=1024,
+    )
+
+
+@pytest.fixture
+def scripted_model() -> Iterator[Any]:
+    servers: list[ScriptedModelServer] = []
+
+    def start(steps: list[dict[str, Any]], mode: str = "openai") -> ScriptedModelServer:
+        server = ScriptedModelServer({"mode": mode, "steps": steps}).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -1,0 +1,302 @@
+"""`run_fix` end to end: real Docker, real git, the scripted model over real HTTP."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.docker_backend import DockerBackend
+from workers.agent.trajectory import read_trajectory
+from workers.fix import FixRequest, FixResult, run_fix
+from workers.llm.client import OpenAICompatibleModel
+from workers.settings import WorkerSettings
+
+from .helpers import BUGGY_REPO, FIX_STEPS, call, git, make_repo, step
+
+ISSUE = "double() is wrong: double(2) gives 5. test_double fails."
+
+
+def fix(repo: Path, server: Any, backend: DockerBackend, settings: WorkerSettings,
+        issue: str = ISSUE, number: int | None = 7) -> FixResult:
+    settings.llm_base_url = server.base_url if server else settings.llm_base_url
+    with OpenAICompatibleModel(base_url=settings.llm_base_url, model="qwen", max_retries=2,
+                               backoff_s=0.01, timeout_s=30) as model:
+        return run_fix(FixRequest(repo=repo, issue=issue, issue_number=number),
+                       model=model, backend=backend, settings=settings, model_name="qwen")
+
+
+def branches(repo: Path) -> list[str]:
+    return git(repo, "branch", "--list", "qwenfix/*", "--format=%(refname:short)").split()
+
+
+def tool_replies(server: Any) -> list[str]:
+    last = server.requests[-1]["messages"]
+    return [m["content"] for m in last if m["role"] == "tool"]
+
+
+@pytest.mark.parametrize("mode", ["openai", "raw"])
+def test_failing_test_is_fixed_on_a_new_branch(tmp_path: Path, scripted_model: Any,
+                                               backend: DockerBackend, settings: WorkerSettings,
+                                               mode: str) -> None:
+    repo = make_repo(tmp_path / "repo", BUGGY_REPO)
+    head = git(repo, "rev-parse", "HEAD").strip()
+    server = scripted_model(FIX_STEPS, mode=mode)
+    result = fix(repo, server, backend, settings)
+
+    assert result.status == "resolved", result.reason
+    assert result.branch == "qwenfix/issue-7"
+    assert result.tests_before and result.tests_before.exit_code == 1
+    assert result.tests_before.failing == ["tests.test_mathlib::test_double",
+                                           "tests.test_mathlib::test_double_zero"]
+    assert result.tests_after and result.tests_after.exit_code == 0
+    assert "-    return x + x + 1\n+    return x * 2" in result.diff
+    assert result.turns == 4
+    assert result.usage.prompt_tokens > 0 and result.usage.cached_tokens > 0
+    # The user's checkout is untouched; the branch holds one commit on top of HEAD.
+    assert git(repo, "rev-parse", "HEAD").strip() == head
+    assert (repo / "mathlib.py").read_text() == BUGGY_REPO["mathlib.py"]
+    assert git(repo, "rev-list", "--count", f"{head}..{result.branch}").strip() == "1"
+    message = git(repo, "log", "-1", "--format=%an%n%B", result.branch)
+    assert message.startswith("qwenfix[bot]\nFix double()") and "Fixes #7" in message
+    # The tests pass on the branch, run again outside the sandbox.
+    checkout = tmp_path / "checkout"
+    git(repo, "worktree", "add", "-q", str(checkout), result.branch)
+    tests = subprocess.run(["python", "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                           cwd=checkout, capture_output=True, text=True)
+    assert tests.returncode == 0, tests.stdout
+    # The pull-request description carries the evidence.
+    body = Path(result.pr_description_path or "").read_text()
+    for expected in ("Fixes #7", "2 failed → passed: 2 passed", "`mathlib.py`",
+                     "4 turn(s)", "double() added one too many."):
+        assert expected in body
+
+
+def test_conversation_is_append_only_and_fully_recorded(tmp_path: Path, scripted_model: Any,
+                                                        backend: DockerBackend,
+                                                        settings: WorkerSettings) -> None:
+    repo = make_repo(tmp_path / "repo", BUGGY_REPO)
+    server = scripted_model(FIX_STEPS)
+    result = fix(repo, server, backend, settings)
+    assert result.status == "resolved"
+    requests = [r["messages"] for r in server.requests]
+    for earlier, later in itertools.pairwise(requests):
+        assert later[: len(earlier)] == earlier  # every earlier message sent back unchanged
+    system, task = requests[0][0]["content"], requests[0][1]["content"]
+    assert "python -m pytest -q" in system
+    assert '<file path="mathlib.py">' in task and ISSUE in task
+    assert "Before any change, the tests failed (exit 1)" in task
+    events = read_trajectory(Path(result.trajectory or ""))
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "result"
+    assert {"tests_before", "request", "message", "verify", "stop"} <= set(kinds)
+    assistant = [e for e in events if e["event"] == "message"
+                 and e["message"]["role"] == "assistant"]
+    assert len(assistant) == 4 and all("usage" in e and "latency_s" in e for e in assistant)
+
+
+def test_claiming_success_while_tests_fail_is_unresolved(tmp_path: Path, scripted_model: Any,
+                                                         backend: DockerBackend,
+                                                         settings: WorkerSettings) -> None:
+    repo = make_repo(tmp_path / "repo", BUGGY_REPO)
+    wrong = step(call("str_replace", path="mathlib.py", old_str="x + x + 1", new_str="x + x + 2"))
+    submit = step(call("submit", summary="Fixed it, all good."))
+    server = scripted_model([wrong, submit, submit, submit, submit, submit])
+    result = fix(repo, server, backend, settings)
+    assert result.status == "unresolved"
+    assert "stuck" in result.reason
+    assert branches(repo) == []
+    assert result.branch is None and result.diff  # what was tried is kept in the record
+    replies = tool_replies(server)
+    assert replies[1].startswith("Not accepted: the test suite failed (exit 1)")
+    assert "test_double" in replies[1]
+
+
+def test_malformed_and_unknown_calls_are_answered_and_the_loop_goes_on(
+        tmp_path: Path, scripted_model: Any, backend: DockerBackend,
+        settings: WorkerSettings) -> None:
+    repo = make_repo(tmp_path / "repo", BUGGY_REPO)
+    bad = [
+        {"raw_tool_calls": [{"id": "c1", "type": "function",
+                             "function": {"name": "view", "arguments": "{not json"}}]},
+        step(call("delete_repository", really=True)),
+        step(call("view")),
+        step(call("str_replace", path="mathlib.py", old_str="nowhere", new_str="x")),
+        {"text": "<tool_call>\n<function=teleport>\n</function>\n</tool_call>"},
+        {"text": "I think I know what to do."},
+    ]
+    server = scripted_model(bad + FIX_STEPS)
+    result = fix(repo, server, backend, settings)
+    assert result.status == "resolved", result.reason
+    last = server.requests[-1]["messages"]
+    replies = [m["content"] for m in last if m["role"] in ("tool", "user")][1:]
+    assert "not valid JSON" in replies[0]
+    assert "unknown tool 'delete_repository'" in replies[1] and "str_replace" in replies[1]
+    assert "invalid arguments for view: path: Field required" in replies[2]
+    assert "old_str was not found in mathlib.py" in replies[3]
+    assert "did not call a tool" in replies[4] and "did not call a tool" in replies[5]
+
+
+def test_a_command_that_never_ends_is_killed(tmp_path: Path, scripted_model: Any,
+                                            backend: DockerBackend,
+                                            settings: WorkerSettings) -> None:
+    repo = make_repo(tmp_path / "repo", BUGGY_REPO)
+    settings.command_timeout_s = 2
+    server = scripted_model([step(call("bash", command="python -c 'while True: pass'",
+                                       timeout=9999)), *FIX_STEPS])
+    result = fix(repo, server, backend, settings)
+    assert result.status == "resolved"
+    assert "timed out and was killed after 2s" in tool_replies(server)[0]
+
+
+def test_model_server_answering_500_ends_in_error(tmp_path: Path, scripted_model: Any,
+                                                  backend: DockerBackend,
+                                                  settings: WorkerSettings) -> None:
+    repo = make_repo(tmp_path / "repo", BUGGY_REPO)
+    server = scripted_model([{"status": 500, "body": "CUDA out of memory"}] * 3)
+    result = fix(repo, server, backend, settings)
+    assert result.status == "error"
+    assert "failed 3 time(s)" in result.reason and "CUDA out of memory" in result.reason
+    assert branches(repo) == []
+
+
+def test_model_server_down_ends_in_error(tmp_path: Path, backend: DockerBackend,
+                                         settings: WorkerSettings) -> None:
+    repo = make_repo(tmp_path / "repo", BUGGY_REPO)
+    settings.llm_base_url = "http://127.0.0.1:9/v1"
+    result = fix(repo, None, backend, settings)
+    assert result.status == "error"
+    assert "http://127.0.0.1:9/v1" in result.reason and "ConnectError" in result.reason
+    assert result.tests_before is None or result.tests_before.exit_code == 1
+
+
+def test_no_detectable_test_command_is_a_clear_error(tmp_path: Path, backend: DockerBackend,
+                                                     settings: WorkerSettings) -> None:
+    repo = make_repo(tmp_path / "repo", {"README.md": "just words\n", "notes.txt": "x\n"})
+    result = fix(repo, None, backend, settings)
+    assert result.status == "error"
+    assert "no test command" in result.reason and ".qwenfix.yml" in result.reason
+
+
+def test_not_a_repository_is_a_clear_error(tmp_path: Path, backend: DockerBackend,
+                                           settings: WorkerSettings) -> None:
+    (tmp_path / "plain").mkdir()
+    result = fix(tmp_path / "plain", None, backend, settings)
+    assert result.status == "error" and "not a git repository" in result.reason
+
+
+def test_broken_config_is_a_clear_error(tmp_path: Path, backend: DockerBackend,
+                                        settings: WorkerSettings) -> None:
+    repo = make_repo(tmp_path / "repo", {**BUGGY_REPO, ".qwenfix.yml": "test: [unclosed\n"})
+    result = fix(repo, None, backend, settings)
+    assert result.status == "error" and ".qwenfix.yml is not valid YAML" in result.reason
+    repo2 = make_repo(tmp_path / "repo2", {**BUGGY_REPO, ".qwenfix.yml": "tset: pytest\n"})
+    result = fix(repo2, None, backend, settings)
+    assert result.status == "error" and "tset" in result.reason
+
+
+def test_failing_setup_is_a_clear_error(tmp_path: Path, backend: DockerBackend,
+                                        settings: WorkerSettings) -> None:
+    config = "test: python -m pytest\nsetup: echo installing; exit 4\nsetup_network: false\n"
+    repo = make_repo(tmp_path / "repo", {**BUGGY_REPO, ".qwenfix.yml": config})
+    result = fix(repo, None, backend, settings)
+    assert result.status == "error"
+    assert "setup command `echo installing; exit 4` failed (exit 4)" in result.reason
+    assert "installing" in result.reason
+
+
+def test_setup_installs_through_the_proxy_then_the_agent_is_offline(
+        tmp_path: Path, scripted_model: Any, backend: DockerBackend,
+        settings: WorkerSettings) -> None:
+    files = {
+        **BUGGY_REPO,
+        ".qwenfix.yml": "test: python -m pytest -q\nsetup: pip install --no-deps six==1.16.0\n",
+        "tests/test_six.py": "import six\n\n\ndef test_six():\n    assert six.PY3\n",
+    }
+    repo = make_repo(tmp_path / "repo", files)
+    probe = step(call("bash", command="pip download --no-deps -d /tmp/x six==1.16.0 "
+                                      "--timeout 5 --retries 0"))
+    server = scripted_model([probe, *FIX_STEPS])
+    result = fix(repo, server, backend, settings)
+    assert result.status == "resolved", result.reason
+    assert result.tests_before and "tests.test_six::test_six" not in result.tests_before.failing
+    offline = tool_replies(server)[0]
+    assert "[exit code 1]" in offline  # the agent phase has no network
+
+
+def test_red_baseline_is_stated_and_old_failures_do_not_block(
+        tmp_path: Path, scripted_model: Any, backend: DockerBackend,
+        settings: WorkerSettings) -> None:
+    files = {**BUGGY_REPO, "tests/test_flaky.py": "def test_needs_gpu():\n    assert False\n"}
+    repo = make_repo(tmp_path / "repo", files)
+    server = scripted_model(FIX_STEPS)
+    result = fix(repo, server, backend, settings)
+    assert result.status == "resolved", result.reason
+    assert result.red_baseline
+    assert result.tests_after and result.tests_after.failing == ["tests.test_flaky::test_needs_gpu"]
+    body = result.pr_description or ""
+    assert "already failing before this change" in body
+
+
+def test_deleting_the_failing_test_is_not_a_fix(tmp_path: Path, scripted_model: Any,
+                                                backend: DockerBackend,
+                                                settings: WorkerSettings) -> None:
+    repo = make_repo(tmp_path / "repo", BUGGY_REPO)
+    cheat = step(call("bash", command="rm tests/test_mathlib.py && echo 'def test_ok(): pass' "
+                                      "> tests/test_ok.py"))
+    submit = step(call("submit", summary="tests pass now"))
+    settings.max_turns = 3
+    server = scripted_model([cheat, submit, submit])
+    result = fix(repo, server, backend, settings)
+    assert result.status == "unresolved"
+    assert result.reason == "turn limit reached (3 turns)"
+    assert "removed instead of fixed" in tool_replies(server)[1]
+    assert branches(repo) == []
+
+
+def test_existing_branch_is_never_overwritten(tmp_path: Path, scripted_model: Any,
+                                              backend: DockerBackend,
+                                              settings: WorkerSettings) -> None:
+    repo = make_repo(tmp_path / "repo", BUGGY_REPO)
+    git(repo, "branch", "qwenfix/issue-7")
+    result = fix(repo, scripted_model(FIX_STEPS), backend, settings)
+    assert result.branch == "qwenfix/issue-7-2"
+    assert git(repo, "rev-parse", "qwenfix/issue-7").strip() == \
+        git(repo, "rev-parse", "main").strip()
+
+
+def test_json_output_of_the_cli(tmp_path: Path, scripted_model: Any,
+                                backend: DockerBackend, settings: WorkerSettings) -> None:
+    repo = make_repo(tmp_path / "repo", BUGGY_REPO)
+    server = scripted_model(FIX_STEPS)
+    env = {"QWENFIX_LLM_BASE_URL": server.base_url, "QWENFIX_SANDBOX_IMAGE": settings.sandbox_image,
+           "QWENFIX_TRAJECTORY_DIR": str(tmp_path / "traj"), "PATH": "/usr/bin:/bin",
+           "HOME": str(tmp_path)}
+    proc = subprocess.run(["qwenfix", "fix", str(repo), "--issue", ISSUE, "--issue-number", "7",
+                           "--json"], capture_output=True, text=True, env=_env(env))
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["status"] == "resolved" and out["branch"] == "qwenfix/issue-7"
+    assert set(out["usage"]) == {"prompt_tokens", "completion_tokens", "cached_tokens"}
+    assert out["tests_before"]["exit_code"] == 1 and out["tests_after"]["exit_code"] == 0
+    assert out["turns"] == 4 and Path(out["trajectory"]).is_file()
+    assert "turn 1: view" in proc.stderr  # progress a user can follow
+
+    bare = make_repo(tmp_path / "bare", {"README.md": "x\n"})
+    proc = subprocess.run(["qwenfix", "fix", str(bare), "--issue", ISSUE, "--json"],
+                          capture_output=True, text=True, env=_env(env))
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["status"] == "error"
+
+
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    import os
+    import sys
+    env = dict(os.environ)
+    env.update(extra)
+    env["PATH"] = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    return env

@@ -1,0 +1,1 @@
+"""The agent loop and its tools. Knows only the Model and Sandbox protocols."""

@@ -1,0 +1,44 @@
+"""Why a run stopped: typed exceptions carrying data, raised inside the loop."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+Status = Literal["resolved", "unresolved", "error"]
+
+
+class StopRun(Exception):
+    status: Status = "unresolved"
+
+    def __init__(self, reason: str, **data: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.data = data
+
+
+class Resolved(StopRun):
+    status: Status = "resolved"
+
+
+class TurnLimit(StopRun):
+    pass
+
+
+class TokenLimit(StopRun):
+    pass
+
+
+class TimeLimit(StopRun):
+    pass
+
+
+class Stuck(StopRun):
+    pass
+
+
+class ModelFailed(StopRun):
+    status: Status = "error"
+
+
+class SandboxFailed(StopRun):
+    status: Status = "error"

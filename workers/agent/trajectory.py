@@ -1,0 +1,39 @@
+"""Every request, response, tool output, timing and token count, as JSONL."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import IO, Any
+
+
+class Trajectory:
+    """Append-only event log of one run. Use as a context manager so the file is closed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] | None = None
+        self._start = time.monotonic()
+
+    def __enter__(self) -> Trajectory:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a", encoding="utf-8")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def record(self, event: str, **data: Any) -> None:
+        if self._file is None:
+            raise RuntimeError("trajectory is not open")
+        line = {"event": event, "t": round(time.monotonic() - self._start, 3),
+                "time": time.time(), **data}
+        self._file.write(json.dumps(line, default=str, ensure_ascii=False) + "\n")
+        self._file.flush()
+
+
+def read_trajectory(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

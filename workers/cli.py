@@ -1,0 +1,121 @@
+"""The `qwenfix` command line. Concrete classes are built here, at the entry point."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from workers.fix import FixRequest, FixResult, run_fix
+from workers.settings import WorkerSettings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="qwenfix: fixes repositories with Qwen3-Coder, verified by their tests.")
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("httpx", "httpcore", "urllib3", "docker"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def execute_fix(request: FixRequest, settings: WorkerSettings) -> FixResult:
+    from sandbox.docker_backend import DockerBackend
+    from workers.llm.client import OpenAICompatibleModel, Sampling
+
+    with OpenAICompatibleModel(
+        base_url=settings.llm_base_url, model=settings.llm_model,
+        api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
+        max_retries=settings.llm_max_retries, backoff_s=settings.llm_backoff_s,
+        sampling=Sampling(max_tokens=settings.llm_max_tokens),
+    ) as model:
+        return run_fix(request, model=model, backend=DockerBackend(), settings=settings,
+                       model_name=settings.llm_model)
+
+
+def print_result(result: FixResult, as_json: bool) -> None:
+    if as_json:
+        out = result.model_dump(include={
+            "status", "reason", "branch", "commit", "diff", "turns", "trajectory", "title",
+            "summary", "red_baseline", "pr_description_path", "duration_s"})
+        out["usage"] = result.usage.model_dump()
+        for key in ("tests_before", "tests_after"):
+            tests = getattr(result, key)
+            out[key] = None if tests is None else {
+                "exit_code": tests.exit_code, "summary": tests.summary,
+                "output_tail": tests.output_tail, "failing": tests.failing}
+        typer.echo(json.dumps(out, indent=2))
+        return
+    colour = {"resolved": "green", "unresolved": "yellow", "error": "red"}[result.status]
+    typer.secho(f"\n{result.status.upper()}: {result.reason}", fg=colour, bold=True)
+    if result.tests_before:
+        after = result.tests_after.summary if result.tests_after else "not run"
+        typer.echo(f"tests: {result.tests_before.summary} -> {after}")
+    if result.turns:
+        u = result.usage
+        typer.echo(f"turns: {result.turns}; tokens: {u.prompt_tokens} prompt / "
+                   f"{u.completion_tokens} completion / {u.cached_tokens} cached")
+    if result.branch:
+        typer.echo(f"branch: {result.branch} ({result.commit})")
+        typer.echo(f"pull-request description: {result.pr_description_path}")
+    if result.trajectory:
+        typer.echo(f"trajectory: {result.trajectory}")
+
+
+@app.command()
+def fix(
+    path: Annotated[Path, typer.Argument(help="A local git repository.")],
+    issue: Annotated[str | None, typer.Option(help="The issue text.")] = None,
+    issue_file: Annotated[
+        Path | None, typer.Option(help="Read the issue text from a file.")] = None,
+    issue_number: Annotated[int | None, typer.Option(help="Adds a `Fixes #N` line.")] = None,
+    title: Annotated[str | None, typer.Option(help="Issue title (used for the branch).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Fix an issue in a local repository: a branch qwenfix/<slug> when the tests pass."""
+    _logging(verbose)
+    if (issue is None) == (issue_file is None):
+        raise typer.BadParameter("give exactly one of --issue and --issue-file")
+    text = issue if issue is not None else _read_issue(issue_file)
+    if not text.strip():
+        raise typer.BadParameter("the issue text is empty")
+    result = execute_fix(
+        FixRequest(repo=path, issue=text, issue_number=issue_number, title=title),
+        WorkerSettings())
+    print_result(result, as_json)
+    raise typer.Exit(0 if result.status == "resolved" else 1)
+
+
+def _read_issue(path: Path | None) -> str:
+    if path is None:
+        raise typer.BadParameter("--issue-file is required")
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc.strerror}") from exc
+
+
+@app.command()
+def demo(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    keep: Annotated[Path | None, typer.Option(help="Create the demo repository here.")] = None,
+) -> None:
+    """Fix the bundled example repository end to end (scripted model unless
+    QWENFIX_LLM_BASE_URL points at a real server)."""
+    from workers.demo import run_demo
+
+    _logging(False)
+    result = run_demo(keep=keep, echo=typer.echo)
+    print_result(result, as_json)
+    raise typer.Exit(0 if result.status == "resolved" else 1)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,22 @@
+"""Make untrusted text (repository files, issue text) unable to forge chat structure."""
+
+from __future__ import annotations
+
+import re
+
+# Qwen's special-token texts and the tags its chat template uses for tool traffic.
+_SPECIAL = re.compile(
+    r"<\|(?:im_start|im_end|endoftext|fim_prefix|fim_middle|fim_suffix|fim_pad|repo_name|"
+    r"file_sep|object_ref_start|object_ref_end|box_start|box_end|quad_start|quad_end|"
+    r"vision_start|vision_end|vision_pad|image_pad|video_pad)\|>"
+    r"|</?(?:tool_call|tool_response|think|tools)>"
+    r"|<(?:function|parameter)=|</(?:function|parameter)>",
+    re.IGNORECASE,
+)
+
+
+def neutralise(text: str) -> str:
+    """Break every special sequence with a zero-width space after its first character, so
+    the tokenizer cannot produce the special token and no parser sees the tag. What a human
+    reads is unchanged."""
+    return _SPECIAL.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], text)

@@ -1,0 +1,334 @@
+"""One fix run, start to finish: sandbox, setup, baseline tests, agent, verdict, branch.
+
+Concrete parts (model, sandbox backend, forge) are passed in; this module builds none.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from sandbox import Sandbox, SandboxBackend, SandboxError, SandboxSpec, SandboxUnavailable
+from sandbox.protocol import ca_environment, session
+from workers import git as gitops
+from workers.agent.loop import Agent, Limits, SubmitOutcome
+from workers.agent.tools import SubmitRequested, Toolbox, clip
+from workers.agent.trajectory import Trajectory
+from workers.context import build_repository_context
+from workers.diffstat import diffstat
+from workers.forge.local import LocalForge, slugify
+from workers.llm.types import Message, Model, Usage
+from workers.prompts import render
+from workers.repo_config import RepoConfig, RepoConfigError, load_repo_config
+from workers.settings import WorkerSettings
+from workers.verify import TestRun, Verdict, judge, run_tests
+
+log = logging.getLogger(__name__)
+
+SANDBOX_UID, SANDBOX_GID = 1000, 1000
+EXCLUDES = [  # build litter that never belongs in a fix
+    "__pycache__/", "*.py[cod]", ".pytest_cache/", "*.egg-info/", ".mypy_cache/",
+    ".ruff_cache/", ".tox/", ".coverage", "htmlcov/",
+]
+
+
+class FixRequest(BaseModel):
+    repo: Path
+    issue: str
+    issue_number: int | None = None
+    title: str | None = None
+
+
+class TestSummary(BaseModel):
+    exit_code: int | None
+    timed_out: bool = False
+    summary: str
+    output_tail: str
+    failing: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, run: TestRun) -> TestSummary:
+        return cls(exit_code=run.exit_code, timed_out=run.timed_out, summary=run.summary(),
+                   output_tail=run.output_tail[-2000:], failing=run.failing())
+
+
+class FixResult(BaseModel):
+    status: Literal["resolved", "unresolved", "error"]
+    reason: str
+    branch: str | None = None
+    commit: str | None = None
+    diff: str = ""
+    tests_before: TestSummary | None = None
+    tests_after: TestSummary | None = None
+    turns: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    trajectory: str | None = None
+    title: str | None = None
+    summary: str | None = None
+    pr_description: str | None = None
+    pr_description_path: str | None = None
+    red_baseline: bool = False
+    config_source: str | None = None
+    duration_s: float = 0.0
+
+
+class FixFailed(Exception):
+    """The run cannot go on; `reason` is what the user is told."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class _Run:
+    request: FixRequest
+    settings: WorkerSettings
+    config: RepoConfig
+    base: str
+    trajectory: Trajectory
+    before: TestRun | None = None
+    after: TestRun | None = None
+    verdict: Verdict | None = None
+    diff: str = ""
+    attempts: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def run_fix(
+    request: FixRequest,
+    *,
+    model: Model,
+    backend: SandboxBackend,
+    settings: WorkerSettings,
+    forge: LocalForge | None = None,
+    model_name: str = "",
+) -> FixResult:
+    started = time.monotonic()
+    repo = request.repo.resolve()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = settings.trajectory_dir / f"{stamp}-{slugify(request.title or request.issue, 30)}-" \
+        f"{uuid.uuid4().hex[:8]}.jsonl"
+    with Trajectory(path) as trajectory:
+        try:
+            result = _fix(request, repo, model=model, backend=backend, settings=settings,
+                          forge=forge or LocalForge(repo), trajectory=trajectory,
+                          model_name=model_name)
+        except FixFailed as failed:
+            result = FixResult(status="error", reason=failed.reason)
+        result.trajectory = str(path)
+        result.duration_s = round(time.monotonic() - started, 3)
+        trajectory.record("result", **result.model_dump(exclude={"diff", "pr_description"}))
+    return result
+
+
+def _fix(request: FixRequest, repo: Path, *, model: Model, backend: SandboxBackend,
+         settings: WorkerSettings, forge: LocalForge, trajectory: Trajectory,
+         model_name: str) -> FixResult:
+    if not gitops.is_repository(repo):
+        raise FixFailed(f"{repo} is not a git repository")
+    try:
+        base = gitops.resolve(repo, "HEAD")
+    except gitops.GitError as exc:
+        raise FixFailed(f"{repo} has no commit to start from (HEAD does not resolve)") from exc
+    paths = gitops.list_files(repo, base)
+    try:
+        config = load_repo_config(paths, lambda p: gitops.read_blob(repo, base, p))
+    except RepoConfigError as exc:
+        raise FixFailed(str(exc)) from exc
+    if not config.test:
+        raise FixFailed(
+            "no test command: none could be detected (looked for pytest, tox, npm, go, cargo, "
+            "make test). Add a .qwenfix.yml at the repository root with `test: <command>`.")
+    run = _Run(request=request, settings=settings, config=config, base=base,
+               trajectory=trajectory)
+    trajectory.record("start", repo=str(repo), base=base, issue=request.issue,
+                      config=config.model_dump(), config_source=config.source)
+    limits = config.limits
+    network = bool(config.setup) and (
+        config.setup_network if config.setup_network is not None else settings.setup_network)
+    spec = SandboxSpec(
+        image=settings.sandbox_image, network=network,
+        memory_mb=settings.sandbox_memory_mb, cpus=settings.sandbox_cpus,
+        pids_limit=settings.sandbox_pids_limit,
+        ca_bundle=(settings.sandbox_ca_bundle or None) if network else None,
+        labels={"io.qwenfix.run": trajectory.path.stem},
+    )
+    try:
+        with session(backend, spec) as sb:
+            _prepare(sb, run, repo)
+            log.info("running the tests before any change: %s", config.test)
+            run.before = run_tests(sb, config.test, label="before",
+                                   timeout=limits.test_timeout_s or settings.test_timeout_s)
+            trajectory.record("tests_before", **run.before.model_dump())
+            log.info("tests before: %s", run.before.summary())
+            if run.before.exit_code == 127:
+                raise FixFailed(f"the test command `{config.test}` was not found in the "
+                                f"sandbox image {settings.sandbox_image}:\n"
+                                f"{run.before.output_tail[-500:]}")
+            messages = _first_messages(run, repo, paths)
+            agent = Agent(
+                model,
+                Toolbox(sb, run_tests=lambda: _tests_tool(sb, run),
+                        command_timeout_s=limits.command_timeout_s or settings.command_timeout_s,
+                        output_chars=settings.tool_output_chars),
+                on_submit=lambda submit: _on_submit(sb, run, submit),
+                limits=Limits(
+                    max_turns=limits.max_turns or settings.max_turns,
+                    max_total_tokens=limits.max_total_tokens or settings.max_total_tokens,
+                    max_wall_s=limits.max_wall_s or settings.max_wall_s),
+                trajectory=trajectory,
+            )
+            outcome = agent.run(messages)
+            if outcome.status != "resolved" and outcome.status != "error":
+                run.diff = _diff(sb)  # what was tried, for the record
+    except SandboxUnavailable as exc:
+        raise FixFailed(f"sandbox unavailable: {exc}") from exc
+    except SandboxError as exc:
+        raise FixFailed(f"sandbox failed: {exc}") from exc
+
+    result = FixResult(
+        status=outcome.status,  # type: ignore[arg-type]
+        reason=outcome.reason, diff=run.diff,
+        tests_before=TestSummary.of(run.before),
+        tests_after=TestSummary.of(run.after) if run.after else None,
+        turns=outcome.turns, usage=outcome.usage, title=outcome.title,
+        summary=outcome.summary, config_source=config.source,
+        red_baseline=bool(run.verdict and run.verdict.red_baseline),
+    )
+    if outcome.status == "resolved":
+        _publish(result, run, forge, outcome.duration_s, model_name)
+    return result
+
+
+def _prepare(sb: Sandbox, run: _Run, repo: Path) -> None:
+    """Copy the base commit in, make it a fresh git repository, run setup, go offline."""
+    settings, config = run.settings, run.config
+    sb.upload_tar(gitops.commit_tarball(repo, run.base, uid=SANDBOX_UID, gid=SANDBOX_GID),
+                  sb.spec.workdir)
+    excludes = "\\n".join(EXCLUDES)
+    init = sb.run(
+        "git init -q && git config user.name qwenfix && git config user.email qwenfix@localhost"
+        f" && printf '{excludes}\\n' > .git/qwenfix-excludes"
+        " && git config core.excludesFile .git/qwenfix-excludes"
+        " && git add -A -f && git commit -q --no-verify --allow-empty -m base",
+        timeout=300)
+    if not init.ok:
+        raise FixFailed(f"could not prepare the workspace: {init.output[-1000:]}")
+    if config.setup:
+        timeout = config.limits.setup_timeout_s or settings.setup_timeout_s
+        log.info("setup (%s network): %s", "with" if sb.spec.network else "without",
+                 config.setup)
+        setup = sb.run(config.setup, timeout=timeout, as_root=True,
+                       env={**ca_environment(sb.spec), "PIP_ROOT_USER_ACTION": "ignore",
+                            "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+        run.trajectory.record("setup", **setup.model_dump())
+        chown = sb.run(f"chown -R {SANDBOX_UID}:{SANDBOX_GID} {sb.spec.workdir}",
+                       timeout=300, as_root=True)
+        if setup.timed_out or not setup.ok:
+            what = "timed out" if setup.timed_out else f"failed (exit {setup.exit_code})"
+            network = "with" if sb.spec.network else "without"
+            raise FixFailed(f"setup command `{config.setup}` {what}, run {network} network:\n"
+                            f"{setup.output[-1500:]}")
+        if not chown.ok:
+            raise FixFailed(f"could not hand the workspace to the sandbox user: {chown.output}")
+    if sb.spec.network:
+        sb.disable_network()
+    # Whatever setup left behind (virtualenvs, build output) is not part of any fix.
+    sb.run("git ls-files --others --exclude-standard -z | "
+           "xargs -0 -r -n1 printf '/%s\\n' >> .git/info/exclude", timeout=120)
+
+
+def _first_messages(run: _Run, repo: Path, paths: list[str]) -> list[Message]:
+    before = run.before
+    assert before is not None  # set by the caller; the type checker cannot see it
+    context = build_repository_context(repo, run.base, paths, task=run.request.issue,
+                                       settings=run.settings)
+    system = render("system.md.j2", workdir="/workspace", test_command=run.config.test)
+    task = render(
+        "task.md.j2",
+        instructions=context.instructions, instructions_source=context.instructions_source,
+        repository=context.text, test_command=run.config.test,
+        baseline_summary=before.summary(), baseline_failing=before.failing()[:50],
+        baseline_output=clip(before.output_tail, 3000),
+        issue=context.issue, issue_number=run.request.issue_number,
+    )
+    return [{"role": "system", "content": system}, {"role": "user", "content": task}]
+
+
+def _tests_tool(sb: Sandbox, run: _Run) -> str:
+    run.attempts += 1
+    result = run_tests(sb, run.config.test or "", label=f"agent-{run.attempts}",
+                       timeout=run.config.limits.test_timeout_s or run.settings.test_timeout_s)
+    failing = result.failing()
+    listed = f"\nFailing: {', '.join(failing[:30])}" if failing else ""
+    return f"Tests {result.summary()}.{listed}\n{clip(result.output_tail, 6000)}"
+
+
+def _diff(sb: Sandbox) -> str:
+    result = sb.run("git add -A && git diff --cached --binary --no-color --no-ext-diff HEAD",
+                    timeout=120, max_output_bytes=50_000_000)
+    if not result.ok or result.truncated:
+        raise SandboxError(f"could not compute the diff: {result.output[-500:]}")
+    return result.output
+
+
+def _on_submit(sb: Sandbox, run: _Run, submit: SubmitRequested) -> SubmitOutcome:
+    run.diff = _diff(sb)
+    run.attempts += 1
+    before = run.before
+    assert before is not None
+    run.after = run_tests(sb, run.config.test or "", label=f"verify-{run.attempts}",
+                          timeout=run.config.limits.test_timeout_s or run.settings.test_timeout_s)
+    run.verdict = judge(before, run.after, diff=run.diff, issue_text=run.request.issue)
+    run.trajectory.record("verify", verdict=run.verdict.model_dump(),
+                          tests=run.after.model_dump())
+    log.info("verification: %s -> %s", run.after.summary(),
+             "accepted" if run.verdict.resolved else f"rejected ({run.verdict.reason})")
+    if run.verdict.resolved:
+        return SubmitOutcome(accepted=True, message=run.verdict.reason)
+    message = render(
+        "submit_rejected.md.j2", reason=run.verdict.reason, test_command=run.config.test,
+        summary=run.after.summary(), regressions=run.verdict.regressions[:30],
+        still_failing=run.verdict.still_failing[:30], output=clip(run.after.output_tail, 6000))
+    return SubmitOutcome(accepted=False, message=message)
+
+
+def _publish(result: FixResult, run: _Run, forge: LocalForge, agent_s: float,
+             model_name: str) -> None:
+    request = run.request
+    title = (result.title or request.title or request.issue.strip().splitlines()[0])[:72]
+    wanted = f"qwenfix/issue-{request.issue_number}" if request.issue_number is not None \
+        else f"qwenfix/{slugify(request.title or title)}"
+    branch = forge.free_branch_name(wanted)
+    stats = diffstat(run.diff)
+    before, after = run.before, run.after
+    assert before is not None and after is not None and run.verdict is not None
+    body = render(
+        "pr_body.md.j2",
+        summary=result.summary or title, issue_number=request.issue_number,
+        before_summary=before.summary(), after_summary=after.summary(),
+        test_command=run.config.test, verdict_reason=run.verdict.reason,
+        red_baseline=run.verdict.red_baseline, still_failing=run.verdict.still_failing,
+        after_output=clip(after.output_tail, 1500).replace("```", "``\u200b`"),
+        files_changed=len(stats.files), added=stats.added, removed=stats.removed,
+        files=stats.files, turns=result.turns, prompt_tokens=result.usage.prompt_tokens,
+        completion_tokens=result.usage.completion_tokens,
+        cached_tokens=result.usage.cached_tokens, duration_s=agent_s,
+        model=model_name or "unknown",
+    )
+    message = f"{title}\n\n{result.summary or ''}".strip() + "\n"
+    if request.issue_number is not None:
+        message += f"\nFixes #{request.issue_number}\n"
+    published = forge.publish(base=run.base, diff=run.diff, branch=branch, message=message,
+                              description=f"# {title}\n\n{body}")
+    result.branch, result.commit = published.branch, published.commit
+    result.title, result.pr_description = title, body
+    result.pr_description_path = published.description_path

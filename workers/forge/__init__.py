@@ -1,0 +1,1 @@
+"""Where fixes are published: a local git repository now, GitHub through the same shape."""

@@ -1,0 +1,114 @@
+"""Thin, explicit wrappers around the git command line on the worker (never in a sandbox)."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+
+class GitError(Exception):
+    def __init__(self, args: list[str], returncode: int, stderr: str) -> None:
+        super().__init__(f"git {' '.join(args)} failed ({returncode}): {stderr.strip()[:500]}")
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+def git(repo: Path, *args: str, input: bytes | None = None,
+        env: dict[str, str] | None = None) -> bytes:
+    full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
+    proc = subprocess.run(
+        ["git", "-C", str(repo), *args],
+        input=input,
+        capture_output=True,
+        env=full_env,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise GitError(list(args), proc.returncode, proc.stderr.decode(errors="replace"))
+    return proc.stdout
+
+
+def git_text(repo: Path, *args: str) -> str:
+    return git(repo, *args).decode().strip()
+
+
+def is_repository(path: Path) -> bool:
+    try:
+        return git_text(path, "rev-parse", "--is-inside-work-tree") == "true"
+    except (GitError, FileNotFoundError):
+        return False
+
+
+def resolve(repo: Path, rev: str = "HEAD") -> str:
+    return git_text(repo, "rev-parse", "--verify", f"{rev}^{{commit}}")
+
+
+def list_files(repo: Path, rev: str) -> list[str]:
+    out = git(repo, "ls-tree", "-r", "-z", "--name-only", "--full-tree", rev)
+    return [p for p in out.decode().split("\0") if p]
+
+
+def read_blob(repo: Path, rev: str, path: str) -> bytes | None:
+    try:
+        return git(repo, "show", f"{rev}:{path}")
+    except GitError:
+        return None
+
+
+def commit_tarball(repo: Path, rev: str, *, uid: int, gid: int) -> bytes:
+    """The exact tree of `rev` as a tar archive owned by uid:gid.
+
+    Built from the object database rather than `git archive`, so `export-ignore` and
+    `export-subst` attributes cannot change what the agent sees. Submodules are skipped.
+    """
+    listing = git(repo, "ls-tree", "-r", "-z", "--full-tree", rev).decode()
+    entries: list[tuple[str, str, str]] = []
+    for record in filter(None, listing.split("\0")):
+        meta, path = record.split("\t", 1)
+        mode, kind, sha = meta.split()
+        if kind == "blob":
+            entries.append((mode, sha, path))
+    blobs = _read_blobs(repo, [sha for _, sha, _ in entries])
+    buf = io.BytesIO()
+    now = int(time.time())
+    dirs: set[str] = set()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for mode, sha, path in entries:
+            parts = path.split("/")[:-1]
+            for depth in range(1, len(parts) + 1):
+                directory = "/".join(parts[:depth])
+                if directory not in dirs:
+                    dirs.add(directory)
+                    info = tarfile.TarInfo(directory)
+                    info.type, info.mode, info.uid, info.gid, info.mtime = (
+                        tarfile.DIRTYPE, 0o755, uid, gid, now)
+                    tar.addfile(info)
+            data = blobs[sha]
+            info = tarfile.TarInfo(path)
+            info.uid, info.gid, info.mtime = uid, gid, now
+            if mode == "120000":
+                info.type, info.linkname, info.mode = tarfile.SYMTYPE, data.decode(), 0o777
+                tar.addfile(info)
+            else:
+                info.size, info.mode = len(data), 0o755 if mode == "100755" else 0o644
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _read_blobs(repo: Path, shas: list[str]) -> dict[str, bytes]:
+    if not shas:
+        return {}
+    out = git(repo, "cat-file", "--batch", input="".join(f"{s}\n" for s in shas).encode())
+    blobs: dict[str, bytes] = {}
+    pos = 0
+    while pos < len(out):
+        header_end = out.index(b"\n", pos)
+        sha, _kind, size = out[pos:header_end].decode().split()
+        start = header_end + 1
+        blobs[sha] = out[start : start + int(size)]
+        pos = start + int(size) + 1
+    return blobs

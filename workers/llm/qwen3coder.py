@@ -1,0 +1,155 @@
+"""Qwen3-Coder's native tool-call text format, both directions.
+
+The model writes calls as::
+
+    <tool_call>
+    <function=NAME>
+    <parameter=P>
+    VALUE
+    </parameter>
+    </function>
+    </tool_call>
+
+vLLM's `qwen3_coder` parser turns this into OpenAI `tool_calls`; when a server runs
+without it (or misses one), the text reaches us raw and is parsed here. Values are raw
+text typed by the tool's JSON schema. The parser is lenient about missing closing tags,
+because a model cut off by `max_tokens` leaves them out.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+_CALL_START = re.compile(r"<tool_call>|<function=")
+_FUNCTION = re.compile(r"<function=([^>\n]*)>")
+_PARAMETER = re.compile(r"<parameter=([^>\n]*)>")
+_VALUE_END = re.compile(r"</parameter>|<parameter=|</function>|</tool_call>")
+
+
+class ParsedCall(BaseModel):
+    name: str
+    arguments: dict[str, Any]
+
+
+class ParsedCalls(BaseModel):
+    content: str | None
+    calls: list[ParsedCall]
+
+
+def _schema_types(tools: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, set[str]]]:
+    """name -> parameter -> JSON types it admits."""
+    out: dict[str, dict[str, set[str]]] = {}
+    for tool in tools:
+        fn = tool.get("function", tool)
+        props = (fn.get("parameters") or {}).get("properties") or {}
+        params: dict[str, set[str]] = {}
+        for pname, pschema in props.items():
+            params[pname] = _types_of(pschema)
+        out[str(fn.get("name"))] = params
+    return out
+
+
+def _types_of(schema: Mapping[str, Any]) -> set[str]:
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return {kind}
+    if isinstance(kind, list):
+        return {str(k) for k in kind}
+    found: set[str] = set()
+    for key in ("anyOf", "oneOf"):
+        for sub in schema.get(key) or []:
+            found |= _types_of(sub)
+    return found or {"string"}
+
+
+def _convert(value: str, types: set[str]) -> Any:
+    if "string" in types:
+        return value
+    text = value.strip()
+    if "null" in types and text.lower() in ("null", "none"):
+        return None
+    if "boolean" in types and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if "integer" in types:
+        try:
+            return int(text)
+        except ValueError:
+            pass
+    if "number" in types:
+        try:
+            number = float(text)
+            return int(number) if number.is_integer() and "." not in text else number
+        except ValueError:
+            pass
+    if types & {"object", "array"}:
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
+    return value  # left as text; the tool's own validation explains what is wrong
+
+
+def _strip_one_newline(value: str) -> str:
+    if value.startswith("\n"):
+        value = value[1:]
+    if value.endswith("\n"):
+        value = value[:-1]
+    return value
+
+
+def parse_tool_calls(text: str, tools: list[dict[str, Any]]) -> ParsedCalls:
+    """Split model text into the prose before the first call and the calls themselves.
+
+    Calls to functions that are not among `tools` are dropped.
+    """
+    first = _CALL_START.search(text)
+    head = text if first is None else text[: first.start()]
+    content = head.strip() or None
+    if first is None:
+        return ParsedCalls(content=content, calls=[])
+
+    known = _schema_types(tools)
+    calls: list[ParsedCall] = []
+    functions = list(_FUNCTION.finditer(text, first.start()))
+    for index, match in enumerate(functions):
+        name = match.group(1).strip()
+        end = functions[index + 1].start() if index + 1 < len(functions) else len(text)
+        body = text[match.end() : end]
+        if name not in known:
+            continue
+        params = known[name]
+        arguments: dict[str, Any] = {}
+        for pmatch in _PARAMETER.finditer(body):
+            pname = pmatch.group(1).strip()
+            stop = _VALUE_END.search(body, pmatch.end())
+            raw = body[pmatch.end() : stop.start() if stop else len(body)]
+            arguments[pname] = _convert(_strip_one_newline(raw), params.get(pname, {"string"}))
+        calls.append(ParsedCall(name=name, arguments=arguments))
+    return ParsedCalls(content=content, calls=calls)
+
+
+def _render_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)) or value is None:
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def render_tool_calls(calls: Iterable[tuple[str, Mapping[str, Any]]]) -> str:
+    """The reverse of `parse_tool_calls`: (name, arguments) pairs as Qwen3-Coder text."""
+    parts = []
+    for name, arguments in calls:
+        lines = ["<tool_call>", f"<function={name}>"]
+        for pname, value in arguments.items():
+            lines += [f"<parameter={pname}>", _render_value(value), "</parameter>"]
+        lines += ["</function>", "</tool_call>"]
+        parts.append("\n".join(lines))
+    return "\n".join(parts)

@@ -1,0 +1,56 @@
+"""Worker settings, read from the environment (prefix QWENFIX_) in this one place."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+QWEN3_CODER_CONTEXT = 262_144
+
+
+def _system_ca_bundle() -> str | None:
+    cafile = ssl.get_default_verify_paths().cafile
+    return cafile if cafile and Path(cafile).is_file() else None
+
+
+def _state_dir() -> Path:
+    return Path.home() / ".local" / "state" / "qwenfix"
+
+
+class WorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QWENFIX_", extra="ignore")
+
+    # Model server (vLLM serving Qwen3-Coder, or any OpenAI-compatible server).
+    llm_base_url: str = "http://127.0.0.1:8000/v1"
+    llm_model: str = "Qwen/Qwen3-Coder-30B-A3B-Instruct"
+    llm_api_key: str = "EMPTY"
+    llm_timeout_s: float = 600.0
+    llm_max_retries: int = Field(default=4, ge=0)
+    llm_backoff_s: float = Field(default=2.0, ge=0)
+    llm_max_tokens: int = 8192
+    llm_context_tokens: int = QWEN3_CODER_CONTEXT
+    context_reserve_tokens: int = 65_536
+    """Room kept free for the rest of the conversation after the packed repository."""
+
+    # Sandbox.
+    sandbox_image: str = "qwenfix-sandbox:1"
+    sandbox_memory_mb: int = 4096
+    sandbox_cpus: float = 2.0
+    sandbox_pids_limit: int = 512
+    sandbox_ca_bundle: str | None = Field(default_factory=_system_ca_bundle)
+    """CA bundle mounted for the setup phase; empty disables. Needed behind TLS proxies."""
+    setup_network: bool = True
+    setup_timeout_s: float = 900.0
+    test_timeout_s: float = 600.0
+    command_timeout_s: float = 120.0
+
+    # Agent limits.
+    max_turns: int = 50
+    max_total_tokens: int = 10_000_000
+    max_wall_s: float = 1800.0
+    tool_output_chars: int = 16_000
+
+    trajectory_dir: Path = Field(default_factory=lambda: _state_dir() / "trajectories")
