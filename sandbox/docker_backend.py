@@ -74,7 +74,9 @@ class DockerSandbox:
         try:
             exec_id = api.exec_create(
                 self.id,
-                ["bash", "-c", command],
+                # One stream at the source: Docker's separate stdout/stderr frames would
+                # lose the order in which a command printed its output and its errors.
+                ["bash", "-c", f"exec 2>&1\n{command}"],
                 user=user,
                 environment=environment,
                 workdir=workdir or self.spec.workdir,

@@ -300,3 +300,28 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
     env.update(extra)
     env["PATH"] = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
     return env
+
+
+def test_local_bubblewrap_backend_runs_the_whole_loop(tmp_path: Path, scripted_model: Any,
+                                                      settings: WorkerSettings) -> None:
+    from sandbox.local_backend import LocalBackend
+
+    files = {
+        "mathlib.py": "def double(x):\n    return x + x + 1\n",
+        "test_mathlib.py": "import unittest\nfrom mathlib import double\n\n\n"
+                           "class T(unittest.TestCase):\n    def test_double(self):\n"
+                           "        self.assertEqual(double(2), 4)\n",
+        ".qwenfix.yml": "test: python3 -m unittest -v\nsetup: touch .setup-ran\n"
+                        "setup_network: false\n",
+    }
+    repo = make_repo(tmp_path / "repo", files)
+    server = scripted_model(FIX_STEPS)
+    settings.llm_base_url = server.base_url
+    with OpenAICompatibleModel(base_url=server.base_url, model="qwen") as model:
+        result = run_fix(FixRequest(repo=repo, issue=ISSUE), model=model,
+                         backend=LocalBackend(), settings=settings)
+    assert result.status == "resolved", result.reason
+    assert result.branch == "qwenfix/double-is-wrong-double-2-gives-5-test-do"
+    assert ".setup-ran" not in result.diff  # setup litter is not part of the fix
+    # unittest writes no JUnit report: judged by the exit code alone.
+    assert result.tests_before and result.tests_before.summary == "failed (exit 1)"

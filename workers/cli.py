@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from sandbox import SandboxBackend
 from workers.fix import FixRequest, FixResult, run_fix
 from workers.settings import WorkerSettings
 
@@ -26,7 +27,6 @@ def _logging(verbose: bool) -> None:
 
 
 def execute_fix(request: FixRequest, settings: WorkerSettings) -> FixResult:
-    from sandbox.docker_backend import DockerBackend
     from workers.llm.client import OpenAICompatibleModel, Sampling
 
     with OpenAICompatibleModel(
@@ -35,8 +35,18 @@ def execute_fix(request: FixRequest, settings: WorkerSettings) -> FixResult:
         max_retries=settings.llm_max_retries, backoff_s=settings.llm_backoff_s,
         sampling=Sampling(max_tokens=settings.llm_max_tokens),
     ) as model:
-        return run_fix(request, model=model, backend=DockerBackend(), settings=settings,
-                       model_name=settings.llm_model)
+        return run_fix(request, model=model, backend=make_backend(settings),
+                       settings=settings, model_name=settings.llm_model)
+
+
+def make_backend(settings: WorkerSettings) -> SandboxBackend:
+    if settings.sandbox_backend == "local":
+        from sandbox.local_backend import LocalBackend
+
+        return LocalBackend()
+    from sandbox.docker_backend import DockerBackend
+
+    return DockerBackend()
 
 
 def print_result(result: FixResult, as_json: bool) -> None:

@@ -230,15 +230,19 @@ def _prepare(sb: Sandbox, run: _Run, repo: Path) -> None:
                        env={**ca_environment(sb.spec), "PIP_ROOT_USER_ACTION": "ignore",
                             "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
         run.trajectory.record("setup", **setup.model_dump())
-        chown = sb.run(f"chown -R {SANDBOX_UID}:{SANDBOX_GID} {sb.spec.workdir}",
-                       timeout=300, as_root=True)
         if setup.timed_out or not setup.ok:
             what = "timed out" if setup.timed_out else f"failed (exit {setup.exit_code})"
             network = "with" if sb.spec.network else "without"
             raise FixFailed(f"setup command `{config.setup}` {what}, run {network} network:\n"
                             f"{setup.output[-1500:]}")
-        if not chown.ok:
-            raise FixFailed(f"could not hand the workspace to the sandbox user: {chown.output}")
+        # Setup ran as root; hand back whatever it created inside the workspace.
+        foreign = sb.run('find . ! -user "$(id -u)" -print -quit', timeout=300)
+        if foreign.output.strip():
+            chown = sb.run(f"chown -R {SANDBOX_UID}:{SANDBOX_GID} {sb.spec.workdir}",
+                           timeout=300, as_root=True)
+            if not chown.ok:
+                raise FixFailed(f"could not hand the workspace back to the sandbox user: "
+                                f"{chown.output}")
     if sb.spec.network:
         sb.disable_network()
     # Whatever setup left behind (virtualenvs, build output) is not part of any fix.
@@ -306,7 +310,7 @@ def _publish(result: FixResult, run: _Run, forge: LocalForge, agent_s: float,
     request = run.request
     title = (result.title or request.title or request.issue.strip().splitlines()[0])[:72]
     wanted = f"qwenfix/issue-{request.issue_number}" if request.issue_number is not None \
-        else f"qwenfix/{slugify(request.title or title)}"
+        else f"qwenfix/{slugify(request.title or request.issue.strip().splitlines()[0])}"
     branch = forge.free_branch_name(wanted)
     stats = diffstat(run.diff)
     before, after = run.before, run.after

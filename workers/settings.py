@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,6 +37,8 @@ class WorkerSettings(BaseSettings):
     """Room kept free for the rest of the conversation after the packed repository."""
 
     # Sandbox.
+    sandbox_backend: Literal["docker", "local"] = "docker"
+    """docker (isolated containers) or local (bubblewrap on this host, weaker isolation)."""
     sandbox_image: str = "qwenfix-sandbox:1"
     sandbox_memory_mb: int = 4096
     sandbox_cpus: float = 2.0

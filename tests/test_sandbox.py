@@ -1,4 +1,4 @@
-"""The Docker sandbox on a real engine."""
+"""The sandboxes: Docker on a real engine, and bubblewrap on this machine."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from sandbox import SandboxSpec, SandboxUnavailable
+from sandbox import SandboxBackend, SandboxSpec, SandboxUnavailable
 from sandbox.docker_backend import LABEL, DockerBackend
+from sandbox.local_backend import LocalBackend
 from sandbox.protocol import CA_BUNDLE_PATH, ca_environment, session
 
 from .conftest import SANDBOX_IMAGE
@@ -19,16 +20,26 @@ from .conftest import SANDBOX_IMAGE
 SPEC = SandboxSpec(image=SANDBOX_IMAGE, memory_mb=512)
 
 
-def test_commands_run_as_non_root_with_exit_codes(backend: DockerBackend) -> None:
-    with session(backend, SPEC) as sb:
+@pytest.fixture(params=["docker", "local"])
+def any_backend(request: pytest.FixtureRequest) -> SandboxBackend:
+    """The behaviour every backend promises, on each of them."""
+    if request.param == "local":
+        return LocalBackend()
+    backend: SandboxBackend = request.getfixturevalue("backend")
+    return backend
+
+
+def test_commands_run_as_non_root_with_exit_codes(any_backend: SandboxBackend) -> None:
+    with session(any_backend, SPEC) as sb:
         result = sb.run("id -u; echo oops >&2; exit 3", timeout=30)
         assert result.exit_code == 3 and not result.ok
         assert result.output.split() == ["1000", "oops"]
         assert sb.run("id -u", timeout=30, as_root=True).output.strip() == "0"
 
 
-def test_hung_command_and_its_children_are_killed_at_the_timeout(backend: DockerBackend) -> None:
-    with session(backend, SPEC) as sb:
+def test_hung_command_and_its_children_are_killed_at_the_timeout(
+        any_backend: SandboxBackend) -> None:
+    with session(any_backend, SPEC) as sb:
         result = sb.run("sleep 600 & sleep 600; echo unreachable", timeout=2)
         assert result.timed_out and result.exit_code is None
         assert "unreachable" not in result.output
@@ -37,15 +48,16 @@ def test_hung_command_and_its_children_are_killed_at_the_timeout(backend: Docker
         assert sb.run("echo alive", timeout=30).output.strip() == "alive"
 
 
-def test_root_commands_are_killed_without_killing_the_container(backend: DockerBackend) -> None:
-    with session(backend, SPEC) as sb:
+def test_root_commands_are_killed_without_killing_the_container(
+        any_backend: SandboxBackend) -> None:
+    with session(any_backend, SPEC) as sb:
         result = sb.run("sleep 600", timeout=1, as_root=True)
         assert result.timed_out
         assert sb.run("echo alive", timeout=30).ok
 
 
-def test_huge_output_keeps_head_and_tail(backend: DockerBackend) -> None:
-    with session(backend, SPEC) as sb:
+def test_huge_output_keeps_head_and_tail(any_backend: SandboxBackend) -> None:
+    with session(any_backend, SPEC) as sb:
         result = sb.run("echo FIRST; head -c 20000000 /dev/zero | tr '\\0' x; echo; echo LAST",
                         timeout=60, max_output_bytes=10_000)
         assert result.truncated and result.output_bytes > 20_000_000
@@ -53,8 +65,8 @@ def test_huge_output_keeps_head_and_tail(backend: DockerBackend) -> None:
         assert len(result.output) < 12_000
 
 
-def test_files_round_trip_with_sandbox_ownership(backend: DockerBackend) -> None:
-    with session(backend, SPEC) as sb:
+def test_files_round_trip_with_sandbox_ownership(any_backend: SandboxBackend) -> None:
+    with session(any_backend, SPEC) as sb:
         sb.write_file("deep/dir/a.txt", "héllo\n".encode())
         assert sb.read_file("deep/dir/a.txt") == "héllo\n".encode()
         owner = sb.run("stat -c %u deep/dir/a.txt deep/dir", timeout=30).output.split()
@@ -65,22 +77,22 @@ def test_files_round_trip_with_sandbox_ownership(backend: DockerBackend) -> None
             sb.read_file("deep")
 
 
-def test_upload_tar_keeps_modes(backend: DockerBackend) -> None:
+def test_upload_tar_keeps_modes(any_backend: SandboxBackend) -> None:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         info = tarfile.TarInfo("run.sh")
         data = b"#!/bin/sh\necho ran\n"
         info.size, info.mode, info.uid, info.gid = len(data), 0o755, 1000, 1000
         tar.addfile(info, io.BytesIO(data))
-    with session(backend, SPEC) as sb:
+    with session(any_backend, SPEC) as sb:
         sb.upload_tar(buf.getvalue(), "/workspace")
         assert sb.run("./run.sh", timeout=30).output.strip() == "ran"
 
 
-def test_no_network_by_default(backend: DockerBackend) -> None:
-    with session(backend, SPEC) as sb:
+def test_no_network_by_default(any_backend: SandboxBackend) -> None:
+    with session(any_backend, SPEC) as sb:
         probe = "import socket; socket.create_connection(('1.1.1.1', 53), 3)"
-        result = sb.run(f'python -c "{probe}"', timeout=30)
+        result = sb.run(f'python3 -c "{probe}"', timeout=30)
         assert not result.ok
         assert "unreachable" in result.output.lower() or "errno" in result.output.lower()
 
