@@ -325,3 +325,44 @@ def test_local_bubblewrap_backend_runs_the_whole_loop(tmp_path: Path, scripted_m
     assert ".setup-ran" not in result.diff  # setup litter is not part of the fix
     # unittest writes no JUnit report: judged by the exit code alone.
     assert result.tests_before and result.tests_before.summary == "failed (exit 1)"
+
+
+@pytest.mark.parametrize(("setting", "value", "reason"), [
+    ("max_total_tokens", 1, "token limit reached"),
+    ("max_wall_s", 0.5, "time limit reached (0.5s)"),
+])
+def test_token_and_time_limits_end_the_run_saying_which(
+        tmp_path: Path, scripted_model: Any, backend: DockerBackend, settings: WorkerSettings,
+        setting: str, value: float, reason: str) -> None:
+    repo = make_repo(tmp_path / "repo", BUGGY_REPO)
+    setattr(settings, setting, value)
+    slow = step(call("bash", command="sleep 1"))
+    server = scripted_model([slow, *FIX_STEPS])
+    result = fix(repo, server, backend, settings)
+    assert result.status == "unresolved"
+    assert result.reason.startswith(reason)
+    assert result.turns == 1
+    assert branches(repo) == []
+
+
+def test_a_repeating_model_is_warned_before_it_is_stopped(tmp_path: Path, scripted_model: Any,
+                                                          backend: DockerBackend,
+                                                          settings: WorkerSettings) -> None:
+    repo = make_repo(tmp_path / "repo", BUGGY_REPO)
+    same = step(call("view", path="mathlib.py"))
+    server = scripted_model([same] * 6)
+    result = fix(repo, server, backend, settings)
+    assert result.status == "unresolved" and result.reason.startswith("stuck")
+    assert result.turns == 5
+    replies = tool_replies(server)
+    assert "exactly this" not in replies[1]
+    assert "you have now done exactly this 3 times" in replies[2]
+
+
+def test_cli_rejects_missing_or_double_issue_text(tmp_path: Path) -> None:
+    for args in ([], ["--issue", "x", "--issue-file", "y"], ["--issue", "  "],
+                 ["--issue-file", str(tmp_path / "missing.md")]):
+        proc = subprocess.run(["qwenfix", "fix", str(tmp_path), *args],
+                              capture_output=True, text=True, env=_env({"COLUMNS": "300"}))
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert "issue" in proc.stderr

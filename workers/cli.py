@@ -109,7 +109,7 @@ def _read_issue(path: Path | None) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise typer.BadParameter(f"cannot read {path}: {exc.strerror}") from exc
+        raise typer.BadParameter(f"cannot read the issue file {path}: {exc.strerror}") from exc
 
 
 @app.command()
