@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -99,7 +99,17 @@ class _Run:
     verdict: Verdict | None = None
     diff: str = ""
     attempts: int = 0
-    notes: list[str] = field(default_factory=list)
+
+    @property
+    def baseline(self) -> TestRun:
+        if self.before is None:
+            raise RuntimeError("the baseline tests have not run yet")
+        return self.before
+
+    def verified(self) -> tuple[TestRun, Verdict]:
+        if self.after is None or self.verdict is None:
+            raise RuntimeError("the change has not been verified yet")
+        return self.after, self.verdict
 
 
 def run_fix(
@@ -251,8 +261,7 @@ def _prepare(sb: Sandbox, run: _Run, repo: Path) -> None:
 
 
 def _first_messages(run: _Run, repo: Path, paths: list[str]) -> list[Message]:
-    before = run.before
-    assert before is not None  # set by the caller; the type checker cannot see it
+    before = run.baseline
     context = build_repository_context(repo, run.base, paths, task=run.request.issue,
                                        settings=run.settings)
     system = render("system.md.j2", workdir="/workspace", test_command=run.config.test)
@@ -287,8 +296,7 @@ def _diff(sb: Sandbox) -> str:
 def _on_submit(sb: Sandbox, run: _Run, submit: SubmitRequested) -> SubmitOutcome:
     run.diff = _diff(sb)
     run.attempts += 1
-    before = run.before
-    assert before is not None
+    before = run.baseline
     run.after = run_tests(sb, run.config.test or "", label=f"verify-{run.attempts}",
                           timeout=run.config.limits.test_timeout_s or run.settings.test_timeout_s)
     run.verdict = judge(before, run.after, diff=run.diff, issue_text=run.request.issue)
@@ -313,14 +321,14 @@ def _publish(result: FixResult, run: _Run, forge: LocalForge, agent_s: float,
         else f"qwenfix/{slugify(request.title or request.issue.strip().splitlines()[0])}"
     branch = forge.free_branch_name(wanted)
     stats = diffstat(run.diff)
-    before, after = run.before, run.after
-    assert before is not None and after is not None and run.verdict is not None
+    before = run.baseline
+    after, verdict = run.verified()
     body = render(
         "pr_body.md.j2",
         summary=result.summary or title, issue_number=request.issue_number,
         before_summary=before.summary(), after_summary=after.summary(),
-        test_command=run.config.test, verdict_reason=run.verdict.reason,
-        red_baseline=run.verdict.red_baseline, still_failing=run.verdict.still_failing,
+        test_command=run.config.test, verdict_reason=verdict.reason,
+        red_baseline=verdict.red_baseline, still_failing=verdict.still_failing,
         after_output=clip(after.output_tail, 1500).replace("```", "``\u200b`"),
         files_changed=len(stats.files), added=stats.added, removed=stats.removed,
         files=stats.files, turns=result.turns, prompt_tokens=result.usage.prompt_tokens,
