@@ -103,7 +103,7 @@ def fix(
     raise typer.Exit(0 if result.status == "resolved" else 1)
 
 
-def _read_issue(path: Path | None) -> str:
+def _read_issue(path: Path | None) -> str:  # also reads --task-file
     if path is None:
         raise typer.BadParameter("--issue-file is required")
     try:
@@ -125,6 +125,61 @@ def demo(
     result = run_demo(keep=keep, echo=typer.echo)
     print_result(result, as_json)
     raise typer.Exit(0 if result.status == "resolved" else 1)
+
+
+@app.command()
+def pack(
+    path: Annotated[Path, typer.Argument(help="A local git repository (its working tree).")],
+    task: Annotated[str | None, typer.Option(help="What the model will work on.")] = None,
+    task_file: Annotated[Path | None, typer.Option(help="Read the task from a file.")] = None,
+    budget: Annotated[int | None, typer.Option(
+        help="Token budget; default: the model's context minus the reserve.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    output: Annotated[Path | None, typer.Option("-o", "--output",
+                                                help="Write the packed text here.")] = None,
+) -> None:
+    """Pack a repository into the model's context, exactly within a token budget."""
+    from workers.context.classify import ContextRules
+    from workers.context.pack import BudgetTooSmall, Packer
+    from workers.context.sources import WorkingTreeFiles
+    from workers.context.tokens import CountCache, TokenCounter
+    from workers.git import GitError, is_repository
+    from workers.repo_config import RepoConfigError, load_repo_config
+
+    if task is not None and task_file is not None:
+        raise typer.BadParameter("give at most one of --task and --task-file")
+    text = task if task is not None else (_read_issue(task_file) if task_file else "")
+    if not is_repository(path):
+        raise typer.BadParameter(f"{path} is not a git repository")
+    settings = WorkerSettings()
+    limit = budget if budget is not None else \
+        settings.llm_context_tokens - settings.context_reserve_tokens
+    try:
+        source = WorkingTreeFiles(path)
+        config_file = path / ".qwenfix.yml"
+        rules = ContextRules()
+        if config_file.is_file():
+            rules = load_repo_config([".qwenfix.yml"], lambda p: (path / p).read_bytes()).context
+        cache = CountCache(settings.cache_dir / "pack.sqlite3")
+        try:
+            result = Packer(source, rules=rules, cache=cache, counter=TokenCounter()).pack(
+                task=text, budget=limit)
+        finally:
+            cache.close()
+    except (BudgetTooSmall, RepoConfigError, GitError) as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+    if output is not None:
+        output.write_text(result.text, encoding="utf-8")
+    if as_json:
+        typer.echo(result.report.model_dump_json(indent=2))
+    elif output is None:
+        typer.echo(result.text, nl=False)
+    counts = result.report.counts()
+    typer.secho(
+        f"{result.report.tokens} of {limit} tokens in {result.report.elapsed_s:.2f}s: "
+        f"{counts['full']} files in full, {counts['outline']} as outlines, "
+        f"{counts['omitted']} by name only or left out", err=True)
 
 
 def main() -> None:

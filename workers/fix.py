@@ -21,7 +21,10 @@ from workers import git as gitops
 from workers.agent.loop import Agent, Limits, SubmitOutcome
 from workers.agent.tools import SubmitRequested, Toolbox, clip
 from workers.agent.trajectory import Trajectory
-from workers.context import build_repository_context
+from workers.context import pack_commit, repository_instructions
+from workers.context.pack import BudgetTooSmall
+from workers.context.safety import neutralise
+from workers.context.tokens import TokenCounter
 from workers.diffstat import diffstat
 from workers.forge.local import LocalForge, slugify
 from workers.llm.types import Message, Model, Usage
@@ -261,19 +264,39 @@ def _prepare(sb: Sandbox, run: _Run, repo: Path) -> None:
 
 
 def _first_messages(run: _Run, repo: Path, paths: list[str]) -> list[Message]:
-    before = run.baseline
-    context = build_repository_context(repo, run.base, paths, task=run.request.issue,
-                                       settings=run.settings)
+    """System prompt, then the task: instructions, the packed repository, the baseline and
+    the issue. Rendered once; the conversation only grows after it."""
+    before, settings = run.baseline, run.settings
+    instructions, source = repository_instructions(repo, run.base, paths)
     system = render("system.md.j2", workdir="/workspace", test_command=run.config.test)
-    task = render(
-        "task.md.j2",
-        instructions=context.instructions, instructions_source=context.instructions_source,
-        repository=context.text, test_command=run.config.test,
-        baseline_summary=before.summary(), baseline_failing=before.failing()[:50],
-        baseline_output=clip(before.output_tail, 3000),
-        issue=context.issue, issue_number=run.request.issue_number,
-    )
-    return [{"role": "system", "content": system}, {"role": "user", "content": task}]
+
+    def task(repository: str) -> str:
+        return render(
+            "task.md.j2", instructions=instructions, instructions_source=source,
+            repository=repository, test_command=run.config.test,
+            baseline_summary=before.summary(), baseline_failing=before.failing()[:50],
+            baseline_output=neutralise(clip(before.output_tail, 3000)),
+            issue=neutralise(run.request.issue), issue_number=run.request.issue_number)
+
+    counter = TokenCounter()
+    frame = counter.count(system) + counter.count(task(""))
+    budget = settings.llm_context_tokens - settings.context_reserve_tokens - frame
+    try:
+        pack = pack_commit(repo, run.base, task=run.request.issue, budget=budget,
+                           rules=run.config.context, counter=counter,
+                           cache_path=settings.cache_dir / "pack.sqlite3")
+    except BudgetTooSmall as exc:
+        raise FixFailed(f"the model's context is too small for this repository: {exc}. "
+                        "Raise QWENFIX_LLM_CONTEXT_TOKENS or lower "
+                        "QWENFIX_CONTEXT_RESERVE_TOKENS.") from exc
+    counts = pack.report.counts()
+    log.info("packed the repository: %d of %d tokens, %d files in full, %d as outlines",
+             pack.report.tokens, budget, counts["full"], counts["outline"])
+    run.trajectory.record(
+        "pack", tokens=pack.report.tokens, budget=budget, elapsed_s=pack.report.elapsed_s,
+        counts=counts, files=[f.model_dump() for f in pack.report.files if f.tokens])
+    return [{"role": "system", "content": system},
+            {"role": "user", "content": task(pack.text)}]
 
 
 def _tests_tool(sb: Sandbox, run: _Run) -> str:

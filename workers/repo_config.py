@@ -10,6 +10,8 @@ from collections.abc import Callable
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from workers.context.classify import ContextRules
+
 CONFIG_FILE = ".qwenfix.yml"
 OPENHANDS_SETUP = ".openhands/setup.sh"
 
@@ -36,6 +38,7 @@ class RepoConfig(BaseModel):
     setup: str | None = None
     setup_network: bool | None = None
     limits: RepoLimits = Field(default_factory=RepoLimits)
+    context: ContextRules = Field(default_factory=ContextRules)
     source: str = Field(default="detected", exclude=True)
 
 

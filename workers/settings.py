@@ -56,4 +56,6 @@ class WorkerSettings(BaseSettings):
     max_wall_s: float = 1800.0
     tool_output_chars: int = 16_000
 
+    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "qwenfix")
+    """Token counts and outlines by git blob id, so that packing again is cheap."""
     trajectory_dir: Path = Field(default_factory=lambda: _state_dir() / "trajectories")

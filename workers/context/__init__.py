@@ -1,5 +1,5 @@
 """Whole-repository context: what the model sees first, rendered once per run."""
 
-from workers.context.build import RepositoryContext, build_repository_context
+from workers.context.build import pack_commit, repository_instructions
 
-__all__ = ["RepositoryContext", "build_repository_context"]
+__all__ = ["pack_commit", "repository_instructions"]

@@ -1,0 +1,79 @@
+"""Which files stay out of the model's context, and why (the report says so)."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workers.context.sources import RepoFile
+from workers.secrets import secret_like_name
+
+DEFAULT_EXCLUDES = (
+    # dependencies and build output
+    "node_modules/", "vendor/", "dist/", "bower_components/", ".yarn/", "__pycache__/",
+    # minified and generated code
+    "*.min.js", "*.min.css", "*.map", "*.pb.go", "*_pb2.py", "*_pb2_grpc.py",
+    # lock files
+    "*.lock", "package-lock.json", "npm-shrinkwrap.json", "pnpm-lock.yaml", "go.sum",
+)
+BINARY_SUFFIXES = frozenset((
+    "png", "jpg", "jpeg", "gif", "bmp", "ico", "icns", "webp", "tif", "tiff", "psd", "pdf",
+    "zip", "gz", "tgz", "bz2", "xz", "zst", "7z", "rar", "tar", "whl", "egg", "jar", "war",
+    "so", "dylib", "dll", "exe", "o", "a", "lib", "pyc", "pyo", "class", "wasm",
+    "woff", "woff2", "ttf", "otf", "eot", "mo", "mp3", "mp4", "wav", "ogg", "flac", "mov",
+    "avi", "webm", "sqlite", "sqlite3", "db", "bin", "dat", "npy", "npz", "pkl", "pt", "onnx",
+))
+LOCK_NAMES = frozenset(("package-lock.json", "npm-shrinkwrap.json", "pnpm-lock.yaml", "go.sum"))
+
+
+class ContextRules(BaseModel):
+    """What to leave out; `.qwenfix.yml`'s `context:` section adds to the defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_file_bytes: int = Field(default=262_144, ge=1)
+    exclude: list[str] = Field(default_factory=list)
+    """More patterns to leave out (gitignore-like: `dir/`, `*.ext`, `path/*.py`)."""
+    keep: list[str] = Field(default_factory=list)
+    """Patterns that override the built-in exclusions (for example `vendor/`)."""
+
+    def patterns(self) -> list[str]:
+        return [p for p in DEFAULT_EXCLUDES if p not in self.keep] + self.exclude
+
+
+def matches(path: str, pattern: str) -> bool:
+    if pattern.endswith("/"):
+        return pattern[:-1] in path.split("/")[:-1]
+    if "/" in pattern:
+        return fnmatch.fnmatchcase(path, pattern)
+    return fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], pattern)
+
+
+def excluded_by_name(file: RepoFile, rules: ContextRules, patterns: Sequence[str]) -> str | None:
+    """A reason to leave the file out that needs no look at its content."""
+    if file.symlink:
+        return "symbolic link"
+    if secret_like_name(file.path):
+        return "secret-like file name"
+    for pattern in patterns:
+        if matches(file.path, pattern):
+            name = file.path.rsplit("/", 1)[-1]
+            lock = name in LOCK_NAMES or name.endswith(".lock")
+            return "lock file" if lock else f"excluded by pattern {pattern}"
+    suffix = file.path.rsplit(".", 1)[-1].lower() if "." in file.path else ""
+    if suffix in BINARY_SUFFIXES:
+        return "binary"
+    if file.size > rules.max_file_bytes:
+        return f"too large ({file.size} bytes)"
+    return None
+
+
+def excluded_by_content(data: bytes) -> str | None:
+    if b"\0" in data[:8192]:
+        return "binary"
+    head = data[:1024]
+    if b"@generated" in head or b"DO NOT EDIT" in head:
+        return "generated"
+    return None

@@ -1,0 +1,199 @@
+"""Relevance of each file to the task, from cheap signals: paths, modules, symbols and
+stack-trace frames named in the task; BM25 on the task's most specific words; import
+neighbours of the best files; and the tests of those files."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+MAX_TERMS = 16
+MAX_SYMBOLS = 8
+TOP_FOR_NEIGHBOURS = 5
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
+_PATHLIKE = re.compile(r"[\w.\-/\\]+\.[A-Za-z0-9]{1,8}\b")
+_DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*){1,}\b")
+_PY_IMPORT = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", re.M)
+_JS_IMPORT = re.compile(r"""(?:from\s+|require\(\s*|import\s*\(\s*)['"](\.{1,2}/[^'"]+)['"]""")
+_STOPWORD_TEXT = """
+the and for are but not you all any can had her was one our out has him his how its may
+new now old see two who did get got let put say she too use with this that from have they
+will what when where which while would there their then than them these those been being
+into also just like some such only very more most other over same should could does each
+fix bug issue error fails failing wrong instead expected actual returns return when after
+before because about again here please thanks using used still make makes made cannot
+"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+@dataclass
+class Ranked:
+    path: str
+    score: float
+    why: list[str] = field(default_factory=list)
+
+
+def _code_words(task: str) -> dict[str, float]:
+    """Every candidate word with a weight: code-like identifiers first, then longer words."""
+    seen: dict[str, float] = {}
+    for match in _WORD.finditer(task):
+        word = match.group(0)
+        if word.lower() in STOPWORDS or word.isdigit():
+            continue
+        after = task[match.end() : match.end() + 1]
+        before = task[match.start() - 1 : match.start()] if match.start() else ""
+        code_like = ("_" in word.strip("_") or any(c.isupper() for c in word[1:])
+                     or after == "(" or before in (".", "`"))
+        weight = len(word) + (20 if code_like else 0) + (5 if before == "`" else 0)
+        seen[word] = max(seen.get(word, 0.0), weight)
+    return seen
+
+
+def query_terms(task: str) -> list[str]:
+    """The task's most specific words, lower-cased, for BM25."""
+    best: dict[str, float] = {}
+    for word, weight in _code_words(task).items():
+        best[word.lower()] = max(best.get(word.lower(), 0.0), weight)
+    return [t for t, _ in sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))][:MAX_TERMS]
+
+
+def symbols(task: str) -> list[str]:
+    """Identifiers the task names in code form (`QuerySet`, `get_aggregation`, `f()`)."""
+    words = _code_words(task)
+    return sorted((w for w, weight in words.items() if weight >= 20 + len(w)),
+                  key=lambda w: (-words[w], w))[:MAX_SYMBOLS]
+
+
+def definition_pattern(symbol: str) -> re.Pattern[str]:
+    keywords = r"(?:class|def|function|func|fn|interface|struct|trait|enum|type|module)"
+    return re.compile(rf"\b{keywords}\s+{re.escape(symbol)}\b")
+
+
+def named_paths(task: str, paths: Sequence[str]) -> dict[str, str]:
+    """path -> why, for files the task names by path, module or trace frame."""
+    by_suffix: dict[str, list[str]] = {}
+    for path in paths:
+        parts = path.split("/")
+        for i in range(len(parts)):
+            by_suffix.setdefault("/".join(parts[i:]), []).append(path)
+    found: dict[str, str] = {}
+    candidates = [m.replace("\\", "/").lstrip("./") for m in _PATHLIKE.findall(task)]
+    for dotted in _DOTTED.findall(task):
+        stem = dotted.replace(".", "/")
+        candidates += [f"{stem}.py", f"{stem}/__init__.py"]
+    for cand in candidates:
+        parts = cand.split("/")
+        # Longest suffix first: "/usr/lib/python3/site-packages/pkg/mod.py" -> "pkg/mod.py".
+        for i in range(len(parts)):
+            suffix = "/".join(parts[i:])
+            hits = by_suffix.get(suffix)
+            if hits and (len(hits) <= 3 or i == 0):
+                for hit in hits:
+                    why = "named in the task" if "/" in suffix else "file name in the task"
+                    found.setdefault(hit, why)
+                break
+    return found
+
+
+def rank_files(
+    task: str,
+    paths: Sequence[str],
+    term_counts: Callable[[list[str]], dict[str, dict[str, int]]],
+    sizes: dict[str, int],
+    read_text: Callable[[str], str],
+    definitions: dict[str, set[str]] | None = None,
+) -> list[Ranked]:
+    """Scores every path. `term_counts(terms)` gives path -> term -> occurrences;
+    `definitions` path -> symbols of the task that the file defines."""
+    ranked = {p: Ranked(p, 0.0) for p in paths}
+    for path, why in named_paths(task, paths).items():
+        ranked[path].score += 100 if why == "named in the task" else 30
+        ranked[path].why.append(why)
+
+    terms = query_terms(task)
+    counts = term_counts(terms) if terms else {}
+    n = max(len(paths), 1)
+    avg = sum(sizes.values()) / n or 1.0
+    best = 0.0
+    bm25: dict[str, float] = {}
+    for term in terms:
+        df = sum(1 for p in paths if counts.get(p, {}).get(term))
+        if not df:
+            continue
+        idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+        for path in paths:
+            tf = counts.get(path, {}).get(term, 0)
+            if tf:
+                norm = tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * sizes.get(path, 0) / avg))
+                bm25[path] = bm25.get(path, 0.0) + idf * norm
+    best = max(bm25.values(), default=0.0)
+    for path, value in bm25.items():
+        ranked[path].score += 40 * value / best
+        if value / best > 0.5:
+            ranked[path].why.append("words of the task")
+    for path, defined in (definitions or {}).items():
+        ranked[path].score += 25 * min(len(defined), 2)
+        ranked[path].why.append(f"defines {', '.join(sorted(defined))}")
+
+    top = sorted(ranked.values(), key=lambda r: -r.score)[:TOP_FOR_NEIGHBOURS]
+    top = [r for r in top if r.score > 0]
+    path_set = set(paths)
+    for leader in top:
+        for neighbour in imports_of(leader.path, read_text(leader.path), path_set):
+            if neighbour != leader.path:
+                ranked[neighbour].score += 8
+                ranked[neighbour].why.append(f"imported by {leader.path}")
+        for test in tests_of(leader.path, paths):
+            ranked[test].score += 12
+            ranked[test].why.append(f"tests {leader.path}")
+    return sorted(ranked.values(), key=lambda r: (-r.score, r.path))
+
+
+def imports_of(path: str, text: str, paths: set[str]) -> list[str]:
+    out: list[str] = []
+    if path.endswith(".py"):
+        package = path.rsplit("/", 1)[0] if "/" in path else ""
+        for module in (a or b for a, b in _PY_IMPORT.findall(text)):
+            if module.startswith("."):
+                depth = len(module) - len(module.lstrip("."))
+                base = package.split("/")
+                base = base[: len(base) - (depth - 1)] if depth > 1 else base
+                rest = module.lstrip(".").replace(".", "/")
+                stem = "/".join(filter(None, [*base, rest]))
+            else:
+                stem = module.replace(".", "/")
+            for cand in (f"{stem}.py", f"{stem}/__init__.py", f"src/{stem}.py"):
+                if cand in paths:
+                    out.append(cand)
+    elif path.endswith((".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs")):
+        directory = path.rsplit("/", 1)[0] if "/" in path else ""
+        for rel in _JS_IMPORT.findall(text):
+            stem = _join(directory, rel)
+            for ext in ("", ".ts", ".tsx", ".js", ".jsx", "/index.ts", "/index.js"):
+                if stem + ext in paths:
+                    out.append(stem + ext)
+                    break
+    return out
+
+
+def _join(directory: str, rel: str) -> str:
+    parts = [p for p in directory.split("/") if p]
+    for piece in rel.split("/"):
+        if piece == "..":
+            parts = parts[:-1]
+        elif piece not in (".", ""):
+            parts.append(piece)
+    return "/".join(parts)
+
+
+def tests_of(path: str, paths: Sequence[str]) -> list[str]:
+    name = path.rsplit("/", 1)[-1]
+    stem = name.rsplit(".", 1)[0]
+    if stem in ("__init__", "index", "main", "mod", "lib") or "test" in name.lower():
+        return []
+    patterns = (f"test_{stem}.", f"{stem}_test.", f"{stem}.test.", f"{stem}.spec.",
+                f"test{stem}.", f"{stem}tests.")
+    return [p for p in paths if p != path and p.rsplit("/", 1)[-1].lower().startswith(
+        tuple(x.lower() for x in patterns))]

@@ -1,0 +1,35 @@
+"""What looks like a credential: used to keep files out of the model's context and, later,
+to block a push whose added lines carry one."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+
+SECRET_PATTERNS: dict[str, re.Pattern[bytes]] = {
+    "GitHub token": re.compile(rb"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
+    "private key": re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----"),
+    "AWS access key": re.compile(rb"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    "Slack token": re.compile(rb"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
+    "GitLab token": re.compile(rb"\bglpat-[A-Za-z0-9_-]{20,}"),
+    "Google API key": re.compile(rb"\bAIza[0-9A-Za-z_-]{35}\b"),
+    "OpenAI-style key": re.compile(rb"\bsk-(?:proj-)?[A-Za-z0-9_-]{32,}"),
+}
+
+SECRET_FILE_NAMES = (
+    ".env", ".env.*", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa", "id_rsa*", "id_dsa*",
+    "id_ecdsa*", "id_ed25519*", ".netrc", ".git-credentials", "*.keystore", "*.jks",
+)
+
+
+def secret_in(data: bytes) -> str | None:
+    """The kind of the first credential-like string in `data`, or None."""
+    for kind, pattern in SECRET_PATTERNS.items():
+        if pattern.search(data):
+            return kind
+    return None
+
+
+def secret_like_name(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in SECRET_FILE_NAMES)
