@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sandbox import SandboxBackend
-from workers.fix import FixRequest, FixResult, run_fix
 from workers.settings import WorkerSettings
+
+if TYPE_CHECKING:  # the commands import what they need, so `qwenfix pack` starts fast
+    from sandbox import SandboxBackend
+    from workers.fix import FixRequest, FixResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="qwenfix: fixes repositories with Qwen3-Coder, verified by their tests.")
@@ -27,6 +30,7 @@ def _logging(verbose: bool) -> None:
 
 
 def execute_fix(request: FixRequest, settings: WorkerSettings) -> FixResult:
+    from workers.fix import run_fix
     from workers.llm.client import OpenAICompatibleModel, Sampling
 
     with OpenAICompatibleModel(
@@ -96,6 +100,8 @@ def fix(
     text = issue if issue is not None else _read_issue(issue_file)
     if not text.strip():
         raise typer.BadParameter("the issue text is empty")
+    from workers.fix import FixRequest
+
     result = execute_fix(
         FixRequest(repo=path, issue=text, issue_number=issue_number, title=title),
         WorkerSettings())
@@ -154,6 +160,7 @@ def pack(
     settings = WorkerSettings()
     limit = budget if budget is not None else \
         settings.llm_context_tokens - settings.context_reserve_tokens
+    started = time.perf_counter()
     try:
         source = WorkingTreeFiles(path)
         config_file = path / ".qwenfix.yml"
@@ -169,6 +176,7 @@ def pack(
     except (BudgetTooSmall, RepoConfigError, GitError) as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1) from exc
+    result.report.elapsed_s = round(time.perf_counter() - started, 3)  # listing included
     if output is not None:
         output.write_text(result.text, encoding="utf-8")
     if as_json:
@@ -184,3 +192,7 @@ def pack(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -30,6 +30,8 @@ def secret_in(data: bytes) -> str | None:
     return None
 
 
+_SECRET_NAME = re.compile("|".join(fnmatch.translate(p) for p in SECRET_FILE_NAMES))
+
+
 def secret_like_name(path: str) -> bool:
-    name = path.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in SECRET_FILE_NAMES)
+    return _SECRET_NAME.match(path.rsplit("/", 1)[-1]) is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,29 +40,54 @@ class ContextRules(BaseModel):
     keep: list[str] = Field(default_factory=list)
     """Patterns that override the built-in exclusions (for example `vendor/`)."""
 
-    def patterns(self) -> list[str]:
-        return [p for p in DEFAULT_EXCLUDES if p not in self.keep] + self.exclude
+    def matcher(self) -> NameRules:
+        return NameRules([p for p in DEFAULT_EXCLUDES if p not in self.keep] + self.exclude,
+                         self.max_file_bytes)
+
+
+class NameRules:
+    """The exclusion patterns, compiled once: checked against thousands of paths."""
+
+    def __init__(self, patterns: Sequence[str], max_file_bytes: int) -> None:
+        self.max_file_bytes = max_file_bytes
+        self._dirs = {p[:-1]: p for p in patterns if p.endswith("/")}
+        self._paths = [(p, re.compile(fnmatch.translate(p))) for p in patterns
+                       if "/" in p and not p.endswith("/")]
+        names = [p for p in patterns if "/" not in p]
+        self._names = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in names)) \
+            if names else None
+        self._name_list = names
+
+    def match(self, path: str) -> str | None:
+        """The pattern that excludes `path`, if any."""
+        directories, _, name = path.rpartition("/")
+        if self._dirs and directories:
+            for part in directories.split("/"):
+                if part in self._dirs:
+                    return self._dirs[part]
+        if self._names is not None and self._names.match(name):
+            return next(p for p in self._name_list if fnmatch.fnmatchcase(name, p))
+        for pattern, regex in self._paths:
+            if regex.match(path):
+                return pattern
+        return None
 
 
 def matches(path: str, pattern: str) -> bool:
-    if pattern.endswith("/"):
-        return pattern[:-1] in path.split("/")[:-1]
-    if "/" in pattern:
-        return fnmatch.fnmatchcase(path, pattern)
-    return fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], pattern)
+    return NameRules([pattern], 1).match(path) is not None
 
 
-def excluded_by_name(file: RepoFile, rules: ContextRules, patterns: Sequence[str]) -> str | None:
+def excluded_by_name(file: RepoFile, rules: NameRules) -> str | None:
     """A reason to leave the file out that needs no look at its content."""
     if file.symlink:
         return "symbolic link"
     if secret_like_name(file.path):
         return "secret-like file name"
-    for pattern in patterns:
-        if matches(file.path, pattern):
-            name = file.path.rsplit("/", 1)[-1]
-            lock = name in LOCK_NAMES or name.endswith(".lock")
-            return "lock file" if lock else f"excluded by pattern {pattern}"
+    pattern = rules.match(file.path)
+    if pattern is not None:
+        name = file.path.rsplit("/", 1)[-1]
+        lock = name in LOCK_NAMES or name.endswith(".lock")
+        return "lock file" if lock else f"excluded by pattern {pattern}"
     suffix = file.path.rsplit(".", 1)[-1].lower() if "." in file.path else ""
     if suffix in BINARY_SUFFIXES:
         return "binary"

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from workers.context.classify import ContextRules, excluded_by_content, excluded_by_name
 from workers.context.outline import language_of, outline
-from workers.context.rank import Ranked, definition_pattern, query_terms, rank_files, symbols
+from workers.context.rank import Ranked, defines, query_terms, rank_files, symbols
 from workers.context.safety import neutralise
 from workers.context.sources import FileSource, RepoFile
 from workers.context.tokens import CountCache, TokenCounter
@@ -37,7 +37,8 @@ MAX_CHARS_PER_TOKEN = 6.0  # real source text never packs more densely than this
 TYPICAL_CHARS_PER_TOKEN = 3.0  # for sizing batches; a low guess counts a little extra
 FULL_SHARE = 0.85  # of the room for files; outlines get the rest first
 TREE_SHARE = 0.25
-OUTLINE_BATCH = 64
+OUTLINE_BATCH = 24
+HEAD_BYTES = 8192  # enough to tell binary and generated files
 OMITTED_LIST_LIMIT = 200
 SUMMARY_RESERVE = 64
 SECRET_LINE_RESERVE = 48
@@ -151,9 +152,8 @@ class Packer:
     def pack(self, *, task: str, budget: int) -> Pack:
         started = time.perf_counter()
         files = sorted(self.source.files, key=lambda f: f.path)
-        patterns = self.rules.patterns()
-        omitted = {f.path: r for f in files
-                   if (r := excluded_by_name(f, self.rules, patterns)) is not None}
+        names = self.rules.matcher()
+        omitted = {f.path: r for f in files if (r := excluded_by_name(f, names)) is not None}
         candidates = [f for f in files if f.path not in omitted]
         omitted.update(self._content_exclusions(candidates))
         candidates = [f for f in candidates if f.path not in omitted]
@@ -244,7 +244,8 @@ class Packer:
         known = self.cache.get_texts(keys.values())
         todo = [f for f in files if keys[f.path] not in known]
         self.source.prefetch(todo)
-        fresh = {keys[f.path]: excluded_by_content(self.source.read(f)) or "" for f in todo}
+        fresh = {keys[f.path]: excluded_by_content(self.source.head(f, HEAD_BYTES)) or ""
+                 for f in todo}
         self.cache.put_texts(fresh)
         known.update(fresh)
         return {f.path: known[keys[f.path]] for f in files if known[keys[f.path]]}
@@ -267,10 +268,12 @@ class Packer:
         if missing:
             self.source.prefetch(files)
             fresh: dict[str, dict[str, int]] = {t: {} for t in missing}
+            # Terms are ASCII identifiers, so bytes (no decoding, ASCII lower-casing) will do.
+            needles = [(t, t.encode()) for t in missing]
             for f in files:
-                low = self._text(f).lower()
-                for term in missing:
-                    n = low.count(term)
+                low = self.source.read(f).lower()
+                for term, needle in needles:
+                    n = low.count(needle)
                     if n:
                         fresh[term][f.path] = n
             self.cache.put_texts({keys[t]: json.dumps(c, sort_keys=True)
@@ -302,13 +305,11 @@ class Packer:
         for name in names:
             if keys[name] in known:
                 continue
-            pattern = definition_pattern(name)
             low = name.lower()
             mentioning = [f for f in files if counts.get(f.path, {}).get(low)] \
                 if low in query_terms_set(counts) else files
             self.source.prefetch(mentioning)
-            known[keys[name]] = sorted(f.path for f in mentioning
-                                       if pattern.search(self._text(f)))
+            known[keys[name]] = sorted(f.path for f in mentioning if defines(self._text(f), name))
             self.cache.put_texts({keys[name]: json.dumps(known[keys[name]])})
         out: dict[str, set[str]] = defaultdict(set)
         for name in names:
@@ -350,7 +351,7 @@ class Packer:
         while pending and full_room - used > full_room * 0.02 and considered < 3 * full_room:
             batch: list[str] = []
             estimate = 0.0
-            while pending and (len(batch) < 32 or estimate < (full_room - used) * 1.3):
+            while pending and (len(batch) < 32 or estimate < full_room - used):
                 path = pending.pop(0)
                 batch.append(path)
                 estimate += by_path[path].size / TYPICAL_CHARS_PER_TOKEN

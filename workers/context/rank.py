@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-MAX_TERMS = 16
+MAX_TERMS = 12
 MAX_SYMBOLS = 8
 TOP_FOR_NEIGHBOURS = 5
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
@@ -66,9 +66,23 @@ def symbols(task: str) -> list[str]:
                   key=lambda w: (-words[w], w))[:MAX_SYMBOLS]
 
 
-def definition_pattern(symbol: str) -> re.Pattern[str]:
-    keywords = r"(?:class|def|function|func|fn|interface|struct|trait|enum|type|module)"
-    return re.compile(rf"\b{keywords}\s+{re.escape(symbol)}\b")
+_KEYWORD_BEFORE = re.compile(
+    r"(?:^|\W)(?:class|def|function|func|fn|interface|struct|trait|enum|type|module)\s+$")
+
+
+def defines(text: str, symbol: str) -> bool:
+    """Whether `text` defines `symbol` (`def symbol`, `class symbol`, `fn symbol`, ...).
+
+    Finds the name literally first: a regex that starts with the keywords would try every
+    position of every file."""
+    start = 0
+    while (at := text.find(symbol, start)) != -1:
+        start = at + len(symbol)
+        if start < len(text) and (text[start].isalnum() or text[start] == "_"):
+            continue
+        if _KEYWORD_BEFORE.search(text, max(0, at - 24), at):
+            return True
+    return False
 
 
 def named_paths(task: str, paths: Sequence[str]) -> dict[str, str]:
@@ -193,7 +207,8 @@ def tests_of(path: str, paths: Sequence[str]) -> list[str]:
     stem = name.rsplit(".", 1)[0]
     if stem in ("__init__", "index", "main", "mod", "lib") or "test" in name.lower():
         return []
-    patterns = (f"test_{stem}.", f"{stem}_test.", f"{stem}.test.", f"{stem}.spec.",
-                f"test{stem}.", f"{stem}tests.")
-    return [p for p in paths if p != path and p.rsplit("/", 1)[-1].lower().startswith(
-        tuple(x.lower() for x in patterns))]
+    low = stem.lower()
+    prefixes = (f"test_{low}.", f"{low}_test.", f"{low}.test.", f"{low}.spec.",
+                f"test{low}.", f"{low}tests.")
+    return [p for p in paths
+            if p != path and p.rpartition("/")[2].lower().startswith(prefixes)]

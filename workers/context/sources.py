@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -27,6 +28,10 @@ class FileSource(Protocol):
     files: list[RepoFile]
 
     def read(self, file: RepoFile) -> bytes: ...
+
+    def head(self, file: RepoFile, size: int) -> bytes:
+        """The first `size` bytes, when that is all a check needs."""
+        ...
 
     def prefetch(self, files: list[RepoFile]) -> None:
         """Read many files at once when that is cheaper than one by one."""
@@ -61,6 +66,9 @@ class CommitFiles:
             self.prefetch([file])
         return self._blobs[file.blob]
 
+    def head(self, file: RepoFile, size: int) -> bytes:
+        return self.read(file)[:size]
+
 
 def read_blobs(repo: Path, shas: list[str]) -> dict[str, bytes]:
     if not shas:
@@ -94,20 +102,26 @@ class WorkingTreeFiles:
             repo, "ls-files", "-z", "-m", "-o", "--exclude-standard").decode().split("\0")))
         self._contents: dict[str, bytes] = {}
         self.files: list[RepoFile] = []
+        root = str(repo)
         for path in sorted(set(index) | changed):
-            full = repo / path
-            if os.path.islink(full):
+            full = os.path.join(root, path)
+            try:
+                info = os.lstat(full)
+            except FileNotFoundError:
+                continue  # deleted in the working tree
+            if stat.S_ISLNK(info.st_mode):
                 data = os.readlink(full).encode()
                 self._contents[path] = data
                 self.files.append(RepoFile(path, blob_id(data), len(data), symlink=True))
-            elif not full.is_file():
-                continue  # deleted in the working tree, or a directory (nested repository)
+            elif not stat.S_ISREG(info.st_mode):
+                continue  # a directory: a nested repository
             elif path in changed or path not in index:
-                data = full.read_bytes()
+                with open(full, "rb") as handle:
+                    data = handle.read()
                 self._contents[path] = data
                 self.files.append(RepoFile(path, blob_id(data), len(data)))
             else:
-                self.files.append(RepoFile(path, index[path], full.stat().st_size))
+                self.files.append(RepoFile(path, index[path], info.st_size))
 
     def prefetch(self, files: list[RepoFile]) -> None:
         return None
@@ -115,4 +129,11 @@ class WorkingTreeFiles:
     def read(self, file: RepoFile) -> bytes:
         if file.path in self._contents:
             return self._contents[file.path]
-        return (self.repo / file.path).read_bytes()
+        with open(os.path.join(self.repo, file.path), "rb") as handle:
+            return handle.read()
+
+    def head(self, file: RepoFile, size: int) -> bytes:
+        if file.path in self._contents:
+            return self._contents[file.path][:size]
+        with open(os.path.join(self.repo, file.path), "rb") as handle:
+            return handle.read(size)
