@@ -1,5 +1,5 @@
 # The two commands of the quick start: `make demo` and `make test`.
-.PHONY: demo test lint bootstrap services image clean-sandboxes
+.PHONY: demo test lint bootstrap services image clean-sandboxes bench-pack
 
 VENV := .venv/bin
 
@@ -26,3 +26,6 @@ test: services
 
 clean-sandboxes:
 	docker ps -aq --filter label=io.qwenfix.sandbox | xargs -r docker rm -f
+
+bench-pack: bootstrap
+	$(VENV)/python -m benchmarks.pack

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.measure import Summary, measure
@@ -57,14 +58,17 @@ def django_tree(spec: str) -> Path:
     return tree
 
 
-def repomix() -> list[str] | None:
-    prefix = CACHE / "node"
+def repomix(version: str) -> tuple[list[str], str] | None:
+    prefix = CACHE / f"repomix-{version}"
     binary = prefix / "node_modules" / ".bin" / "repomix"
     if not binary.exists() and shutil.which("npm"):
         prefix.mkdir(parents=True, exist_ok=True)
         subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix",
-                        str(prefix), "repomix"], check=False, capture_output=True)
-    return [str(binary)] if binary.exists() else None
+                        str(prefix), f"repomix@{version}"], check=False, capture_output=True)
+    if not binary.exists():
+        return None
+    installed = subprocess.run([str(binary), "--version"], capture_output=True, text=True)
+    return [str(binary)], installed.stdout.strip()
 
 
 def gitingest() -> list[str] | None:
@@ -77,11 +81,17 @@ def gitingest() -> list[str] | None:
     return [str(binary)] if binary.exists() else None
 
 
+def fixed_command(argv: list[str]) -> Callable[[int], tuple[list[str], dict[str, str]]]:
+    return lambda _run: (argv, {})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--django", default="5.2.*")
+    parser.add_argument("--repomix", default="latest",
+                        help="comma-separated npm versions of repomix to compare with")
     args = parser.parse_args()
 
     tree = django_tree(args.django)
@@ -99,15 +109,18 @@ def main() -> None:
         measure("qwenfix pack (warm)", args.runs,
                 lambda i: (qwenfix, {"QWENFIX_CACHE_DIR": warm_cache})),
     ]
-    anchors = {"repomix": repomix(), "gitingest": gitingest()}
-    for name, binary in anchors.items():
+    anchors: list[tuple[str, list[str] | None]] = []
+    for version in args.repomix.split(","):
+        found = repomix(version)
+        anchors.append((f"repomix {found[1] if found else version}",
+                        [*found[0], "--quiet"] if found else None))
+    anchors.append(("gitingest", gitingest()))
+    for name, binary in anchors:
         if binary is None:
             print(f"{name}: not available here, skipped")
             continue
-        argv = [*binary, str(tree), "-o", str(out / f"{name}.out")]
-        if name == "repomix":
-            argv.append("--quiet")
-        rows.append(measure(name, args.runs, lambda i, argv=argv: (argv, {})))
+        rows.append(measure(name, args.runs, fixed_command(
+            [*binary, str(tree), "-o", str(out / "anchor.out")])))
     cold = rows[0].wall_s
     for row in rows[2:]:
         row.note = f"qwenfix cold is {row.wall_s / cold:.1f}x faster"

@@ -75,7 +75,7 @@ def test_small_repository_goes_in_whole_in_path_order(tmp_path: Path,
     result = pack(repo, "anything", 10_000, counter)
     assert set(modes(result).values()) == {"full"}
     text = result.text
-    assert text.startswith("<tree>\na/\n  x.py\nb.py\nc.txt\n</tree>\n")
+    assert text.startswith("<tree>\n./: b.py c.txt\na/: x.py\n</tree>\n")
     assert text.index('<file path="a/x.py">') < text.index('<file path="b.py">') \
         < text.index('<file path="c.txt">')
     assert result.report.tokens == counter.count(text)
@@ -123,8 +123,12 @@ def test_outlines_when_whole_files_do_not_fit(tmp_path: Path, counter: TokenCoun
     assert "return total" not in block  # signatures, not bodies
     names_only = [f for f in result.report.files if f.reason.endswith("no room left")]
     assert names_only, "a repository larger than the budget leaves some files as names"
+    tree = result.text[: result.text.index("</tree>")]
     for f in names_only:
-        assert f"  {f.path.rsplit('/', 1)[-1]}\n" in result.text  # still in the tree
+        directory, _, name = f.path.rpartition("/")
+        label = f"{directory}/" if directory else "./"
+        line = next(x for x in tree.splitlines() if x.startswith(f"{label}: "))
+        assert name in line.split(": ", 1)[1].split()  # still named in the tree
 
 
 def test_left_out_files_are_listed_with_reasons(tmp_path: Path, counter: TokenCounter) -> None:

@@ -90,25 +90,18 @@ def outline_part(path: str, lines: int, text: str) -> str:
 
 
 def tree_part(paths: list[str], *, directories_only: bool = False) -> str:
-    counts: dict[str, int] = defaultdict(int)
+    """Every file, one line per directory (`dir/: a.py b.py`): far fewer tokens than an
+    indented tree. Too many files for the budget: directories with their file counts."""
+    by_dir: dict[str, list[str]] = defaultdict(list)
     for path in paths:
-        parts = path.split("/")
-        for depth in range(1, len(parts)):
-            counts["/".join(parts[:depth])] += 1
-    lines: list[str] = []
-    seen: set[str] = set()
-    for path in paths:
-        parts = path.split("/")
-        for depth in range(1, len(parts)):
-            directory = "/".join(parts[:depth])
-            if directory not in seen:
-                seen.add(directory)
-                note = f" ({counts[directory]} files)" if directories_only else ""
-                lines.append(f"{'  ' * (depth - 1)}{parts[depth - 1]}/{note}")
-        if not directories_only:
-            lines.append(f"{'  ' * (len(parts) - 1)}{parts[-1]}")
-    if directories_only:
-        lines.append(f"({sum(1 for p in paths if '/' not in p)} files at the top level)")
+        directory, _, name = path.rpartition("/")
+        by_dir[directory].append(f'"{name}"' if " " in name else name)
+    lines = []
+    for directory in sorted(by_dir):
+        label = f"{directory}/" if directory else "./"
+        names = by_dir[directory]
+        lines.append(f"{label} ({len(names)} files)" if directories_only
+                     else f"{label}: {' '.join(sorted(names))}")
     return f"<tree>\n{neutralise(chr(10).join(lines))}\n</tree>\n"
 
 
@@ -159,7 +152,10 @@ class Packer:
         candidates = [f for f in candidates if f.path not in omitted]
 
         tree = tree_part([f.path for f in files])
-        if self._tokens(tree) > budget * TREE_SHARE:
+        # Certainly too large (no text is denser than MAX_CHARS_PER_TOKEN) or counted so:
+        # fall back to directories, without counting the full tree first.
+        if len(tree) / MAX_CHARS_PER_TOKEN > budget * TREE_SHARE \
+                or self._tokens(tree) > budget * TREE_SHARE:
             tree = tree_part([f.path for f in files], directories_only=True)
         used = self._tokens(tree) + self._tokens(omitted_part(omitted)) + SUMMARY_RESERVE
         if used > budget:
@@ -351,7 +347,7 @@ class Packer:
         while pending and full_room - used > full_room * 0.02 and considered < 3 * full_room:
             batch: list[str] = []
             estimate = 0.0
-            while pending and (len(batch) < 32 or estimate < full_room - used):
+            while pending and (len(batch) < 8 or estimate < full_room - used):
                 path = pending.pop(0)
                 batch.append(path)
                 estimate += by_path[path].size / TYPICAL_CHARS_PER_TOKEN
