@@ -190,6 +190,25 @@ def pack(
         f"{counts['omitted']} by name only or left out", err=True)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+) -> None:
+    """Run the GitHub webhook receiver (POST /webhook, /api/jobs, /healthz, /readyz,
+    /metrics)."""
+    from bot.server import serve as run_server
+    from bot.settings import SettingsError, load_bot_settings
+
+    _logging(False)
+    try:
+        settings = load_bot_settings()
+    except SettingsError as exc:
+        typer.secho(f"error: cannot start: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    run_server(settings, host, port)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,192 @@
+"""The webhook receiver: verify, decide, enqueue — nothing slow in the request.
+
+A 2xx means the delivery is handled: the job is recorded and queued, or the delivery is
+deliberately ignored. When Redis or the database cannot be reached the answer is 503, so
+GitHub records a failed delivery that can be redelivered; nothing acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.jobs import JobStore
+from bot.ledger import DeliveryLedger
+from bot.metrics import ReceiverMetrics
+from bot.queue import JobQueue
+from bot.routing import ROUTES, Ignored, Record, Trigger, route
+from bot.settings import BotSettings
+from bot.signature import verify
+
+log = logging.getLogger("qwenfix.webhook")
+KNOWN_EVENTS = frozenset(event for event, _ in ROUTES)
+# What a broken dependency raises: the delivery is refused with 503, never lost.
+UNAVAILABLE = (RedisError, SQLAlchemyError, KombuError, OSError)
+
+
+@dataclass
+class Receiver:
+    settings: BotSettings
+    store: JobStore
+    ledger: DeliveryLedger
+    queue: JobQueue
+    metrics: ReceiverMetrics
+
+
+class DeliveryLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Every line of one delivery carries its id."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[delivery {self.extra['delivery'] if self.extra else '-'}] {msg}", kwargs
+
+
+def _answer(code: int, /, **body: Any) -> JSONResponse:
+    return JSONResponse(body, status_code=code)
+
+
+def create_app(receiver: Receiver) -> FastAPI:
+    settings = receiver.settings
+    secrets = [s.get_secret_value() for s in settings.webhook_secret]
+    api_token = settings.api_token.get_secret_value()
+    app = FastAPI(title="qwenfix", version="0.1.0")
+
+    @app.post("/webhook")
+    async def webhook(request: Request) -> Response:
+        started = time.perf_counter()
+        event = request.headers.get("x-github-event", "")
+        label = event if event in KNOWN_EVENTS else "other"
+        response, outcome = await handle(request, event)
+        receiver.metrics.observe(label, outcome, time.perf_counter() - started)
+        return response
+
+    async def handle(request: Request, event: str) -> tuple[Response, str]:
+        delivery = request.headers.get("x-github-delivery", "")
+        dlog = DeliveryLog(log, {"delivery": delivery or "-"})
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
+            return _answer(413, error="payload too large"), "too_large"
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > settings.max_body_bytes:
+                return _answer(413, error="payload too large"), "too_large"
+        raw = bytes(body)
+        if not verify(raw, request.headers.get("x-hub-signature-256"), secrets):
+            dlog.warning("refused: missing or wrong signature")
+            return _answer(401, error="missing or invalid X-Hub-Signature-256"), "unsigned"
+        if not event or not delivery:
+            return _answer(400, error="missing X-GitHub-Event or X-GitHub-Delivery"), "malformed"
+        try:
+            payload = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return _answer(400, error="the body is not JSON"), "malformed"
+        if not isinstance(payload, dict):
+            return _answer(400, error="the body is not a JSON object"), "malformed"
+
+        decision = route(event, payload, settings)
+        if isinstance(decision, Ignored):
+            dlog.info("%s: %s", event, decision.reason)
+            return _answer(200, status="ignored", reason=decision.reason), "ignored"
+        try:
+            if isinstance(decision, Record):
+                await run_in_threadpool(receiver.store.record_installation, decision)
+                dlog.info("installation %s %s", decision.installation_id, decision.action)
+                return _answer(200, status="recorded"), "recorded"
+            return await queue_job(delivery, event, decision, dlog)
+        except UNAVAILABLE as exc:
+            dlog.error("dependency unavailable: %s: %s", type(exc).__name__, exc)
+            return _answer(503, error="temporarily unable to record the delivery; "
+                                      "redeliver it later"), "unavailable"
+
+    async def queue_job(delivery: str, event: str, trigger: Trigger,
+                        dlog: DeliveryLog) -> tuple[Response, str]:
+        if not await receiver.ledger.claim(delivery):
+            existing = await run_in_threadpool(receiver.store.by_delivery, delivery)
+            return _answer(200, status="duplicate",
+                           job_id=existing.id if existing else None), "duplicate"
+        created = False
+        job_id: int | None = None
+        try:
+            job, created = await run_in_threadpool(receiver.store.create, delivery, event,
+                                                   trigger)
+            job_id = job.id
+            await run_in_threadpool(receiver.queue.enqueue, job.id)
+        except UNAVAILABLE:
+            # Undo what was done, so that GitHub's redelivery starts from scratch.
+            try:
+                await receiver.ledger.release(delivery)
+                if created and job_id is not None:
+                    await run_in_threadpool(receiver.store.discard, job_id)
+            except UNAVAILABLE:
+                dlog.exception("could not undo a half-recorded delivery")
+            raise
+        dlog.info("queued job %s: %s on %s#%s by %s", job.id, trigger.kind.value,
+                  trigger.repo, trigger.number, trigger.sender)
+        return _answer(202, status="queued", job_id=job.id, kind=trigger.kind.value), "queued"
+
+    def authorised(request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.encode(),
+                                                                  api_token.encode())
+
+    def unauthorised() -> JSONResponse:
+        return JSONResponse({"error": "a valid bearer token is required"}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
+
+    @app.get("/api/jobs")
+    async def list_jobs(request: Request, repo: str | None = None, kind: str | None = None,
+                        status: str | None = None, limit: int = 100,
+                        offset: int = 0) -> Response:
+        if not authorised(request):
+            return unauthorised()
+        jobs = await run_in_threadpool(receiver.store.find, repo=repo, kind=kind,
+                                       status=status, limit=max(1, min(limit, 1000)),
+                                       offset=max(0, offset))
+        return JSONResponse([json.loads(j.model_dump_json()) for j in jobs])
+
+    @app.get("/api/jobs/{job_id}")
+    async def get_job(request: Request, job_id: int) -> Response:
+        if not authorised(request):
+            return unauthorised()
+        job = await run_in_threadpool(receiver.store.get, job_id)
+        if job is None:
+            return JSONResponse({"error": f"no job {job_id}"}, status_code=404)
+        return JSONResponse(json.loads(job.model_dump_json()))
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        problems = {}
+        try:
+            await receiver.ledger.ping()
+        except UNAVAILABLE as exc:
+            problems["redis"] = f"{type(exc).__name__}: {exc}"
+        try:
+            await run_in_threadpool(receiver.store.ping)
+        except UNAVAILABLE as exc:
+            problems["database"] = f"{type(exc).__name__}: {exc}"
+        if problems:
+            return JSONResponse({"status": "unavailable", **problems}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(receiver.metrics.exposition(),
+                        media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return app

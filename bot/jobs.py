@@ -1,0 +1,117 @@
+"""Job records: find-or-create by delivery id, read for the API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+from sqlalchemy import delete, select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.db import Installation, InstalledRepository, Job
+from bot.routing import Record, Trigger
+
+
+class JobView(BaseModel):
+    id: int
+    delivery_id: str
+    kind: str
+    repo: str
+    number: int | None
+    sender: str
+    status: str
+    created_at: datetime
+    event: str
+    instructions: str
+    reason: str | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobView:
+        return cls(id=job.id, delivery_id=job.delivery_id, kind=job.kind, repo=job.repo,
+                   number=job.number, sender=job.sender, status=job.status,
+                   created_at=job.created_at, event=job.event, instructions=job.instructions,
+                   reason=job.reason)
+
+
+class JobStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def create(self, delivery_id: str, event: str, trigger: Trigger) -> tuple[JobView, bool]:
+        """The job of this delivery, created if there is none yet (redeliveries converge)."""
+        job = Job(delivery_id=delivery_id, event=event, kind=trigger.kind.value,
+                  repo=trigger.repo, number=trigger.number, sender=trigger.sender,
+                  installation_id=trigger.installation_id, instructions=trigger.instructions,
+                  comment_id=trigger.comment_id, comment_kind=trigger.comment_kind,
+                  head_branch=trigger.head_branch, head_sha=trigger.head_sha, status="queued")
+        with Session(self.engine) as session:
+            session.add(job)
+            try:
+                session.commit()
+                return JobView.of(job), True
+            except IntegrityError:
+                session.rollback()
+        existing = self.by_delivery(delivery_id)
+        if existing is None:  # deleted between the two statements: report the conflict
+            raise RuntimeError(f"job for delivery {delivery_id} vanished")
+        return existing, False
+
+    def discard(self, job_id: int) -> None:
+        with Session(self.engine) as session:
+            session.execute(delete(Job).where(Job.id == job_id))
+            session.commit()
+
+    def by_delivery(self, delivery_id: str) -> JobView | None:
+        with Session(self.engine) as session:
+            job = session.scalars(select(Job).where(Job.delivery_id == delivery_id)).first()
+            return JobView.of(job) if job else None
+
+    def get(self, job_id: int) -> JobView | None:
+        with Session(self.engine) as session:
+            job = session.get(Job, job_id)
+            return JobView.of(job) if job else None
+
+    def find(self, *, repo: str | None = None, kind: str | None = None,
+             status: str | None = None, limit: int = 100, offset: int = 0) -> list[JobView]:
+        query = select(Job).order_by(Job.id.desc()).limit(limit).offset(offset)
+        if repo:
+            query = query.where(Job.repo == repo)
+        if kind:
+            query = query.where(Job.kind == kind)
+        if status:
+            query = query.where(Job.status == status)
+        with Session(self.engine) as session:
+            return [JobView.of(j) for j in session.scalars(query)]
+
+    def record_installation(self, record: Record) -> None:
+        with Session(self.engine) as session:
+            installation = session.get(Installation, record.installation_id)
+            if installation is None:
+                installation = Installation(id=record.installation_id, account=record.account)
+                session.add(installation)
+            installation.account = record.account or installation.account
+            installation.active = record.action not in ("deleted", "suspend")
+            if record.action == "deleted":
+                session.execute(delete(InstalledRepository).where(
+                    InstalledRepository.installation_id == record.installation_id))
+            for name in record.removed:
+                session.execute(delete(InstalledRepository).where(
+                    InstalledRepository.full_name == name))
+            for name in record.added:
+                row = session.get(InstalledRepository, name)
+                if row is None:
+                    session.add(InstalledRepository(full_name=name,
+                                                    installation_id=record.installation_id))
+                else:
+                    row.installation_id = record.installation_id
+            session.commit()
+
+    def installed_repositories(self) -> list[str]:
+        with Session(self.engine) as session:
+            return sorted(session.scalars(select(InstalledRepository.full_name)))

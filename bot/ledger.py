@@ -1,0 +1,32 @@
+"""Delivery dedup in Redis: a `SET NX` per delivery id, kept for days."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+PREFIX = "qwenfix:delivery:"
+
+
+class DeliveryLedger:
+    def __init__(self, client: aioredis.Redis, ttl_s: int) -> None:
+        self.client = client
+        self.ttl_s = ttl_s
+
+    @classmethod
+    def from_url(cls, url: str, ttl_s: int) -> DeliveryLedger:
+        return cls(aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2),
+                   ttl_s)
+
+    async def claim(self, delivery_id: str) -> bool:
+        """True for the first sight of this delivery; False for a redelivery."""
+        return bool(await self.client.set(PREFIX + delivery_id, "1", nx=True, ex=self.ttl_s))
+
+    async def release(self, delivery_id: str) -> None:
+        """Forget a delivery whose job could not be queued, so a redelivery can try again."""
+        await self.client.delete(PREFIX + delivery_id)
+
+    async def ping(self) -> None:
+        await self.client.ping()  # type: ignore[misc]  # redis-py types ping as sync|async
+
+    async def close(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,24 @@
+"""Prometheus metrics of one receiver, in its own registry (no process-wide state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+
+class ReceiverMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.deliveries = Counter(
+            "qwenfix_webhook_deliveries", "Webhook deliveries by event and outcome",
+            ["event", "outcome"], registry=self.registry)
+        self.latency = Histogram(
+            "qwenfix_webhook_handling_seconds", "Time to answer a webhook delivery",
+            ["outcome"], registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
+
+    def observe(self, event: str, outcome: str, seconds: float) -> None:
+        self.deliveries.labels(event=event or "-", outcome=outcome).inc()
+        self.latency.labels(outcome=outcome).observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
