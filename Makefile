@@ -1,5 +1,5 @@
 # The two commands of the quick start: `make demo` and `make test`.
-.PHONY: demo test lint bootstrap services image clean-sandboxes bench-pack
+.PHONY: demo test lint bootstrap services image clean-sandboxes bench-pack bench-webhook
 
 VENV := .venv/bin
 
@@ -29,3 +29,7 @@ clean-sandboxes:
 
 bench-pack: bootstrap
 	$(VENV)/python -m benchmarks.pack
+
+bench-webhook: services
+	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null
+	$(VENV)/python -m benchmarks.webhook

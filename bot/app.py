@@ -112,9 +112,11 @@ def create_app(receiver: Receiver) -> FastAPI:
     async def queue_job(delivery: str, event: str, trigger: Trigger,
                         dlog: DeliveryLog) -> tuple[Response, str]:
         if not await receiver.ledger.claim(delivery):
-            existing = await run_in_threadpool(receiver.store.by_delivery, delivery)
-            return _answer(200, status="duplicate",
-                           job_id=existing.id if existing else None), "duplicate"
+            earlier = await receiver.ledger.job_of(delivery)
+            if earlier is None:  # claimed a moment ago, or by a receiver before this one
+                existing = await run_in_threadpool(receiver.store.by_delivery, delivery)
+                earlier = existing.id if existing else None
+            return _answer(200, status="duplicate", job_id=earlier), "duplicate"
         created = False
         job_id: int | None = None
         try:
@@ -122,6 +124,7 @@ def create_app(receiver: Receiver) -> FastAPI:
                                                    trigger)
             job_id = job.id
             await run_in_threadpool(receiver.queue.enqueue, job.id)
+            await receiver.ledger.remember(delivery, job.id)
         except UNAVAILABLE:
             # Undo what was done, so that GitHub's redelivery starts from scratch.
             try:

@@ -19,7 +19,15 @@ class DeliveryLedger:
 
     async def claim(self, delivery_id: str) -> bool:
         """True for the first sight of this delivery; False for a redelivery."""
-        return bool(await self.client.set(PREFIX + delivery_id, "1", nx=True, ex=self.ttl_s))
+        return bool(await self.client.set(PREFIX + delivery_id, "", nx=True, ex=self.ttl_s))
+
+    async def remember(self, delivery_id: str, job_id: int) -> None:
+        """Note the job of a claimed delivery, so redeliveries are answered from Redis."""
+        await self.client.set(PREFIX + delivery_id, str(job_id), xx=True, ex=self.ttl_s)
+
+    async def job_of(self, delivery_id: str) -> int | None:
+        value = await self.client.get(PREFIX + delivery_id)
+        return int(value) if value else None
 
     async def release(self, delivery_id: str) -> None:
         """Forget a delivery whose job could not be queued, so a redelivery can try again."""
