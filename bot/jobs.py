@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -80,6 +80,18 @@ class JobStore:
             raise RuntimeError(f"job for delivery {delivery_id} vanished")
         return existing, False
 
+    def set_status(self, job_id: int, status: str, *, reason: str | None = None,
+                   expected: str | None = None) -> bool:
+        """Move a job to `status`; with `expected`, only from that status (so that two
+        deliveries of the same task cannot both act). True when the row changed."""
+        query = update(Job).where(Job.id == job_id)
+        if expected is not None:
+            query = query.where(Job.status == expected)
+        with self._writing(), self.engine.begin() as connection:
+            changed = connection.execute(query.values(status=status, reason=reason,
+                                                      updated_at=utcnow())).rowcount
+        return bool(changed)
+
     def discard(self, job_id: int) -> None:
         with self._writing(), Session(self.engine) as session:
             session.execute(delete(Job).where(Job.id == job_id))
@@ -89,6 +101,11 @@ class JobStore:
         with Session(self.engine) as session:
             job = session.scalars(select(Job).where(Job.delivery_id == delivery_id)).first()
             return JobView.of(job) if job else None
+
+    def record(self, job_id: int) -> Job | None:
+        """The full row, for the worker (detached from its session)."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            return session.get(Job, job_id)
 
     def get(self, job_id: int) -> JobView | None:
         with Session(self.engine) as session:

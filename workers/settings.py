@@ -6,7 +6,7 @@ import ssl
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 QWEN3_CODER_CONTEXT = 262_144
@@ -59,3 +59,16 @@ class WorkerSettings(BaseSettings):
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "qwenfix")
     """Token counts and outlines by git blob id, so that packing again is cheap."""
     trajectory_dir: Path = Field(default_factory=lambda: _state_dir() / "trajectories")
+
+    # Job pipeline: the broker, the job records, and the GitHub App (worker-only secrets).
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    database_url: str = "sqlite:///qwenfix.db"
+    github_api_url: str = "https://api.github.com"
+    github_app_id: int | None = None
+    github_private_key: SecretStr | None = None
+    github_private_key_file: Path | None = None
+    bot_login: str = "qwenfix[bot]"
+    on_refusal: Literal["comment", "silent"] = "comment"
+    """What a person without write access hears: a polite comment, or nothing."""
+    agent_queue: str = "agent"
+    quick_queue: str = "quick"

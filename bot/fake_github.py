@@ -1,0 +1,369 @@
+"""A fake GitHub for tests and the demo: real HTTP, in-memory state, GitHub's shapes.
+
+githubkit talks to it unchanged (pointed at it by base URL). It checks App JWTs (RS256,
+against the App's public key) and installation tokens (scoped to the installation's
+repositories and to the permissions asked for), and can be told to fail the next calls to
+a route (502s, rate limits) to exercise retries. Responses carry the fields GitHub's
+OpenAPI description marks as required for the operations qwenfix calls.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+WRITE_LEVELS = {"admin": 4, "maintain": 3, "write": 2, "triage": 1, "read": 0}
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Fault:
+    method: str
+    path: re.Pattern[str]
+    status: int
+    remaining: int
+    headers: dict[str, str]
+    message: str
+
+
+@dataclass
+class Grant:
+    installation_id: int
+    permissions: dict[str, str]
+    repositories: list[str] | None
+    expires: float
+
+
+@dataclass
+class FakeRepo:
+    owner: str
+    name: str
+    id: int
+    installation_id: int
+    private: bool = False
+    default_branch: str = "main"
+    collaborators: dict[str, str] = field(default_factory=dict)
+    issues: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+
+class FakeGitHub:
+    """State and routes. Thread-safe: the app may serve requests from several threads."""
+
+    def __init__(self, *, app_id: int = 4242, app_slug: str = "qwenfix",
+                 base_url: str = "http://127.0.0.1") -> None:
+        self.app_id = app_id
+        self.app_slug = app_slug
+        self.bot_login = f"{app_slug}[bot]"
+        self.base_url = base_url
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.private_key_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()).decode()
+        self._public_key = key.public_key()
+        self.installations: dict[int, str] = {}
+        self.repos: dict[str, FakeRepo] = {}
+        self.comments: dict[int, dict[str, Any]] = {}
+        self.reactions: list[dict[str, Any]] = []
+        self.grants: dict[str, Grant] = {}
+        self.token_requests: list[dict[str, Any]] = []
+        self.requests: list[tuple[str, str]] = []
+        self._faults: list[Fault] = []
+        self._ids = iter(range(10_000, 10**9))
+        self._lock = threading.RLock()
+
+    # -- arranging the world ---------------------------------------------------------
+
+    def add_repo(self, full_name: str, *, installation_id: int = 1,
+                 collaborators: dict[str, str] | None = None) -> FakeRepo:
+        owner, name = full_name.split("/")
+        with self._lock:
+            self.installations.setdefault(installation_id, owner)
+            repo = FakeRepo(owner, name, next(self._ids), installation_id,
+                            collaborators=dict(collaborators or {}))
+            self.repos[full_name] = repo
+            return repo
+
+    def add_issue(self, full_name: str, number: int, title: str, body: str = "",
+                  author: str = "octocat", pull: bool = False) -> dict[str, Any]:
+        with self._lock:
+            issue = {"number": number, "title": title, "body": body, "author": author,
+                     "state": "open", "pull": pull, "created_at": _now()}
+            self.repos[full_name].issues[number] = issue
+            return issue
+
+    def add_comment(self, full_name: str, number: int, body: str, author: str) -> int:
+        with self._lock:
+            return int(self._new_comment(full_name, number, body, author)["id"])
+
+    def fail_next(self, method: str, path_pattern: str, status: int, *, times: int = 1,
+                  headers: dict[str, str] | None = None, message: str = "Server Error") -> None:
+        with self._lock:
+            self._faults.append(Fault(method.upper(), re.compile(path_pattern), status, times,
+                                      dict(headers or {}), message))
+
+    def issue_comments(self, full_name: str, number: int) -> list[dict[str, Any]]:
+        with self._lock:
+            return [c for c in self.comments.values()
+                    if c["repo"] == full_name and c["number"] == number]
+
+    # -- shapes -----------------------------------------------------------------------
+
+    def user(self, login: str) -> dict[str, Any]:
+        kind = "Bot" if login.endswith("[bot]") else "User"
+        url = f"{self.base_url}/users/{login}"
+        return {
+            "login": login, "id": abs(hash(login)) % 10**8, "node_id": f"U_{login}",
+            "avatar_url": f"{self.base_url}/avatars/{login}", "gravatar_id": "",
+            "url": url, "html_url": f"{self.base_url}/{login}",
+            "followers_url": f"{url}/followers",
+            "following_url": f"{url}/following{{/other_user}}",
+            "gists_url": f"{url}/gists{{/gist_id}}",
+            "starred_url": f"{url}/starred{{/owner}}{{/repo}}",
+            "subscriptions_url": f"{url}/subscriptions", "organizations_url": f"{url}/orgs",
+            "repos_url": f"{url}/repos", "events_url": f"{url}/events{{/privacy}}",
+            "received_events_url": f"{url}/received_events", "type": kind,
+            "site_admin": False, "user_view_type": "public",
+        }
+
+    def _comment_json(self, comment: dict[str, Any]) -> dict[str, Any]:
+        repo_url = f"{self.base_url}/repos/{comment['repo']}"
+        return {
+            "id": comment["id"], "node_id": f"IC_{comment['id']}",
+            "url": f"{repo_url}/issues/comments/{comment['id']}",
+            "html_url": f"{self.base_url}/{comment['repo']}/issues/{comment['number']}"
+                        f"#issuecomment-{comment['id']}",
+            "issue_url": f"{repo_url}/issues/{comment['number']}", "body": comment["body"],
+            "user": self.user(comment["author"]), "created_at": comment["created_at"],
+            "updated_at": comment["updated_at"], "author_association": "NONE",
+        }
+
+    def _new_comment(self, full_name: str, number: int, body: str,
+                     author: str) -> dict[str, Any]:
+        now = _now()
+        comment: dict[str, Any] = {
+            "id": next(self._ids), "repo": full_name, "number": number, "body": body,
+            "author": author, "created_at": now, "updated_at": now}
+        self.comments[comment["id"]] = comment
+        return comment
+
+    # -- auth -------------------------------------------------------------------------
+
+    def _jwt_ok(self, request: Request) -> bool:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        try:
+            claims = jwt.decode(token, self._public_key, algorithms=["RS256"],
+                                options={"require": ["iss", "iat", "exp"]}, leeway=60)
+        except jwt.PyJWTError:
+            return False
+        return str(claims["iss"]) == str(self.app_id) and claims["exp"] - claims["iat"] <= 660
+
+    def _grant(self, request: Request) -> Grant | None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() not in ("token", "bearer"):
+            return None
+        grant = self.grants.get(token)
+        if grant is None or grant.expires < time.time():
+            return None
+        return grant
+
+    # -- the HTTP app -------------------------------------------------------------------
+
+    def asgi(self) -> FastAPI:
+        app = FastAPI(title="fake GitHub")
+        gh = self
+
+        def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+            return JSONResponse({"message": message,
+                                 "documentation_url": "https://docs.github.com/rest"},
+                                status_code=status, headers=headers)
+
+        @app.middleware("http")
+        async def faults_and_log(request: Request, call_next: Any) -> Response:
+            with gh._lock:
+                gh.requests.append((request.method, request.url.path))
+                for fault in gh._faults:
+                    if fault.remaining > 0 and fault.method == request.method \
+                            and fault.path.search(request.url.path):
+                        fault.remaining -= 1
+                        return error(fault.status, fault.message, fault.headers)
+            response: Response = await call_next(request)
+            return response
+
+        def repo_access(request: Request, owner: str, name: str, permission: str | None,
+                        level: str = "read") -> FakeRepo | Response:
+            grant = gh._grant(request)
+            if grant is None:
+                return error(401, "Bad credentials")
+            repo = gh.repos.get(f"{owner}/{name}")
+            if repo is None or repo.installation_id != grant.installation_id or (
+                    grant.repositories is not None and name not in grant.repositories):
+                return error(404, "Not Found")
+            if permission is not None:
+                granted = grant.permissions.get(permission)
+                if granted is None or (level == "write" and granted != "write"):
+                    return error(403, "Resource not accessible by integration")
+            return repo
+
+        @app.get("/app")
+        async def get_app(request: Request) -> Response:
+            if not gh._jwt_ok(request):
+                return error(401, "A JSON web token could not be decoded")
+            return JSONResponse({
+                "id": gh.app_id, "slug": gh.app_slug, "node_id": "A_1", "client_id": "Iv1.fake",
+                "owner": gh.user("octo-org"), "name": gh.app_slug, "description": "",
+                "external_url": gh.base_url, "html_url": f"{gh.base_url}/apps/{gh.app_slug}",
+                "created_at": _now(), "updated_at": _now(),
+                "permissions": {"contents": "write", "issues": "write",
+                                "pull_requests": "write", "checks": "write",
+                                "metadata": "read"},
+                "events": ["issues", "issue_comment", "pull_request"]})
+
+        @app.post("/app/installations/{installation_id}/access_tokens")
+        async def access_token(request: Request, installation_id: int) -> Response:
+            if not gh._jwt_ok(request):
+                return error(401, "A JSON web token could not be decoded")
+            if installation_id not in gh.installations:
+                return error(404, "Not Found")
+            body = await request.json() if await request.body() else {}
+            permissions = body.get("permissions") or {"contents": "write", "issues": "write",
+                                                       "pull_requests": "write",
+                                                       "metadata": "read"}
+            repositories = body.get("repositories")
+            token = "ghs_" + secrets.token_urlsafe(27)
+            expires = datetime.now(UTC) + timedelta(hours=1)
+            with gh._lock:
+                gh.grants[token] = Grant(installation_id, dict(permissions), repositories,
+                                         expires.timestamp())
+                gh.token_requests.append({"installation_id": installation_id,
+                                          "permissions": permissions,
+                                          "repositories": repositories})
+            return JSONResponse({
+                "token": token, "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "permissions": permissions,
+                "repository_selection": "selected" if repositories else "all"},
+                status_code=201)
+
+        @app.get("/repos/{owner}/{name}/collaborators/{username}/permission")
+        async def permission(request: Request, owner: str, name: str,
+                             username: str) -> Response:
+            repo = repo_access(request, owner, name, "metadata")
+            if isinstance(repo, Response):
+                return repo
+            role = repo.collaborators.get(username)
+            if role is None:
+                role = "none" if repo.private else "read"
+            level = {"maintain": "write", "triage": "read"}.get(role, role)
+            rank = WRITE_LEVELS.get(role, -1)
+            collaborator = {**gh.user(username), "role_name": role, "permissions": {
+                "pull": rank >= 0, "triage": rank >= 1, "push": rank >= 2,
+                "maintain": rank >= 3, "admin": rank >= 4}}
+            return JSONResponse({"permission": level, "role_name": role,
+                                 "user": collaborator})
+
+        @app.get("/repos/{owner}/{name}/issues/{number}/comments")
+        async def list_comments(request: Request, owner: str, name: str, number: int,
+                                per_page: int = 30, page: int = 1) -> Response:
+            repo = repo_access(request, owner, name, "issues")
+            if isinstance(repo, Response):
+                return repo
+            per_page = max(1, min(per_page, 100))
+            every = sorted(gh.issue_comments(repo.full_name, number), key=lambda c: c["id"])
+            chunk = every[(page - 1) * per_page : page * per_page]
+            headers = {}
+            if page * per_page < len(every):
+                nxt = (f"{gh.base_url}/repos/{owner}/{name}/issues/{number}/comments"
+                       f"?per_page={per_page}&page={page + 1}")
+                headers["Link"] = f'<{nxt}>; rel="next"'
+            return JSONResponse([gh._comment_json(c) for c in chunk], headers=headers)
+
+        @app.post("/repos/{owner}/{name}/issues/{number}/comments")
+        async def create_comment(request: Request, owner: str, name: str,
+                                 number: int) -> Response:
+            repo = repo_access(request, owner, name, "issues", "write")
+            if isinstance(repo, Response):
+                return repo
+            if number not in repo.issues:
+                return error(404, "Not Found")
+            body = (await request.json()).get("body")
+            if not isinstance(body, str) or not body:
+                return error(422, "Validation Failed")
+            with gh._lock:
+                comment = gh._new_comment(repo.full_name, number, body, gh.bot_login)
+            return JSONResponse(gh._comment_json(comment), status_code=201)
+
+        @app.patch("/repos/{owner}/{name}/issues/comments/{comment_id}")
+        async def update_comment(request: Request, owner: str, name: str,
+                                 comment_id: int) -> Response:
+            repo = repo_access(request, owner, name, "issues", "write")
+            if isinstance(repo, Response):
+                return repo
+            comment = gh.comments.get(comment_id)
+            if comment is None or comment["repo"] != repo.full_name:
+                return error(404, "Not Found")
+            if comment["author"] != gh.bot_login:
+                return error(403, "Resource not accessible by integration")
+            with gh._lock:
+                comment["body"] = (await request.json()).get("body", comment["body"])
+                comment["updated_at"] = _now()
+            return JSONResponse(gh._comment_json(comment))
+
+        async def react(request: Request, owner: str, name: str, comment_id: int,
+                        kind: str, permission: str) -> Response:
+            repo = repo_access(request, owner, name, permission, "write")
+            if isinstance(repo, Response):
+                return repo
+            content = (await request.json()).get("content")
+            if content not in ("+1", "-1", "laugh", "confused", "heart", "hooray",
+                               "rocket", "eyes"):
+                return error(422, "Validation Failed")
+            with gh._lock:
+                for r in gh.reactions:
+                    if (r["comment_id"], r["kind"], r["content"], r["user"]) == \
+                            (comment_id, kind, content, gh.bot_login):
+                        return JSONResponse(gh._reaction_json(r), status_code=200)
+                reaction = {"id": next(gh._ids), "comment_id": comment_id, "kind": kind,
+                            "content": content, "user": gh.bot_login, "created_at": _now()}
+                gh.reactions.append(reaction)
+            return JSONResponse(gh._reaction_json(reaction), status_code=201)
+
+        @app.post("/repos/{owner}/{name}/issues/comments/{comment_id}/reactions")
+        async def react_issue_comment(request: Request, owner: str, name: str,
+                                      comment_id: int) -> Response:
+            return await react(request, owner, name, comment_id, "issue_comment", "issues")
+
+        @app.post("/repos/{owner}/{name}/pulls/comments/{comment_id}/reactions")
+        async def react_review_comment(request: Request, owner: str, name: str,
+                                       comment_id: int) -> Response:
+            return await react(request, owner, name, comment_id, "review_comment",
+                               "pull_requests")
+
+        @app.api_route("/{path:path}", methods=["GET", "POST", "PATCH", "PUT", "DELETE"])
+        async def not_found(path: str) -> Response:
+            return error(404, "Not Found")
+
+        return app
+
+    def _reaction_json(self, reaction: dict[str, Any]) -> dict[str, Any]:
+        return {"id": reaction["id"], "node_id": f"REA_{reaction['id']}",
+                "user": self.user(reaction["user"]), "content": reaction["content"],
+                "created_at": reaction["created_at"]}

@@ -1,0 +1,63 @@
+"""The GitHub forge: the calls qwenfix makes on a repository, through githubkit."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from githubkit import GitHub
+
+STATUS_MARKER = "<!-- qwenfix:status -->"
+WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
+
+
+class GitHubForge:
+    def __init__(self, github: GitHub[Any], repo: str) -> None:
+        self.github = github
+        self.owner, self.name = repo.split("/", 1)
+
+    def permission(self, login: str) -> str:
+        """admin | maintain | write | triage | read | none (the role, when GitHub gives it)."""
+        data = self.github.rest.repos.get_collaborator_permission_level(
+            self.owner, self.name, login).parsed_data
+        return str(data.role_name or data.permission)
+
+    def can_write(self, login: str) -> bool:
+        return self.permission(login) in WRITE_PERMISSIONS
+
+    def react(self, comment_kind: str, comment_id: int,
+              content: Literal["eyes", "rocket", "confused"] = "eyes") -> None:
+        """A reaction on the triggering comment; GitHub keeps one per user and content."""
+        rest = self.github.rest.reactions
+        if comment_kind == "issue_comment":
+            rest.create_for_issue_comment(self.owner, self.name, comment_id,
+                                          data={"content": content})
+        elif comment_kind == "review_comment":
+            rest.create_for_pull_request_review_comment(self.owner, self.name, comment_id,
+                                                        data={"content": content})
+        # Reviews themselves take no reactions on GitHub.
+
+    def comment(self, number: int, body: str) -> int:
+        created = self.github.rest.issues.create_comment(
+            self.owner, self.name, number, data={"body": body}).parsed_data
+        return int(created.id)
+
+    def find_status_comment(self, number: int, bot_login: str) -> int | None:
+        comment: Any
+        for comment in self.github.rest.paginate(
+                self.github.rest.issues.list_comments, owner=self.owner, repo=self.name,
+                issue_number=number, per_page=100):
+            author = comment.user.login if comment.user else ""
+            if author == bot_login and STATUS_MARKER in (comment.body or ""):
+                return int(comment.id)
+        return None
+
+    def upsert_status(self, number: int, body: str, bot_login: str) -> int:
+        """The one status comment of an issue or pull request: found again by its hidden
+        marker and edited, or created the first time."""
+        text = f"{STATUS_MARKER}\n{body}"
+        existing = self.find_status_comment(number, bot_login)
+        if existing is None:
+            return self.comment(number, text)
+        self.github.rest.issues.update_comment(self.owner, self.name, existing,
+                                               data={"body": text})
+        return existing
