@@ -209,6 +209,20 @@ def serve(
     run_server(settings, host, port)
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(
+    ctx: typer.Context,
+    queues: Annotated[str, typer.Option(help="Comma-separated queues to consume.")] =
+        "quick,agent",
+    concurrency: Annotated[int, typer.Option(help="Jobs at once in this process.")] = 1,
+) -> None:
+    """Run a Celery worker for qwenfix jobs (extra arguments go to `celery worker`)."""
+    from workers.celery_app import app as celery
+
+    celery.worker_main(["worker", "--loglevel=INFO", f"--queues={queues}",
+                        f"--concurrency={concurrency}", *ctx.args])
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,41 @@
+"""The Celery application. Configured lazily, from WorkerSettings, when first used."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from workers.settings import WorkerSettings
+
+app = Celery("qwenfix", set_as_current=False)
+
+
+def celery_config(settings: WorkerSettings) -> dict[str, Any]:
+    longest = settings.max_wall_s + settings.setup_timeout_s + 2 * settings.test_timeout_s
+    return {
+        "broker_url": settings.redis_url,
+        "broker_connection_retry_on_startup": True,
+        # A job is acknowledged to the broker when it ends, and given back if the worker
+        # dies: the broker must wait longer than the longest job before redelivering it.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "broker_transport_options": {"visibility_timeout": int(longest + 3600)},
+        "task_default_queue": settings.quick_queue,
+        "task_routes": {"qwenfix.acknowledge": {"queue": settings.quick_queue},
+                        "qwenfix.run": {"queue": settings.agent_queue}},
+        "task_soft_time_limit": int(longest + 300),
+        "task_time_limit": int(longest + 600),
+        "task_ignore_result": True,
+        "worker_hijack_root_logger": False,
+    }
+
+
+@app.on_configure.connect
+def _configure(sender: Celery, **_: Any) -> None:
+    sender.conf.update(celery_config(WorkerSettings()))
+
+
+# Registers the tasks with the app (the module imports `app` from here).
+from workers import tasks  # noqa: E402, F401
