@@ -6,6 +6,7 @@ from typing import Any
 
 import docker
 import pytest
+import redis
 
 from sandbox.docker_backend import LABEL, DockerBackend
 from workers.llm.scripted import ScriptedModelServer
@@ -61,3 +62,15 @@ def scripted_model() -> Iterator[Any]:
     yield start
     for server in servers:
         server.stop()
+
+
+def fresh_redis(db: int) -> tuple[str, redis.Redis]:
+    """A Redis database of our own on the local server (`make test` starts it), emptied."""
+    url = f"redis://127.0.0.1:6379/{db}"
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError:
+        pytest.fail("Redis is not running on 127.0.0.1:6379; run `make test`")
+    client.flushdb()
+    return url, client

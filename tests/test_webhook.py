@@ -27,6 +27,7 @@ from bot.settings import BotSettings
 from bot.signature import sign, verify
 
 from . import github_payloads as gh
+from .conftest import fresh_redis
 from .servers import ThreadedServer, free_port
 
 SECRET = "s3cret-for-tests"
@@ -36,14 +37,7 @@ REDIS_DB = 13
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    url = f"redis://127.0.0.1:6379/{REDIS_DB}"
-    client = redis.Redis.from_url(url)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError:
-        pytest.fail("Redis is not running on 127.0.0.1:6379; run `make test`")
-    client.flushdb()
-    return url
+    return fresh_redis(REDIS_DB)[0]
 
 
 @dataclass

@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from bot.app import Receiver, create_app
 from bot.db import make_engine, migrate
@@ -29,9 +28,11 @@ from bot.settings import BotSettings
 from bot.signature import sign
 
 from . import github_payloads as gh
+from .conftest import fresh_redis
 from .servers import ThreadedServer
 
-REDIS_URL = "redis://127.0.0.1:6379/11"
+REDIS_DB = 11
+REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 SECRET = "worker-test-secret"
 
 
@@ -45,12 +46,7 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    broker = redis.Redis.from_url(REDIS_URL)
-    try:
-        broker.ping()
-    except redis.exceptions.ConnectionError:
-        pytest.fail("Redis is not running on 127.0.0.1:6379; run `make test`")
-    broker.flushdb()
+    _, broker = fresh_redis(REDIS_DB)
     fake = FakeGitHub()
     fake.add_repo("octo-org/hello-world", installation_id=42,
                   collaborators={"octocat": "write"})

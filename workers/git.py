@@ -72,7 +72,7 @@ def commit_tarball(repo: Path, rev: str, *, uid: int, gid: int) -> bytes:
         mode, kind, sha = meta.split()
         if kind == "blob":
             entries.append((mode, sha, path))
-    blobs = _read_blobs(repo, [sha for _, sha, _ in entries])
+    blobs = read_blobs(repo, [sha for _, sha, _ in entries])
     buf = io.BytesIO()
     now = int(time.time())
     dirs: set[str] = set()
@@ -99,7 +99,8 @@ def commit_tarball(repo: Path, rev: str, *, uid: int, gid: int) -> bytes:
     return buf.getvalue()
 
 
-def _read_blobs(repo: Path, shas: list[str]) -> dict[str, bytes]:
+def read_blobs(repo: Path, shas: list[str]) -> dict[str, bytes]:
+    """Many blobs in one `git cat-file --batch`."""
     if not shas:
         return {}
     out = git(repo, "cat-file", "--batch", input="".join(f"{s}\n" for s in shas).encode())

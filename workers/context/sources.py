@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from workers.git import git
+from workers.git import git, read_blobs
 
 
 @dataclass(frozen=True)
@@ -68,21 +68,6 @@ class CommitFiles:
 
     def head(self, file: RepoFile, size: int) -> bytes:
         return self.read(file)[:size]
-
-
-def read_blobs(repo: Path, shas: list[str]) -> dict[str, bytes]:
-    if not shas:
-        return {}
-    out = git(repo, "cat-file", "--batch", input="".join(f"{s}\n" for s in shas).encode())
-    blobs: dict[str, bytes] = {}
-    pos = 0
-    while pos < len(out):
-        header_end = out.index(b"\n", pos)
-        sha, _kind, size = out[pos:header_end].decode().split()
-        start = header_end + 1
-        blobs[sha] = out[start : start + int(size)]
-        pos = start + int(size) + 1
-    return blobs
 
 
 class WorkingTreeFiles:
