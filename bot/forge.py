@@ -5,9 +5,21 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from githubkit import GitHub
+from pydantic import BaseModel
 
 STATUS_MARKER = "<!-- qwenfix:status -->"
 WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
+
+
+class RepositoryInfo(BaseModel):
+    default_branch: str
+    clone_url: str
+
+
+class PullRef(BaseModel):
+    number: int
+    url: str
+    head: str
 
 
 class GitHubForge:
@@ -61,3 +73,38 @@ class GitHubForge:
         self.github.rest.issues.update_comment(self.owner, self.name, existing,
                                                data={"body": text})
         return existing
+
+    def repository(self) -> RepositoryInfo:
+        data = self.github.rest.repos.get(self.owner, self.name).parsed_data
+        return RepositoryInfo(default_branch=data.default_branch, clone_url=data.clone_url)
+
+    def issue(self, number: int) -> tuple[str, str]:
+        data = self.github.rest.issues.get(self.owner, self.name, number).parsed_data
+        return data.title, data.body or ""
+
+    def open_pull(self, branch: str) -> PullRef | None:
+        pulls = self.github.rest.pulls.list(self.owner, self.name, state="open",
+                                            head=f"{self.owner}:{branch}").parsed_data
+        for pull in pulls:
+            if pull.head.ref == branch:
+                return PullRef(number=pull.number, url=pull.html_url, head=branch)
+        return None
+
+    def open_or_update_pull(self, *, branch: str, base: str, title: str, body: str,
+                            draft: bool) -> tuple[PullRef, bool]:
+        """The open pull request of `branch`, created if there is none (looked for again
+        right before creating, so a retried job never opens a second one)."""
+        existing = self.open_pull(branch)
+        if existing is not None:
+            self.github.rest.pulls.update(self.owner, self.name, existing.number,
+                                          data={"title": title, "body": body})
+            return existing, False
+        created = self.github.rest.pulls.create(
+            self.owner, self.name,
+            data={"head": branch, "base": base, "title": title, "body": body,
+                  "draft": draft}).parsed_data
+        return PullRef(number=created.number, url=created.html_url, head=branch), True
+
+    def request_review(self, number: int, login: str) -> None:
+        self.github.rest.pulls.request_reviewers(self.owner, self.name, number,
+                                                 data={"reviewers": [login]})

@@ -7,6 +7,7 @@ step needs, and githubkit caches each one until a minute before it expires.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from githubkit import AppAuthStrategy, AppInstallationAuthStrategy, GitHub
 from githubkit.cache import MemCacheStrategy
@@ -14,6 +15,9 @@ from pydantic import BaseModel, SecretStr
 
 # What each step of a job may do with its token: never more.
 ACKNOWLEDGE_PERMISSIONS = {"issues": "write", "pull_requests": "write", "metadata": "read"}
+RUN_PERMISSIONS = {"contents": "read", "issues": "write", "pull_requests": "write",
+                   "metadata": "read"}
+PUSH_PERMISSIONS = {"contents": "write", "metadata": "read"}
 
 
 class AppCredentialsError(Exception):
@@ -69,3 +73,12 @@ class GitHubApp:
             permissions=permissions)  # type: ignore[arg-type]
         return GitHub(strategy, base_url=self.credentials.api_url, timeout=30,
                       cache_strategy=self._cache)
+
+    def installation_token(self, installation_id: int, repo: str,
+                           permissions: dict[str, str]) -> SecretStr:
+        """A raw token for git over HTTPS, for one repository. Never enters a sandbox."""
+        github = self.as_app()  # keep a reference: githubkit's namespaces hold it weakly
+        create: Any = github.rest.apps.create_installation_access_token
+        data = create(installation_id, repositories=[repo.split("/", 1)[1]],
+                      permissions=permissions).parsed_data
+        return SecretStr(data.token)

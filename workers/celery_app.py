@@ -21,7 +21,8 @@ def celery_config(settings: WorkerSettings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "broker_transport_options": {"visibility_timeout": int(longest + 3600)},
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout_s or int(longest + 3600)},
         "task_default_queue": settings.quick_queue,
         "task_routes": {"qwenfix.acknowledge": {"queue": settings.quick_queue},
                         "qwenfix.run": {"queue": settings.agent_queue}},

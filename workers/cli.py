@@ -14,7 +14,6 @@ import typer
 from workers.settings import WorkerSettings
 
 if TYPE_CHECKING:  # the commands import what they need, so `qwenfix pack` starts fast
-    from sandbox import SandboxBackend
     from workers.fix import FixRequest, FixResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -30,27 +29,12 @@ def _logging(verbose: bool) -> None:
 
 
 def execute_fix(request: FixRequest, settings: WorkerSettings) -> FixResult:
+    from workers.factory import make_backend, make_model
     from workers.fix import run_fix
-    from workers.llm.client import OpenAICompatibleModel, Sampling
 
-    with OpenAICompatibleModel(
-        base_url=settings.llm_base_url, model=settings.llm_model,
-        api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
-        max_retries=settings.llm_max_retries, backoff_s=settings.llm_backoff_s,
-        sampling=Sampling(max_tokens=settings.llm_max_tokens),
-    ) as model:
+    with make_model(settings) as model:
         return run_fix(request, model=model, backend=make_backend(settings),
                        settings=settings, model_name=settings.llm_model)
-
-
-def make_backend(settings: WorkerSettings) -> SandboxBackend:
-    if settings.sandbox_backend == "local":
-        from sandbox.local_backend import LocalBackend
-
-        return LocalBackend()
-    from sandbox.docker_backend import DockerBackend
-
-    return DockerBackend()
 
 
 def print_result(result: FixResult, as_json: bool) -> None:

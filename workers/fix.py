@@ -47,6 +47,8 @@ class FixRequest(BaseModel):
     issue: str
     issue_number: int | None = None
     title: str | None = None
+    co_author: str | None = None
+    """The person who asked, credited with a Co-authored-by trailer."""
 
 
 class TestSummary(BaseModel):
@@ -362,6 +364,9 @@ def _publish(result: FixResult, run: _Run, forge: LocalForge, agent_s: float,
     message = f"{title}\n\n{result.summary or ''}".strip() + "\n"
     if request.issue_number is not None:
         message += f"\nFixes #{request.issue_number}\n"
+    if request.co_author:
+        message += (f"\nCo-authored-by: {request.co_author} "
+                    f"<{request.co_author}@users.noreply.github.com>\n")
     published = forge.publish(base=run.base, diff=run.diff, branch=branch, message=message,
                               description=f"# {title}\n\n{body}")
     result.branch, result.commit = published.branch, published.commit

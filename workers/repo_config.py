@@ -37,6 +37,8 @@ class RepoConfig(BaseModel):
     test: str | None = None
     setup: str | None = None
     setup_network: bool | None = None
+    allow_workflow_changes: bool = False
+    """Whether a fix may touch .github/workflows/ (refused by default)."""
     limits: RepoLimits = Field(default_factory=RepoLimits)
     context: ContextRules = Field(default_factory=ContextRules)
     source: str = Field(default="detected", exclude=True)

@@ -72,3 +72,8 @@ class WorkerSettings(BaseSettings):
     """What a person without write access hears: a polite comment, or nothing."""
     agent_queue: str = "agent"
     quick_queue: str = "quick"
+    visibility_timeout_s: int | None = None
+    """How long the broker waits before handing an unacknowledged job to another worker;
+    default: longer than the longest job."""
+    pr_draft: bool = False
+    max_diff_lines: int = 2000

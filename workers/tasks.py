@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from functools import cached_property
 
+import redis
 from celery import Task
 
 from bot.db import make_engine
@@ -13,6 +14,9 @@ from bot.github_app import AppCredentials, GitHubApp
 from bot.jobs import JobStore
 from workers.acknowledge import acknowledge
 from workers.celery_app import app
+from workers.factory import make_backend, make_model
+from workers.locks import TargetLock
+from workers.pipeline import run_fix_job
 from workers.retry import transient_delay
 from workers.settings import WorkerSettings
 
@@ -26,6 +30,7 @@ class Deps:
     settings: WorkerSettings
     jobs: JobStore
     github: GitHubApp
+    redis: redis.Redis
 
     @classmethod
     def build(cls) -> Deps:
@@ -34,7 +39,7 @@ class Deps:
             app_id=settings.github_app_id, private_key=settings.github_private_key,
             private_key_file=settings.github_private_key_file, api_url=settings.github_api_url)
         return cls(settings=settings, jobs=JobStore(make_engine(settings.database_url)),
-                   github=GitHubApp(credentials))
+                   github=GitHubApp(credentials), redis=redis.Redis.from_url(settings.redis_url))
 
 
 class JobTask(Task):  # type: ignore[misc]
@@ -63,3 +68,39 @@ def acknowledge_job(self: JobTask, job_id: int) -> str:
         log.warning("job %s: transient failure (%s); retrying in %.0fs", job_id, exc, delay)
         raise self.retry(exc=exc, countdown=delay) from exc
     return outcome.value
+
+
+LOCK_RETRY_S = 30
+
+
+@app.task(bind=True, base=JobTask, name="qwenfix.run", max_retries=None)
+def run_job(self: JobTask, job_id: int) -> str:
+    """The long part of a job, on the agent queue. Never retried blindly: a failure ends
+    the job with its reason; only waiting for another job on the same target repeats."""
+    deps = self.deps
+    job = deps.jobs.record(job_id)
+    if job is None:
+        return "missing"
+    if job.status not in ("acknowledged", "running"):
+        return f"already {job.status}"
+    if job.kind != "fix":
+        deps.jobs.set_status(job_id, "skipped",
+                             reason=f"{job.kind} jobs are not handled by this version")
+        return "skipped"
+    settings = deps.settings
+    ttl = int(settings.max_wall_s + settings.setup_timeout_s + 2 * settings.test_timeout_s)
+    with TargetLock(deps.redis, f"{job.repo}#{job.number}", str(job_id), ttl) as lock:
+        if not lock.held:
+            log.info("job %s waits for job %s on %s#%s", job_id, lock.holder(), job.repo,
+                     job.number)
+            raise self.retry(countdown=LOCK_RETRY_S)
+        deps.jobs.set_status(job_id, "running")
+        try:
+            with make_model(settings) as model:
+                status, reason = run_fix_job(job, app=deps.github, model=model,
+                                             backend=make_backend(settings), settings=settings)
+        except Exception as exc:
+            deps.jobs.set_status(job_id, "error", reason=f"{type(exc).__name__}: {exc}")
+            raise
+        deps.jobs.set_status(job_id, status, reason=reason)
+        return status

@@ -9,12 +9,17 @@ OpenAPI description marks as required for the operations qwenfix calls.
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -22,6 +27,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+
+from bot.fake_github import shapes
+from bot.fake_github.git_http import http_backend
 
 WRITE_LEVELS = {"admin": 4, "maintain": 3, "write": 2, "triage": 1, "read": 0}
 
@@ -58,6 +66,8 @@ class FakeRepo:
     default_branch: str = "main"
     collaborators: dict[str, str] = field(default_factory=dict)
     issues: dict[int, dict[str, Any]] = field(default_factory=dict)
+    pulls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    bare: Path | None = None
 
     @property
     def full_name(self) -> str:
@@ -88,18 +98,43 @@ class FakeGitHub:
         self._faults: list[Fault] = []
         self._ids = iter(range(10_000, 10**9))
         self._lock = threading.RLock()
+        self.root = Path(tempfile.mkdtemp(prefix="fake-github-"))
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
 
     # -- arranging the world ---------------------------------------------------------
 
     def add_repo(self, full_name: str, *, installation_id: int = 1,
-                 collaborators: dict[str, str] | None = None) -> FakeRepo:
+                 collaborators: dict[str, str] | None = None,
+                 source: Path | None = None) -> FakeRepo:
+        """A repository; with `source` (a local git repository) also its git data,
+        served over smart HTTP at /OWNER/NAME.git."""
         owner, name = full_name.split("/")
         with self._lock:
             self.installations.setdefault(installation_id, owner)
             repo = FakeRepo(owner, name, next(self._ids), installation_id,
                             collaborators=dict(collaborators or {}))
+            if source is not None:
+                repo.bare = self.root / owner / f"{name}.git"
+                subprocess.run(["git", "clone", "-q", "--bare", str(source), str(repo.bare)],
+                               check=True, capture_output=True)
+                head = subprocess.run(["git", "-C", str(repo.bare), "symbolic-ref", "--short",
+                                       "HEAD"], capture_output=True, text=True, check=True)
+                repo.default_branch = head.stdout.strip()
             self.repos[full_name] = repo
             return repo
+
+    def ref_sha(self, full_name: str, ref: str) -> str | None:
+        repo = self.repos[full_name]
+        if repo.bare is None:
+            return None
+        out = subprocess.run(["git", "-C", str(repo.bare), "rev-parse", "--verify", "--quiet",
+                              f"{ref}^{{commit}}"], capture_output=True, text=True)
+        return out.stdout.strip() or None
+
+    def _next_number(self, repo: FakeRepo) -> int:
+        return max([0, *repo.issues, *repo.pulls]) + 1
 
     def add_issue(self, full_name: str, number: int, title: str, body: str = "",
                   author: str = "octocat", pull: bool = False) -> dict[str, Any]:
@@ -185,6 +220,18 @@ class FakeGitHub:
         if grant is None or grant.expires < time.time():
             return None
         return grant
+
+    def _basic_grant(self, request: Request) -> Grant | None:
+        """git over HTTPS: `x-access-token:<token>` as basic credentials."""
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            _user, _, token = base64.b64decode(value).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        grant = self.grants.get(token)
+        return grant if grant is not None and grant.expires >= time.time() else None
 
     # -- the HTTP app -------------------------------------------------------------------
 
@@ -357,11 +404,165 @@ class FakeGitHub:
             return await react(request, owner, name, comment_id, "review_comment",
                                "pull_requests")
 
+        @app.get("/repos/{owner}/{name}")
+        async def get_repo(request: Request, owner: str, name: str) -> Response:
+            repo = repo_access(request, owner, name, "metadata")
+            if isinstance(repo, Response):
+                return repo
+            return JSONResponse(gh.repo_json(repo))
+
+        @app.get("/repos/{owner}/{name}/issues/{number}")
+        async def get_issue(request: Request, owner: str, name: str, number: int) -> Response:
+            repo = repo_access(request, owner, name, "issues")
+            if isinstance(repo, Response):
+                return repo
+            item = repo.issues.get(number)
+            if item is None:
+                return error(404, "Not Found")
+            return JSONResponse(shapes.issue(
+                gh.base_url, gh.base_url, full_name=repo.full_name, number=number,
+                issue_id=repo.id * 1000 + number, title=item["title"], body=item["body"],
+                user=gh.user(item["author"]), state=item["state"],
+                created_at=item["created_at"], pull=item["pull"]))
+
+        @app.get("/repos/{owner}/{name}/git/ref/{ref:path}")
+        async def get_ref(request: Request, owner: str, name: str, ref: str) -> Response:
+            repo = repo_access(request, owner, name, "contents")
+            if isinstance(repo, Response):
+                return repo
+            sha = gh.ref_sha(repo.full_name, f"refs/{ref}")
+            if sha is None:
+                return error(404, "Not Found")
+            return JSONResponse(shapes.git_ref(gh.base_url, repo.full_name, f"refs/{ref}", sha))
+
+        @app.get("/repos/{owner}/{name}/pulls")
+        async def list_pulls(request: Request, owner: str, name: str, state: str = "open",
+                             head: str | None = None) -> Response:
+            repo = repo_access(request, owner, name, "pull_requests")
+            if isinstance(repo, Response):
+                return repo
+            pulls = [p for p in repo.pulls.values() if state == "all" or p["state"] == state]
+            if head:
+                pulls = [p for p in pulls if f"{repo.owner}:{p['head']}" == head]
+            return JSONResponse([gh.pull_json(repo, p) for p in sorted(
+                pulls, key=lambda p: -p["number"])])
+
+        @app.post("/repos/{owner}/{name}/pulls")
+        async def create_pull(request: Request, owner: str, name: str) -> Response:
+            repo = repo_access(request, owner, name, "pull_requests", "write")
+            if isinstance(repo, Response):
+                return repo
+            data = await request.json()
+            head, base = str(data.get("head", "")), str(data.get("base", ""))
+            head_sha = gh.ref_sha(repo.full_name, f"refs/heads/{head}")
+            base_sha = gh.ref_sha(repo.full_name, f"refs/heads/{base}")
+            if not data.get("title") or head_sha is None or base_sha is None:
+                return error(422, "Validation Failed")
+            with gh._lock:
+                if any(p["head"] == head for p in gh.open_pulls(repo.full_name)):
+                    return error(422, f"A pull request already exists for {owner}:{head}.")
+                number = gh._next_number(repo)
+                now = _now()
+                pr = {"number": number, "id": next(gh._ids), "title": data["title"],
+                      "body": data.get("body") or "", "head": head, "base": base,
+                      "head_sha": head_sha, "base_sha": base_sha, "state": "open",
+                      "draft": bool(data.get("draft")), "author": gh.bot_login,
+                      "reviewers": [], "created_at": now, "updated_at": now}
+                repo.pulls[number] = pr
+                repo.issues[number] = {"number": number, "title": pr["title"],
+                                       "body": pr["body"], "author": gh.bot_login,
+                                       "state": "open", "pull": True, "created_at": now}
+            return JSONResponse(gh.pull_json(repo, pr), status_code=201)
+
+        @app.get("/repos/{owner}/{name}/pulls/{number}")
+        async def get_pull(request: Request, owner: str, name: str, number: int) -> Response:
+            repo = repo_access(request, owner, name, "pull_requests")
+            if isinstance(repo, Response):
+                return repo
+            pr = repo.pulls.get(number)
+            if pr is None:
+                return error(404, "Not Found")
+            pr["head_sha"] = gh.ref_sha(repo.full_name, f"refs/heads/{pr['head']}") \
+                or pr["head_sha"]
+            return JSONResponse(gh.pull_json(repo, pr))
+
+        @app.patch("/repos/{owner}/{name}/pulls/{number}")
+        async def update_pull(request: Request, owner: str, name: str, number: int) -> Response:
+            repo = repo_access(request, owner, name, "pull_requests", "write")
+            if isinstance(repo, Response):
+                return repo
+            pr = repo.pulls.get(number)
+            if pr is None:
+                return error(404, "Not Found")
+            data = await request.json()
+            with gh._lock:
+                for key in ("title", "body", "state"):
+                    if key in data:
+                        pr[key] = data[key]
+                pr["updated_at"] = _now()
+            return JSONResponse(gh.pull_json(repo, pr))
+
+        @app.post("/repos/{owner}/{name}/pulls/{number}/requested_reviewers")
+        async def request_reviewers(request: Request, owner: str, name: str,
+                                    number: int) -> Response:
+            repo = repo_access(request, owner, name, "pull_requests", "write")
+            if isinstance(repo, Response):
+                return repo
+            pr = repo.pulls.get(number)
+            if pr is None:
+                return error(404, "Not Found")
+            wanted = (await request.json()).get("reviewers") or []
+            if any(login == pr["author"] for login in wanted):
+                return error(422, "Review cannot be requested from pull request author.")
+            with gh._lock:
+                pr["reviewers"] = sorted(set(pr["reviewers"]) | set(wanted))
+            return JSONResponse(gh.pull_json(repo, pr), status_code=201)
+
+        @app.api_route("/{owner}/{name}.git/{rest:path}", methods=["GET", "POST"])
+        async def git_smart_http(request: Request, owner: str, name: str,
+                                 rest: str) -> Response:
+            repo = gh.repos.get(f"{owner}/{name}")
+            if repo is None or repo.bare is None:
+                return Response("Repository not found.", status_code=404)
+            pushing = "git-receive-pack" in (rest + request.url.query)
+            grant = gh._basic_grant(request)
+            if grant is None or repo.installation_id != grant.installation_id or (
+                    grant.repositories is not None and name not in grant.repositories):
+                return Response("Authentication required.", status_code=401,
+                                headers={"WWW-Authenticate": 'Basic realm="GitHub"'})
+            if pushing and grant.permissions.get("contents") != "write":
+                return Response("Permission denied.", status_code=403)
+            if not pushing and "contents" not in grant.permissions:
+                return Response("Permission denied.", status_code=403)
+            status, headers, body = await http_backend(
+                gh.root, method=request.method, path=f"/{owner}/{name}.git/{rest}",
+                query=request.url.query,
+                content_type=request.headers.get("content-type", ""),
+                content_encoding=request.headers.get("content-encoding", ""),
+                body=await request.body(), user="x-access-token")
+            return Response(body, status_code=status, headers=headers)
+
         @app.api_route("/{path:path}", methods=["GET", "POST", "PATCH", "PUT", "DELETE"])
         async def not_found(path: str) -> Response:
             return error(404, "Not Found")
 
         return app
+
+    def repo_json(self, repo: FakeRepo) -> dict[str, Any]:
+        return shapes.repository(self.base_url, self.base_url, full_name=repo.full_name,
+                                 repo_id=repo.id, owner=self.user(repo.owner),
+                                 private=repo.private, default_branch=repo.default_branch,
+                                 now=_now())
+
+    def pull_json(self, repo: FakeRepo, pr: dict[str, Any]) -> dict[str, Any]:
+        return shapes.pull_request(self.base_url, self.base_url, full_name=repo.full_name,
+                                   pr=pr, repo_json=self.repo_json(repo),
+                                   user=self.user(pr["author"]),
+                                   reviewers=[self.user(r) for r in pr["reviewers"]])
+
+    def open_pulls(self, full_name: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [p for p in self.repos[full_name].pulls.values() if p["state"] == "open"]
 
     def _reaction_json(self, reaction: dict[str, Any]) -> dict[str, Any]:
         return {"id": reaction["id"], "node_id": f"REA_{reaction['id']}",

@@ -1,0 +1,200 @@
+"""From an `@qwenfix fix` comment to a pull request, through every real part: the
+receiver over HTTP, Redis, a Celery worker process, git over smart HTTP, Docker, and the
+scripted model. GitHub is the fake one; the model is scripted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.app import Receiver, create_app
+from bot.db import make_engine, migrate
+from bot.fake_github import FakeGitHub
+from bot.jobs import JobStore
+from bot.ledger import DeliveryLedger
+from bot.metrics import ReceiverMetrics
+from bot.queue import CeleryQueue
+from bot.settings import BotSettings
+from bot.signature import sign
+from workers.llm.scripted import ScriptedModelServer
+
+from . import github_payloads as gh
+from .conftest import SANDBOX_IMAGE, fresh_redis
+from .helpers import BUGGY_REPO, FIX_STEPS, call, make_repo, step
+from .servers import ThreadedServer
+
+REDIS_DB = 10
+SECRET = "e2e-secret"
+REPO = "octo-org/hello-world"
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 120) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+    return value
+
+
+class Stack:
+    def __init__(self, tmp: Path, steps: list[dict[str, Any]]) -> None:
+        self.tmp = tmp
+        self.redis_url, self.broker = fresh_redis(REDIS_DB)
+        self.fake = FakeGitHub()
+        source = make_repo(tmp / "source", BUGGY_REPO)
+        self.fake.add_repo(REPO, installation_id=42, collaborators={"octocat": "admin"},
+                           source=source)
+        self.fake.add_issue(REPO, 7, "double() is wrong",
+                            "double(2) gives 5. test_double fails.")
+        database = f"sqlite:///{tmp / 'jobs.db'}"
+        engine = make_engine(database)
+        migrate(engine)
+        self.store = JobStore(engine)
+        settings = BotSettings(webhook_secret=[SECRET], api_token="t",  # type: ignore[arg-type]
+                               redis_url=self.redis_url, database_url=database)
+        receiver = Receiver(settings=settings, store=self.store,
+                            ledger=DeliveryLedger.from_url(self.redis_url, 3600),
+                            queue=CeleryQueue(self.redis_url, "quick"),
+                            metrics=ReceiverMetrics())
+        self.model = ScriptedModelServer({"steps": steps}).start()
+        self.github = ThreadedServer(self.fake.asgi()).__enter__()
+        self.fake.base_url = self.github.url
+        self.hook = ThreadedServer(create_app(receiver)).__enter__()
+        self.env = {
+            **os.environ, "QWENFIX_REDIS_URL": self.redis_url,
+            "QWENFIX_DATABASE_URL": database, "QWENFIX_GITHUB_API_URL": self.github.url,
+            "QWENFIX_GITHUB_APP_ID": str(self.fake.app_id),
+            "QWENFIX_GITHUB_PRIVATE_KEY": self.fake.private_key_pem,
+            "QWENFIX_LLM_BASE_URL": self.model.base_url, "QWENFIX_LLM_BACKOFF_S": "0.01",
+            "QWENFIX_SANDBOX_IMAGE": SANDBOX_IMAGE, "QWENFIX_SANDBOX_MEMORY_MB": "1024",
+            "QWENFIX_CACHE_DIR": str(tmp / "cache"),
+            "QWENFIX_TRAJECTORY_DIR": str(tmp / "trajectories")}
+        self.worker: subprocess.Popen[str] | None = None
+
+    def start_worker(self) -> None:
+        self.worker = subprocess.Popen(
+            [str(Path(sys.executable).parent / "qwenfix"), "worker", "--queues",
+             "quick,agent", "--pool", "threads", "--concurrency", "2"],
+            env=self.env, stdout=open(self.tmp / "worker.log", "a"),  # noqa: SIM115
+            stderr=subprocess.STDOUT, text=True)
+
+    def stop_worker(self, sig: int = signal.SIGTERM) -> None:
+        if self.worker is not None:
+            self.worker.send_signal(sig)
+            try:
+                self.worker.wait(30)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+                self.worker.wait()
+            self.worker = None
+
+    def close(self) -> None:
+        self.stop_worker()
+        self.hook.__exit__()
+        self.github.__exit__()
+        self.model.stop()
+        self.fake.close()
+        print((self.tmp / "worker.log").read_text()[-6000:]
+              if (self.tmp / "worker.log").exists() else "")
+
+    def comment(self, body: str, delivery: str, sender: str = "octocat") -> httpx.Response:
+        comment_id = self.fake.add_comment(REPO, 7, body, sender)
+        payload = gh.comment_created(body, sender=sender)
+        payload["comment"]["id"] = comment_id
+        raw = json.dumps(payload).encode()
+        return httpx.post(f"{self.hook.url}/webhook", content=raw, timeout=10, headers={
+            "X-GitHub-Event": "issue_comment", "X-GitHub-Delivery": delivery,
+            "X-Hub-Signature-256": sign(SECRET, raw), "Content-Type": "application/json"})
+
+    def finished(self, job_id: int) -> str | None:
+        job = self.store.get(job_id)
+        done = {"resolved", "unresolved", "error", "blocked", "refused", "failed"}
+        return job.status if job is not None and job.status in done else None
+
+    def status_comments(self) -> list[str]:
+        return [c["body"] for c in self.fake.issue_comments(REPO, 7)
+                if c["author"] == self.fake.bot_login]
+
+    def git(self, *args: str) -> str:
+        bare = self.fake.repos[REPO].bare
+        return subprocess.run(["git", "-C", str(bare), *args], capture_output=True,
+                              text=True, check=True).stdout
+
+
+@pytest.fixture
+def stack(tmp_path: Path, docker_client: Any) -> Iterator[Callable[[list[Any]], Stack]]:
+    made: list[Stack] = []
+
+    def build(steps: list[dict[str, Any]]) -> Stack:
+        made.append(Stack(tmp_path, steps))
+        return made[-1]
+
+    yield build
+    for s in made:
+        s.close()
+
+
+def test_comment_becomes_one_pull_request_with_the_evidence(
+        stack: Callable[[list[Any]], Stack]) -> None:
+    s = stack(FIX_STEPS)
+    s.start_worker()
+    first = s.comment("@qwenfix fix please keep it simple", "delivery-a")
+    assert first.status_code == 202
+    again = s.comment("@qwenfix fix please keep it simple", "delivery-a")  # redelivered
+    assert again.json()["status"] == "duplicate"
+    job_id = first.json()["job_id"]
+    assert wait_for(lambda: s.finished(job_id), "the job to finish") == "resolved"
+
+    pulls = s.fake.open_pulls(REPO)
+    assert len(pulls) == 1
+    pull = pulls[0]
+    assert (pull["head"], pull["base"], pull["author"]) == ("qwenfix/issue-7", "main",
+                                                            s.fake.bot_login)
+    assert pull["title"] == "Fix double()"
+    for expected in ("double() added one too many.", "Fixes #7",
+                     "2 failed → passed: 2 passed", "`mathlib.py`", "4 turn(s)"):
+        assert expected in pull["body"]
+    assert pull["reviewers"] == ["octocat"]
+    # The branch on GitHub holds the verified fix, one commit by the bot, crediting the asker.
+    assert "return x * 2" in s.git("show", "qwenfix/issue-7:mathlib.py")
+    log = s.git("log", "-1", "--format=%an%n%B", "qwenfix/issue-7")
+    assert log.startswith(s.fake.bot_login)
+    assert "Co-authored-by: octocat <octocat@users.noreply.github.com>" in log
+    assert s.git("rev-list", "--count", "main..qwenfix/issue-7").strip() == "1"
+    # One status comment, now pointing at the pull request; the model saw the instructions.
+    statuses = s.status_comments()
+    assert len(statuses) == 1 and "✅ qwenfix opened" in statuses[0]
+    assert f"/pull/{pull['number']}" in statuses[0]
+    task = s.model.requests[0]["messages"][1]["content"]
+    assert "please keep it simple" in task and "double(2) gives 5" in task
+    # No token reached the model.
+    assert not any(token in json.dumps(s.model.requests) for token in s.fake.grants)
+
+
+def test_unresolved_leaves_one_comment_and_no_pull_request(
+        stack: Callable[[list[Any]], Stack]) -> None:
+    wrong = step(call("str_replace", path="mathlib.py", old_str="x + x + 1",
+                      new_str="x + x + 2"))
+    give_up = step(call("submit", summary="Changed the constant."))
+    s = stack([wrong, give_up, give_up, give_up, give_up, give_up])
+    s.start_worker()
+    job_id = s.comment("@qwenfix fix", "delivery-b").json()["job_id"]
+    assert wait_for(lambda: s.finished(job_id), "the job to finish") == "unresolved"
+    assert s.fake.open_pulls(REPO) == []
+    assert "qwenfix/issue-7" not in s.git("branch", "--list")
+    statuses = s.status_comments()
+    assert len(statuses) == 1
+    assert "could not make the tests pass" in statuses[0]
+    assert "What it tried: Changed the constant." in statuses[0]
+    assert "test_double" in statuses[0]

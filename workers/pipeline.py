@@ -1,0 +1,164 @@
+"""A fix job on GitHub: clone, fix in the sandbox, verify, push, open the pull request.
+
+Every side effect converges when the job runs again (a retry, a redelivery after a
+worker died): the branch name is deterministic and only ever carries qwenfix's own
+commits, the pull request and the status comment are find-or-create.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from bot.db import Job
+from bot.forge import GitHubForge
+from bot.github_app import PUSH_PERMISSIONS, RUN_PERMISSIONS, GitHubApp
+from sandbox import SandboxBackend
+from workers.fix import FixRequest, FixResult, run_fix
+from workers.forge.local import Identity, LocalForge
+from workers.llm.types import Model
+from workers.push_checks import blocked
+from workers.repo_config import RepoConfigError, load_repo_config
+from workers.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+
+class PushRefused(Exception):
+    """The branch holds commits that are not qwenfix's: never overwrite them."""
+
+
+def _git_env(token: SecretStr) -> dict[str, str]:
+    # The token travels in an environment-configured header: never in a URL, a command
+    # line or .git/config, and never into the sandbox (which gets a copy of the tree).
+    basic = base64.b64encode(f"x-access-token:{token.get_secret_value()}".encode()).decode()
+    return {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "http.extraHeader",
+            "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"}
+
+
+def _git(cwd: Path, *args: str, env: dict[str, str]) -> str:
+    proc = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True,
+                          env=env, check=False)
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, ["git", *args[:2]], proc.stdout,
+                                            proc.stderr)
+    return proc.stdout.strip()
+
+
+def clone(url: str, branch: str, target: Path, token: SecretStr) -> None:
+    env = _git_env(token)
+    subprocess.run(["git", "clone", "-q", "--filter=blob:none", "--no-tags", "--single-branch",
+                    "--branch", branch, url, str(target)], env=env, check=True,
+                   capture_output=True)
+
+
+def push(repo: Path, branch: str, token: SecretStr, identity: Identity) -> None:
+    """Push `branch`, replacing an earlier qwenfix attempt but never anyone else's work."""
+    env = _git_env(token)
+    remote = _git(repo, "ls-remote", "origin", f"refs/heads/{branch}", env=env).split()
+    lease = f"--force-with-lease={branch}:{remote[0]}" if remote else \
+        f"--force-with-lease={branch}:"
+    if remote:
+        _git(repo, "fetch", "-q", "origin", f"refs/heads/{branch}", env=env)
+        authors = _git(repo, "log", "--format=%ae", "HEAD..FETCH_HEAD", env=env).split()
+        others = sorted({a for a in authors if a != identity.email})
+        if others:
+            raise PushRefused(f"the branch {branch} has commits by {', '.join(others)}")
+    _git(repo, "push", "-q", lease, "origin", f"refs/heads/{branch}:refs/heads/{branch}",
+         env=env)
+
+
+def _issue_text(title: str, body: str, job: Job) -> str:
+    text = f"{title}\n\n{body}".strip()
+    if job.instructions:
+        text += f"\n\nInstructions from @{job.sender} who asked for this fix:\n{job.instructions}"
+    return text
+
+
+def _tail(text: str, lines: int = 30) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:]).replace("```", "``\u200b`")
+
+
+def unresolved_text(result: FixResult, job: Job) -> str:
+    after = result.tests_after or result.tests_before
+    tried = f"\n\nWhat it tried: {result.summary}" if result.summary else ""
+    files = ""
+    if result.diff:
+        changed = [line[6:] for line in result.diff.splitlines() if line.startswith("+++ b/")]
+        files = f"\nFiles it changed: {', '.join(f'`{f}`' for f in changed)}" if changed else ""
+    tests = ""
+    if after is not None:
+        tests = (f"\n\nThe tests still fail ({after.summary}):\n\n"
+                 f"```\n{_tail(after.output_tail)}\n```")
+    return (f"🤔 qwenfix could not make the tests pass for this issue (job {job.id}): "
+            f"{result.reason}.{tried}{files}{tests}\n\nNo pull request was opened. A clearer "
+            f"issue text, or `@qwenfix fix <hints>`, can help.")
+
+
+def run_fix_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBackend,
+                settings: WorkerSettings) -> tuple[str, str]:
+    """(status, reason) of a fix job; the issue is told the outcome in its status comment."""
+    if job.installation_id is None or job.number is None:
+        return "error", "the job names no installation or issue"
+    forge = GitHubForge(app.for_repository(job.installation_id, job.repo, RUN_PERMISSIONS),
+                        job.repo)
+    info = forge.repository()
+    title, body = forge.issue(job.number)
+    forge.upsert_status(job.number, f"⚙️ qwenfix is working on this (job {job.id}): cloning "
+                                    "the repository and running its tests.", settings.bot_login)
+    identity = Identity(name=settings.bot_login,
+                        email=f"{settings.github_app_id or 0}+{settings.bot_login}"
+                              "@users.noreply.github.com")
+    token = app.installation_token(job.installation_id, job.repo, PUSH_PERMISSIONS)
+    with tempfile.TemporaryDirectory(prefix="qwenfix-job-") as tmp:
+        checkout = Path(tmp) / "repo"
+        clone(info.clone_url, info.default_branch, checkout, token)
+        request = FixRequest(repo=checkout, issue=_issue_text(title, body, job),
+                             issue_number=job.number, title=title, co_author=job.sender)
+        result = run_fix(request, model=model, backend=backend, settings=settings,
+                         forge=LocalForge(checkout, identity), model_name=settings.llm_model)
+        if result.status == "unresolved":
+            forge.upsert_status(job.number, unresolved_text(result, job), settings.bot_login)
+            return "unresolved", result.reason
+        if result.status == "error":
+            forge.upsert_status(job.number, f"❌ qwenfix could not work on this (job "
+                                            f"{job.id}): {result.reason}", settings.bot_login)
+            return "error", result.reason
+        try:
+            config = load_repo_config([".qwenfix.yml"], lambda p: (checkout / p).read_bytes()
+                                      if (checkout / p).is_file() else None)
+        except RepoConfigError as exc:
+            return "error", str(exc)
+        problem = blocked(result.diff, max_lines=settings.max_diff_lines,
+                          allow_workflows=config.allow_workflow_changes)
+        branch = result.branch or f"qwenfix/issue-{job.number}"
+        if problem is None:
+            try:
+                push(checkout, branch, token, identity)
+            except PushRefused as exc:
+                problem = str(exc)
+        if problem is not None:
+            forge.upsert_status(job.number, f"🛑 qwenfix made a change that passes the tests "
+                                            f"but did not push it: {problem}.",
+                                settings.bot_login)
+            return "blocked", problem
+    pull, created = forge.open_or_update_pull(
+        branch=branch, base=info.default_branch, title=result.title or title,
+        body=result.pr_description or "", draft=settings.pr_draft)
+    if created and job.sender and job.sender.lower() != settings.bot_login.lower():
+        try:
+            forge.request_review(pull.number, job.sender)
+        except Exception:  # a review request is a courtesy; never fail the job for it
+            log.warning("could not request a review from %s", job.sender, exc_info=True)
+    before = result.tests_before.summary if result.tests_before else "not run"
+    after = result.tests_after.summary if result.tests_after else "not run"
+    forge.upsert_status(job.number, f"✅ qwenfix opened {pull.url} (job {job.id}).\n\n"
+                                    f"Tests: {before} → {after}.", settings.bot_login)
+    return "resolved", pull.url
