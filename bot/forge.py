@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from githubkit import GitHub
+from githubkit.exception import RequestFailed
 from pydantic import BaseModel
 
 STATUS_MARKER = "<!-- qwenfix:status -->"
@@ -99,10 +100,17 @@ class GitHubForge:
             self.github.rest.pulls.update(self.owner, self.name, existing.number,
                                           data={"title": title, "body": body})
             return existing, False
-        created = self.github.rest.pulls.create(
-            self.owner, self.name,
-            data={"head": branch, "base": base, "title": title, "body": body,
-                  "draft": draft}).parsed_data
+        try:
+            created = self.github.rest.pulls.create(
+                self.owner, self.name,
+                data={"head": branch, "base": base, "title": title, "body": body,
+                      "draft": draft}).parsed_data
+        except RequestFailed as exc:
+            # 422 after a retried create whose first answer was lost: it exists already.
+            raced = self.open_pull(branch) if exc.response.status_code == 422 else None
+            if raced is None:
+                raise
+            return raced, False
         return PullRef(number=created.number, url=created.html_url, head=branch), True
 
     def request_review(self, number: int, login: str) -> None:

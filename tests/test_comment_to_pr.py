@@ -148,6 +148,11 @@ def stack(tmp_path: Path, docker_client: Any) -> Iterator[Callable[[list[Any]], 
 def test_comment_becomes_one_pull_request_with_the_evidence(
         stack: Callable[[list[Any]], Stack]) -> None:
     s = stack(FIX_STEPS)
+    # GitHub having a bad minute: a 502 on opening the pull request, a secondary rate
+    # limit on reading the issue. Both are retried, honouring Retry-After.
+    s.fake.fail_next("POST", r"/pulls$", 502, message="Bad Gateway")
+    s.fake.fail_next("GET", r"/issues/7$", 403, headers={"Retry-After": "1"},
+                     message="You have exceeded a secondary rate limit.")
     s.start_worker()
     first = s.comment("@qwenfix fix please keep it simple", "delivery-a")
     assert first.status_code == 202
@@ -178,6 +183,8 @@ def test_comment_becomes_one_pull_request_with_the_evidence(
     assert f"/pull/{pull['number']}" in statuses[0]
     task = s.model.requests[0]["messages"][1]["content"]
     assert "please keep it simple" in task and "double(2) gives 5" in task
+    assert [m for m, p in s.fake.requests if p.endswith("/pulls") and m == "POST"] == \
+        ["POST", "POST"]
     # No token reached the model.
     assert not any(token in json.dumps(s.model.requests) for token in s.fake.grants)
 
@@ -198,3 +205,24 @@ def test_unresolved_leaves_one_comment_and_no_pull_request(
     assert "could not make the tests pass" in statuses[0]
     assert "What it tried: Changed the constant." in statuses[0]
     assert "test_double" in statuses[0]
+
+
+def test_a_worker_killed_mid_run_is_replaced_and_still_one_pull_request(
+        stack: Callable[[list[Any]], Stack], docker_client: Any) -> None:
+    slow = {**step(call("view", path="mathlib.py")), "delay_s": 20}
+    s = stack([slow, *FIX_STEPS])
+    s.env["QWENFIX_VISIBILITY_TIMEOUT_S"] = "5"
+    s.env["QWENFIX_RESTORE_SWEEP_S"] = "2"
+    s.start_worker()
+    job_id = s.comment("@qwenfix fix", "delivery-c").json()["job_id"]
+    wait_for(lambda: s.model.requests, "the first model request")
+    s.stop_worker(signal.SIGKILL)  # mid-run: the model has not answered yet
+    assert s.store.get(job_id).status == "running"  # type: ignore[union-attr]
+    s.start_worker()
+    assert wait_for(lambda: s.finished(job_id), "the job to run again", 180) == "resolved"
+    assert len(s.fake.open_pulls(REPO)) == 1
+    assert len(s.status_comments()) == 1
+    # The killed run's sandbox is left for the janitor; remove it here.
+    for container in docker_client.containers.list(
+            all=True, filters={"label": "io.qwenfix.sandbox"}):
+        container.remove(force=True)

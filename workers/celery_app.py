@@ -22,7 +22,9 @@ def celery_config(settings: WorkerSettings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "broker_transport_options": {
-            "visibility_timeout": settings.visibility_timeout_s or int(longest + 3600)},
+            "visibility_timeout": settings.visibility_timeout_s or int(longest + 3600),
+            **({"unacked_restore_interval": settings.restore_sweep_s,
+                "unacked_restore_throttle": 1} if settings.restore_sweep_s else {})},
         "task_default_queue": settings.quick_queue,
         "task_routes": {"qwenfix.acknowledge": {"queue": settings.quick_queue},
                         "qwenfix.run": {"queue": settings.agent_queue}},

@@ -75,5 +75,8 @@ class WorkerSettings(BaseSettings):
     visibility_timeout_s: int | None = None
     """How long the broker waits before handing an unacknowledged job to another worker;
     default: longer than the longest job."""
+    restore_sweep_s: int | None = None
+    """Seconds between the broker's sweeps for jobs whose worker died (kombu's default,
+    about 100 s, when unset)."""
     pr_draft: bool = False
     max_diff_lines: int = 2000
