@@ -12,7 +12,7 @@ services: bootstrap
 image:
 	@bash scripts/build-sandbox-image.sh
 
-demo: bootstrap
+demo: services
 	$(VENV)/qwenfix demo
 
 lint: bootstrap

@@ -17,9 +17,8 @@ from bot.forge import STATUS_MARKER
 from bot.github_app import AppCredentials, AppCredentialsError, GitHubApp
 from bot.jobs import JobStore
 from bot.routing import JobKind, Trigger
+from bot.serving import ThreadedServer
 from workers.acknowledge import Acknowledged, acknowledge
-
-from .servers import ThreadedServer
 
 REPO = "octo-org/hello-world"
 

@@ -24,6 +24,7 @@ from bot.jobs import JobStore
 from bot.ledger import DeliveryLedger
 from bot.metrics import ReceiverMetrics
 from bot.queue import CeleryQueue
+from bot.serving import ThreadedServer
 from bot.settings import BotSettings
 from bot.signature import sign
 from workers.llm.scripted import ScriptedModelServer
@@ -31,7 +32,6 @@ from workers.llm.scripted import ScriptedModelServer
 from . import github_payloads as gh
 from .conftest import SANDBOX_IMAGE, fresh_redis
 from .helpers import BUGGY_REPO, FIX_STEPS, call, make_repo, step
-from .servers import ThreadedServer
 
 REDIS_DB = 10
 SECRET = "e2e-secret"

@@ -23,12 +23,12 @@ from bot.jobs import JobStore
 from bot.ledger import PREFIX, DeliveryLedger
 from bot.metrics import ReceiverMetrics
 from bot.queue import CeleryQueue
+from bot.serving import ThreadedServer, free_port
 from bot.settings import BotSettings
 from bot.signature import sign, verify
 
 from . import github_payloads as gh
 from .conftest import fresh_redis
-from .servers import ThreadedServer, free_port
 
 SECRET = "s3cret-for-tests"
 TOKEN = "operator-token"

@@ -24,12 +24,12 @@ from bot.jobs import JobStore
 from bot.ledger import DeliveryLedger
 from bot.metrics import ReceiverMetrics
 from bot.queue import CeleryQueue
+from bot.serving import ThreadedServer
 from bot.settings import BotSettings
 from bot.signature import sign
 
 from . import github_payloads as gh
 from .conftest import fresh_redis
-from .servers import ThreadedServer
 
 REDIS_DB = 11
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"

@@ -106,15 +106,22 @@ def _read_issue(path: Path | None) -> str:  # also reads --task-file
 def demo(
     as_json: Annotated[bool, typer.Option("--json")] = False,
     keep: Annotated[Path | None, typer.Option(help="Create the demo repository here.")] = None,
+    local: Annotated[bool, typer.Option(help="Without GitHub: `qwenfix fix` on a local "
+                                             "copy of the example.")] = False,
 ) -> None:
-    """Fix the bundled example repository end to end (scripted model unless
-    QWENFIX_LLM_BASE_URL points at a real server)."""
-    from workers.demo import run_demo
-
+    """Fix the bundled example repository end to end: a comment on a fake GitHub becomes a
+    pull request (scripted model unless QWENFIX_LLM_BASE_URL points at a real server).
+    With --local, the same fix on a local repository, without GitHub."""
     _logging(False)
-    result = run_demo(keep=keep, echo=typer.echo)
-    print_result(result, as_json)
-    raise typer.Exit(0 if result.status == "resolved" else 1)
+    if local:
+        from workers.demo import run_demo
+
+        result = run_demo(keep=keep, echo=typer.echo)
+        print_result(result, as_json)
+        raise typer.Exit(0 if result.status == "resolved" else 1)
+    from workers.github_demo import run_github_demo
+
+    raise typer.Exit(run_github_demo(typer.echo))
 
 
 @app.command()

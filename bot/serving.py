@@ -1,4 +1,4 @@
-"""Run an ASGI app on a real loopback port for the length of a test."""
+"""Run an ASGI app on a real loopback port inside this process (the demo, the tests)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class ThreadedServer:
         deadline = time.monotonic() + 10
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start")
+                raise RuntimeError("the embedded server did not start")
             time.sleep(0.01)
         return self
 
