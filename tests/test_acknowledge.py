@@ -130,3 +130,17 @@ def test_missing_job_and_bad_credentials(github: Any, jobs: JobStore) -> None:
     with pytest.raises(AppCredentialsError, match="No such file"):
         AppCredentials.load(app_id=1, private_key=None, private_key_file=Path("/nope.pem"),
                             api_url=url)
+
+
+def test_a_second_request_while_a_job_runs_is_told_so(github: Any, jobs: JobStore) -> None:
+    fake, url = github
+    app = GitHubApp(AppCredentials(app_id=fake.app_id,
+                                   private_key=SecretStr(fake.private_key_pem), api_url=url))
+    job_id = new_job(jobs, fake)
+    outcome = acknowledge(job_id, jobs=jobs, app=app, bot_login=fake.bot_login,
+                          on_refusal="comment", queue_run=lambda _: None,
+                          running_on=lambda target: "17" if target == f"{REPO}#7" else None)
+    assert outcome == Acknowledged.ACKNOWLEDGED
+    status = [c["body"] for c in fake.issue_comments(REPO, 7) if c["author"] == fake.bot_login]
+    assert "Job 17 is still running here; this request starts as soon as it finishes." \
+        in status[0]

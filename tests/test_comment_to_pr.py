@@ -48,11 +48,12 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 120) -> Any:
 
 
 class Stack:
-    def __init__(self, tmp: Path, steps: list[dict[str, Any]]) -> None:
+    def __init__(self, tmp: Path, steps: list[dict[str, Any]],
+                 files: dict[str, str | bytes] | None = None) -> None:
         self.tmp = tmp
         self.redis_url, self.broker = fresh_redis(REDIS_DB)
         self.fake = FakeGitHub()
-        source = make_repo(tmp / "source", BUGGY_REPO)
+        source = make_repo(tmp / "source", files or BUGGY_REPO)
         self.fake.add_repo(REPO, installation_id=42, collaborators={"octocat": "admin"},
                            source=source)
         self.fake.add_issue(REPO, 7, "double() is wrong",
@@ -133,11 +134,12 @@ class Stack:
 
 
 @pytest.fixture
-def stack(tmp_path: Path, docker_client: Any) -> Iterator[Callable[[list[Any]], Stack]]:
+def stack(tmp_path: Path, docker_client: Any) -> Iterator[Callable[..., Stack]]:
     made: list[Stack] = []
 
-    def build(steps: list[dict[str, Any]]) -> Stack:
-        made.append(Stack(tmp_path, steps))
+    def build(steps: list[dict[str, Any]],
+              files: dict[str, str | bytes] | None = None) -> Stack:
+        made.append(Stack(tmp_path, steps, files))
         return made[-1]
 
     yield build
@@ -146,7 +148,7 @@ def stack(tmp_path: Path, docker_client: Any) -> Iterator[Callable[[list[Any]], 
 
 
 def test_comment_becomes_one_pull_request_with_the_evidence(
-        stack: Callable[[list[Any]], Stack]) -> None:
+        stack: Callable[..., Stack]) -> None:
     s = stack(FIX_STEPS)
     # GitHub having a bad minute: a 502 on opening the pull request, a secondary rate
     # limit on reading the issue. Both are retried, honouring Retry-After.
@@ -190,7 +192,7 @@ def test_comment_becomes_one_pull_request_with_the_evidence(
 
 
 def test_unresolved_leaves_one_comment_and_no_pull_request(
-        stack: Callable[[list[Any]], Stack]) -> None:
+        stack: Callable[..., Stack]) -> None:
     wrong = step(call("str_replace", path="mathlib.py", old_str="x + x + 1",
                       new_str="x + x + 2"))
     give_up = step(call("submit", summary="Changed the constant."))
@@ -208,7 +210,7 @@ def test_unresolved_leaves_one_comment_and_no_pull_request(
 
 
 def test_a_worker_killed_mid_run_is_replaced_and_still_one_pull_request(
-        stack: Callable[[list[Any]], Stack], docker_client: Any) -> None:
+        stack: Callable[..., Stack], docker_client: Any) -> None:
     slow = {**step(call("view", path="mathlib.py")), "delay_s": 20}
     s = stack([slow, *FIX_STEPS])
     s.env["QWENFIX_VISIBILITY_TIMEOUT_S"] = "5"
@@ -226,3 +228,22 @@ def test_a_worker_killed_mid_run_is_replaced_and_still_one_pull_request(
     for container in docker_client.containers.list(
             all=True, filters={"label": "io.qwenfix.sandbox"}):
         container.remove(force=True)
+
+
+def test_unresolved_can_leave_a_draft_pull_request(stack: Callable[..., Stack]) -> None:
+    wrong = step(call("str_replace", path="mathlib.py", old_str="x + x + 1",
+                      new_str="x + x + 2"))
+    give_up = step(call("submit", summary="Changed the constant."))
+    files = {**BUGGY_REPO,
+             ".qwenfix.yml": "test: python -m pytest -q\non_unresolved: draft_pr\n"}
+    s = stack([wrong, *[give_up] * 5], files)
+    s.start_worker()
+    job_id = s.comment("@qwenfix fix", "delivery-d").json()["job_id"]
+    assert wait_for(lambda: s.finished(job_id), "the job to finish") == "unresolved"
+    pulls = s.fake.open_pulls(REPO)
+    assert len(pulls) == 1 and pulls[0]["draft"]
+    assert pulls[0]["title"].startswith("WIP: ")
+    assert "the tests do not pass with this change" in pulls[0]["body"]
+    assert "x + x + 2" in s.git("show", "qwenfix/issue-7:mathlib.py")
+    statuses = s.status_comments()
+    assert len(statuses) == 1 and "The attempt is in a draft pull request:" in statuses[0]

@@ -35,7 +35,10 @@ def status_text(kind: str, job_id: int, sender: str) -> str:
 
 
 def acknowledge(job_id: int, *, jobs: JobStore, app: GitHubApp, bot_login: str,
-                on_refusal: str, queue_run: Callable[[int], None]) -> Acknowledged:
+                on_refusal: str, queue_run: Callable[[int], None],
+                running_on: Callable[[str], str | None] = lambda target: None
+                ) -> Acknowledged:
+    """`running_on(target)` names the job already running on "owner/repo#N", if any."""
     job = jobs.record(job_id)
     if job is None:
         log.warning("job %s does not exist", job_id)
@@ -61,7 +64,12 @@ def acknowledge(job_id: int, *, jobs: JobStore, app: GitHubApp, bot_login: str,
     if job.comment_id is not None and job.comment_kind:
         forge.react(job.comment_kind, job.comment_id, "eyes")
     if job.number is not None:
-        forge.upsert_status(job.number, status_text(job.kind, job.id, job.sender), bot_login)
+        text = status_text(job.kind, job.id, job.sender)
+        busy = running_on(f"{job.repo}#{job.number}")
+        if busy is not None and busy != str(job.id):
+            text += (f"\n\nJob {busy} is still running here; this request starts as soon "
+                     "as it finishes.")
+        forge.upsert_status(job.number, text, bot_login)
     if not jobs.set_status(job_id, "acknowledged", expected="queued"):
         return Acknowledged.ALREADY_HANDLED  # another delivery of this task got here first
     try:

@@ -13,6 +13,12 @@ _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del
            "else return 0 end"
 
 
+def lock_holder(client: redis.Redis, target: str) -> str | None:
+    """The job holding `target`'s lock, if any."""
+    value: Any = client.get(PREFIX + target)  # bytes (redis-py types it sync|async)
+    return value.decode() if value is not None else None
+
+
 class TargetLock:
     def __init__(self, client: redis.Redis, target: str, owner: str, ttl_s: int) -> None:
         self.client, self.key, self.owner, self.ttl_s = client, PREFIX + target, owner, ttl_s
@@ -29,8 +35,7 @@ class TargetLock:
         return self
 
     def holder(self) -> str | None:
-        value: Any = self.client.get(self.key)  # bytes (redis-py types it sync|async)
-        return value.decode() if value is not None else None
+        return lock_holder(self.client, self.key.removeprefix(PREFIX))
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

@@ -24,7 +24,7 @@ from workers.fix import FixRequest, FixResult, run_fix
 from workers.forge.local import Identity, LocalForge
 from workers.llm.types import Model
 from workers.push_checks import blocked
-from workers.repo_config import RepoConfigError, load_repo_config
+from workers.repo_config import RepoConfig, RepoConfigError, load_repo_config
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,32 @@ def unresolved_text(result: FixResult, job: Job) -> str:
             f"issue text, or `@qwenfix fix <hints>`, can help.")
 
 
+def _draft_unresolved(checkout: Path, result: FixResult, job: Job, text: str, *,
+                      forge: GitHubForge, token: SecretStr, identity: Identity,
+                      config: RepoConfig, base: str, settings: WorkerSettings) -> str:
+    """A draft pull request with what was tried, for a maintainer to take over."""
+    problem = blocked(result.diff, max_lines=settings.max_diff_lines,
+                      allow_workflows=config.allow_workflow_changes)
+    if problem is not None:
+        return f"The attempt was not pushed as a draft: {problem}."
+    branch = f"qwenfix/issue-{job.number}"
+    head = _git(checkout, "rev-parse", "HEAD", env=dict(os.environ))
+    LocalForge(checkout, identity).publish(
+        base=head, diff=result.diff, branch=branch,
+        message=f"WIP: attempt at #{job.number} (tests still fail)\n",
+        description=text)
+    try:
+        push(checkout, branch, token, identity)
+    except PushRefused as exc:
+        return f"The attempt was not pushed as a draft: {exc}."
+    body = (f"**Draft: the tests do not pass with this change.** qwenfix could not finish "
+            f"#{job.number}; this is what it tried, for a person to take over.\n\n{text}")
+    pull, _ = forge.open_or_update_pull(branch=branch, base=base,
+                                        title=f"WIP: {result.title or f'attempt at #{job.number}'}",
+                                        body=body, draft=True)
+    return f"The attempt is in a draft pull request: {pull.url}."
+
+
 def run_fix_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBackend,
                 settings: WorkerSettings) -> tuple[str, str]:
     """(status, reason) of a fix job; the issue is told the outcome in its status comment."""
@@ -124,9 +150,6 @@ def run_fix_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBacke
                              issue_number=job.number, title=title, co_author=job.sender)
         result = run_fix(request, model=model, backend=backend, settings=settings,
                          forge=LocalForge(checkout, identity), model_name=settings.llm_model)
-        if result.status == "unresolved":
-            forge.upsert_status(job.number, unresolved_text(result, job), settings.bot_login)
-            return "unresolved", result.reason
         if result.status == "error":
             forge.upsert_status(job.number, f"❌ qwenfix could not work on this (job "
                                             f"{job.id}): {result.reason}", settings.bot_login)
@@ -136,6 +159,15 @@ def run_fix_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBacke
                                       if (checkout / p).is_file() else None)
         except RepoConfigError as exc:
             return "error", str(exc)
+        if result.status == "unresolved":
+            text = unresolved_text(result, job)
+            if (config.on_unresolved or settings.on_unresolved) == "draft_pr" and result.diff:
+                draft = _draft_unresolved(checkout, result, job, text, forge=forge,
+                                          token=token, identity=identity, config=config,
+                                          base=info.default_branch, settings=settings)
+                text = text.replace("No pull request was opened.", draft)
+            forge.upsert_status(job.number, text, settings.bot_login)
+            return "unresolved", result.reason
         problem = blocked(result.diff, max_lines=settings.max_diff_lines,
                           allow_workflows=config.allow_workflow_changes)
         branch = result.branch or f"qwenfix/issue-{job.number}"

@@ -6,6 +6,7 @@ import fnmatch
 import json
 import re
 from collections.abc import Callable
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -38,6 +39,9 @@ class RepoConfig(BaseModel):
     setup: str | None = None
     setup_network: bool | None = None
     allow_workflow_changes: bool = False
+    on_unresolved: Literal["comment", "draft_pr"] | None = None
+    """When the tests cannot be made to pass: only a comment, or also a draft pull request
+    with what was tried (default: QWENFIX_ON_UNRESOLVED, which defaults to comment)."""
     """Whether a fix may touch .github/workflows/ (refused by default)."""
     limits: RepoLimits = Field(default_factory=RepoLimits)
     context: ContextRules = Field(default_factory=ContextRules)

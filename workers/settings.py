@@ -79,4 +79,5 @@ class WorkerSettings(BaseSettings):
     """Seconds between the broker's sweeps for jobs whose worker died (kombu's default,
     about 100 s, when unset)."""
     pr_draft: bool = False
+    on_unresolved: Literal["comment", "draft_pr"] = "comment"
     max_diff_lines: int = 2000

@@ -15,7 +15,7 @@ from bot.jobs import JobStore
 from workers.acknowledge import acknowledge
 from workers.celery_app import app
 from workers.factory import make_backend, make_model
-from workers.locks import TargetLock
+from workers.locks import TargetLock, lock_holder
 from workers.pipeline import run_fix_job
 from workers.retry import transient_delay
 from workers.settings import WorkerSettings
@@ -58,7 +58,8 @@ def acknowledge_job(self: JobTask, job_id: int) -> str:
             job_id, jobs=deps.jobs, app=deps.github, bot_login=deps.settings.bot_login,
             on_refusal=deps.settings.on_refusal,
             queue_run=lambda job: app.send_task("qwenfix.run", args=[job],
-                                                queue=deps.settings.agent_queue))
+                                                queue=deps.settings.agent_queue),
+            running_on=lambda target: lock_holder(deps.redis, target))
     except Exception as exc:
         delay = transient_delay(exc, self.request.retries)
         if delay is None:
