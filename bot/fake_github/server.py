@@ -93,6 +93,7 @@ class FakeGitHub:
         self.comments: dict[int, dict[str, Any]] = {}
         self.reactions: list[dict[str, Any]] = []
         self.grants: dict[str, Grant] = {}
+        self.check_runs: dict[int, dict[str, Any]] = {}
         self.token_requests: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str]] = []
         self._faults: list[Fault] = []
@@ -132,6 +133,22 @@ class FakeGitHub:
         out = subprocess.run(["git", "-C", str(repo.bare), "rev-parse", "--verify", "--quiet",
                               f"{ref}^{{commit}}"], capture_output=True, text=True)
         return out.stdout.strip() or None
+
+    def refs(self, full_name: str, prefix: str) -> list[tuple[str, str]]:
+        repo = self.repos[full_name]
+        if repo.bare is None:
+            return []
+        out = subprocess.run(["git", "-C", str(repo.bare), "for-each-ref",
+                              "--format=%(refname) %(objectname)", prefix],
+                             capture_output=True, text=True, check=True).stdout
+        return [(ref, sha) for ref, sha in (line.split() for line in out.splitlines())]
+
+    def update_ref(self, full_name: str, ref: str, sha: str) -> bool:
+        repo = self.repos[full_name]
+        if repo.bare is None:
+            return False
+        return subprocess.run(["git", "-C", str(repo.bare), "update-ref", ref, sha],
+                              capture_output=True).returncode == 0
 
     def _next_number(self, repo: FakeRepo) -> int:
         return max([0, *repo.issues, *repo.pulls]) + 1
@@ -435,6 +452,94 @@ class FakeGitHub:
                 return error(404, "Not Found")
             return JSONResponse(shapes.git_ref(gh.base_url, repo.full_name, f"refs/{ref}", sha))
 
+        @app.get("/repos/{owner}/{name}/git/matching-refs/{ref:path}")
+        async def matching_refs(request: Request, owner: str, name: str, ref: str) -> Response:
+            repo = repo_access(request, owner, name, "contents")
+            if isinstance(repo, Response):
+                return repo
+            return JSONResponse([shapes.git_ref(gh.base_url, repo.full_name, r, sha)
+                                 for r, sha in gh.refs(repo.full_name, f"refs/{ref}")])
+
+        @app.post("/repos/{owner}/{name}/git/refs")
+        async def create_ref(request: Request, owner: str, name: str) -> Response:
+            repo = repo_access(request, owner, name, "contents", "write")
+            if isinstance(repo, Response):
+                return repo
+            data = await request.json()
+            ref, sha = str(data.get("ref", "")), str(data.get("sha", ""))
+            if not ref.startswith("refs/") or gh.ref_sha(repo.full_name, ref) is not None:
+                return error(422, "Reference already exists" if ref.startswith("refs/")
+                             else "Validation Failed")
+            if not gh.update_ref(repo.full_name, ref, sha):
+                return error(422, "Object does not exist")
+            return JSONResponse(shapes.git_ref(gh.base_url, repo.full_name, ref, sha),
+                                status_code=201)
+
+        @app.patch("/repos/{owner}/{name}/git/refs/{ref:path}")
+        async def update_ref(request: Request, owner: str, name: str, ref: str) -> Response:
+            repo = repo_access(request, owner, name, "contents", "write")
+            if isinstance(repo, Response):
+                return repo
+            data = await request.json()
+            full, sha = f"refs/{ref}", str(data.get("sha", ""))
+            current = gh.ref_sha(repo.full_name, full)
+            if current is None:
+                return error(422, "Reference does not exist")
+            ancestor = subprocess.run(["git", "-C", str(repo.bare), "merge-base",
+                                       "--is-ancestor", current, sha], capture_output=True)
+            if not data.get("force") and ancestor.returncode != 0:
+                return error(422, "Update is not a fast forward")
+            if not gh.update_ref(repo.full_name, full, sha):
+                return error(422, "Object does not exist")
+            return JSONResponse(shapes.git_ref(gh.base_url, repo.full_name, full, sha))
+
+        @app.delete("/repos/{owner}/{name}/git/refs/{ref:path}")
+        async def delete_ref(request: Request, owner: str, name: str, ref: str) -> Response:
+            repo = repo_access(request, owner, name, "contents", "write")
+            if isinstance(repo, Response):
+                return repo
+            if gh.ref_sha(repo.full_name, f"refs/{ref}") is None:
+                return error(422, "Reference does not exist")
+            subprocess.run(["git", "-C", str(repo.bare), "update-ref", "-d", f"refs/{ref}"],
+                           check=True)
+            return Response(status_code=204)
+
+        @app.post("/repos/{owner}/{name}/check-runs")
+        async def create_check_run(request: Request, owner: str, name: str) -> Response:
+            repo = repo_access(request, owner, name, "checks", "write")
+            if isinstance(repo, Response):
+                return repo
+            data = await request.json()
+            if not data.get("name") or not data.get("head_sha"):
+                return error(422, "Validation Failed")
+            with gh._lock:
+                run = {"id": next(gh._ids), "repo": repo.full_name, "name": data["name"],
+                       "head_sha": data["head_sha"], "status": data.get("status", "queued"),
+                       "conclusion": data.get("conclusion"), "output": data.get("output") or {},
+                       "details_url": data.get("details_url"),
+                       "external_id": data.get("external_id"), "started_at": _now(),
+                       "completed_at": _now() if data.get("conclusion") else None}
+                gh.check_runs[run["id"]] = run
+            return JSONResponse(gh.check_run_json(run), status_code=201)
+
+        @app.patch("/repos/{owner}/{name}/check-runs/{run_id}")
+        async def update_check_run(request: Request, owner: str, name: str,
+                                   run_id: int) -> Response:
+            repo = repo_access(request, owner, name, "checks", "write")
+            if isinstance(repo, Response):
+                return repo
+            run = gh.check_runs.get(run_id)
+            if run is None or run["repo"] != repo.full_name:
+                return error(404, "Not Found")
+            data = await request.json()
+            with gh._lock:
+                for key in ("name", "status", "conclusion", "output", "details_url"):
+                    if key in data:
+                        run[key] = data[key]
+                if data.get("conclusion"):
+                    run["status"], run["completed_at"] = "completed", _now()
+            return JSONResponse(gh.check_run_json(run))
+
         @app.get("/repos/{owner}/{name}/pulls")
         async def list_pulls(request: Request, owner: str, name: str, state: str = "open",
                              head: str | None = None) -> Response:
@@ -547,6 +652,22 @@ class FakeGitHub:
             return error(404, "Not Found")
 
         return app
+
+    def check_run_json(self, run: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self.base_url}/repos/{run['repo']}/check-runs/{run['id']}"
+        output = run["output"]
+        return {
+            "id": run["id"], "node_id": f"CR_{run['id']}", "head_sha": run["head_sha"],
+            "name": run["name"], "url": url, "html_url": f"{self.base_url}/{run['repo']}/runs/"
+            f"{run['id']}", "details_url": run["details_url"], "status": run["status"],
+            "conclusion": run["conclusion"], "started_at": run["started_at"],
+            "completed_at": run["completed_at"], "external_id": run["external_id"],
+            "check_suite": {"id": run["id"] + 1},
+            "output": {"title": output.get("title"), "summary": output.get("summary"),
+                       "text": output.get("text"), "annotations_count":
+                       len(output.get("annotations") or []), "annotations_url":
+                       f"{url}/annotations"},
+            "app": None, "pull_requests": []}
 
     def repo_json(self, repo: FakeRepo) -> dict[str, Any]:
         return shapes.repository(self.base_url, self.base_url, full_name=repo.full_name,
