@@ -126,3 +126,36 @@ def test_comments_paginate_with_link_headers(fake: FakeGitHub) -> None:
     every = list(gh.rest.paginate(gh.rest.issues.list_comments, owner="octo-org",
                                   repo="hello-world", issue_number=1, per_page=2))
     assert [c.body for c in every] == [f"comment {i}" for i in range(5)]
+
+
+def test_reviews_accept_only_lines_of_the_diff(fake: FakeGitHub, tmp_path: Path) -> None:
+    repo = fake.repos[REPO]
+    work = tmp_path / "w"
+    subprocess.run(["git", "clone", "-q", str(repo.bare), str(work)], check=True)
+    (work / "a.txt").write_text("one\ntwo\nthree\n")
+    (work / "b.txt").write_text("new file\n")
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "change")
+    git(work, "push", "-q", "origin", "HEAD:refs/heads/qwenfix/issue-1")
+    gh = client(fake, {"pull_requests": "write", "contents": "read", "metadata": "read"})
+    pull = gh.rest.pulls.create("octo-org", "hello-world", data={
+        "head": "qwenfix/issue-1", "base": "main", "title": "t", "body": "b"}).parsed_data
+    review = gh.rest.pulls.create_review("octo-org", "hello-world", pull.number, data={
+        "event": "COMMENT", "body": "Two notes.", "comments": [
+            {"path": "a.txt", "line": 2, "side": "RIGHT", "body": "why two?"},
+            {"path": "a.txt", "line": 1, "side": "LEFT", "body": "was one"},
+            {"path": "b.txt", "line": 1, "body": "```suggestion\nnewer file\n```"}]})
+    assert review.parsed_data.state == "COMMENTED"
+    comments = gh.rest.pulls.list_review_comments("octo-org", "hello-world",
+                                                  pull.number).parsed_data
+    assert [(c.path, c.line, c.side) for c in comments] == \
+        [("a.txt", 2, "RIGHT"), ("a.txt", 1, "LEFT"), ("b.txt", 1, "RIGHT")]
+    assert comments[0].diff_hunk.startswith("@@")
+    with pytest.raises(RequestFailed) as info:
+        gh.rest.pulls.create_review("octo-org", "hello-world", pull.number, data={
+            "event": "COMMENT", "body": "x",
+            "comments": [{"path": "a.txt", "line": 40, "body": "not in the diff"}]})
+    assert info.value.response.status_code == 422
+    replied = gh.rest.pulls.create_reply_for_review_comment(
+        "octo-org", "hello-world", pull.number, comments[0].id, data={"body": "done"})
+    assert replied.parsed_data.in_reply_to_id == comments[0].id

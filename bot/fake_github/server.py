@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from unidiff.patch import PatchSet
 
 from bot.fake_github import shapes
 from bot.fake_github.git_http import http_backend
@@ -94,6 +95,8 @@ class FakeGitHub:
         self.reactions: list[dict[str, Any]] = []
         self.grants: dict[str, Grant] = {}
         self.check_runs: dict[int, dict[str, Any]] = {}
+        self.reviews: dict[int, dict[str, Any]] = {}
+        self.review_comments: dict[int, dict[str, Any]] = {}
         self.token_requests: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str]] = []
         self._faults: list[Fault] = []
@@ -149,6 +152,27 @@ class FakeGitHub:
             return False
         return subprocess.run(["git", "-C", str(repo.bare), "update-ref", ref, sha],
                               capture_output=True).returncode == 0
+
+    def pull_diff_lines(self, full_name: str, pr: dict[str, Any]
+                        ) -> tuple[dict[tuple[str, int, str], str], dict[str, str]]:
+        """(path, line, side) -> the hunk it is in, for every line of the pull request's
+        diff: where GitHub accepts review comments."""
+        repo = self.repos[full_name]
+        diff = subprocess.run(["git", "-C", str(repo.bare), "diff", "--no-color",
+                               f"{pr['base_sha']}...refs/heads/{pr['head']}"],
+                              capture_output=True, text=True, check=True).stdout
+        lines: dict[tuple[str, int, str], str] = {}
+        hunks: dict[str, str] = {}
+        for patched in PatchSet(diff):
+            for hunk in patched:
+                text = str(hunk)
+                hunks.setdefault(patched.path, text)
+                for line in hunk:
+                    if line.target_line_no is not None:
+                        lines[(patched.path, line.target_line_no, "RIGHT")] = text
+                    if line.source_line_no is not None and not line.is_added:
+                        lines[(patched.path, line.source_line_no, "LEFT")] = text
+        return lines, hunks
 
     def _next_number(self, repo: FakeRepo) -> int:
         return max([0, *repo.issues, *repo.pulls]) + 1
@@ -622,6 +646,85 @@ class FakeGitHub:
             with gh._lock:
                 pr["reviewers"] = sorted(set(pr["reviewers"]) | set(wanted))
             return JSONResponse(gh.pull_json(repo, pr), status_code=201)
+
+        @app.post("/repos/{owner}/{name}/pulls/{number}/reviews")
+        async def create_review(request: Request, owner: str, name: str,
+                                number: int) -> Response:
+            repo = repo_access(request, owner, name, "pull_requests", "write")
+            if isinstance(repo, Response):
+                return repo
+            pr = repo.pulls.get(number)
+            if pr is None:
+                return error(404, "Not Found")
+            data = await request.json()
+            event = str(data.get("event") or "PENDING")
+            states = {"COMMENT": "COMMENTED", "APPROVE": "APPROVED",
+                      "REQUEST_CHANGES": "CHANGES_REQUESTED", "PENDING": "PENDING"}
+            if event not in states:
+                return error(422, "Unprocessable Entity")
+            if event in ("COMMENT", "REQUEST_CHANGES") and not data.get("body") \
+                    and not data.get("comments"):
+                return error(422, "Unprocessable Entity")
+            lines, _ = gh.pull_diff_lines(repo.full_name, pr)
+            placed = []
+            for comment in data.get("comments") or []:
+                key = (str(comment.get("path")), int(comment.get("line") or 0),
+                       str(comment.get("side") or "RIGHT"))
+                if key not in lines:
+                    return JSONResponse({"message": "Unprocessable Entity", "errors": [
+                        "Pull request review thread line must be part of the diff"],
+                        "documentation_url": "https://docs.github.com/rest"}, status_code=422)
+                placed.append((key, str(comment.get("body") or ""), lines[key]))
+            head_sha = gh.ref_sha(repo.full_name, f"refs/heads/{pr['head']}") or pr["head_sha"]
+            with gh._lock:
+                item: dict[str, Any] = {
+                        "id": next(gh._ids), "repo": repo.full_name, "number": number,
+                        "body": data.get("body") or "", "state": states[event],
+                        "commit_id": data.get("commit_id") or head_sha, "author": gh.bot_login,
+                        "created_at": _now()}
+                gh.reviews[item["id"]] = item
+                for (path, line, side), body, hunk in placed:
+                    rc = {"id": next(gh._ids), "repo": repo.full_name, "number": number,
+                          "review_id": item["id"], "path": path, "line": line, "side": side,
+                          "body": body, "diff_hunk": hunk, "commit_id": item["commit_id"],
+                          "author": gh.bot_login, "created_at": _now()}
+                    gh.review_comments[rc["id"]] = rc
+            return JSONResponse(shapes.review(gh.base_url, gh.base_url,
+                                              full_name=repo.full_name, number=number,
+                                              item=item, user=gh.user(item["author"])))
+
+        @app.get("/repos/{owner}/{name}/pulls/{number}/comments")
+        async def list_review_comments(request: Request, owner: str, name: str,
+                                       number: int) -> Response:
+            repo = repo_access(request, owner, name, "pull_requests")
+            if isinstance(repo, Response):
+                return repo
+            items = sorted((c for c in gh.review_comments.values()
+                            if c["repo"] == repo.full_name and c["number"] == number),
+                           key=lambda c: c["id"])
+            return JSONResponse([shapes.review_comment(
+                gh.base_url, gh.base_url, full_name=repo.full_name, number=number, item=c,
+                user=gh.user(c["author"])) for c in items])
+
+        @app.post("/repos/{owner}/{name}/pulls/{number}/comments/{comment_id}/replies")
+        async def reply(request: Request, owner: str, name: str, number: int,
+                        comment_id: int) -> Response:
+            repo = repo_access(request, owner, name, "pull_requests", "write")
+            if isinstance(repo, Response):
+                return repo
+            parent = gh.review_comments.get(comment_id)
+            if parent is None or parent["repo"] != repo.full_name or parent["number"] != number:
+                return error(404, "Not Found")
+            body = (await request.json()).get("body")
+            if not body:
+                return error(422, "Validation Failed")
+            with gh._lock:
+                rc = {**parent, "id": next(gh._ids), "body": body, "reply_to": comment_id,
+                      "author": gh.bot_login, "created_at": _now()}
+                gh.review_comments[rc["id"]] = rc
+            return JSONResponse(shapes.review_comment(
+                gh.base_url, gh.base_url, full_name=repo.full_name, number=number, item=rc,
+                user=gh.user(rc["author"])), status_code=201)
 
         @app.api_route("/{owner}/{name}.git/{rest:path}", methods=["GET", "POST"])
         async def git_smart_http(request: Request, owner: str, name: str,

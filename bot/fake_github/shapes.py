@@ -114,3 +114,31 @@ def git_ref(api: str, full_name: str, ref: str, sha: str) -> dict[str, Any]:
             "url": f"{api}/repos/{full_name}/git/{ref}",
             "object": {"type": "commit", "sha": sha,
                        "url": f"{api}/repos/{full_name}/git/commits/{sha}"}}
+
+
+def review(api: str, web: str, *, full_name: str, number: int, item: dict[str, Any],
+           user: dict[str, Any]) -> dict[str, Any]:
+    pull_url = f"{api}/repos/{full_name}/pulls/{number}"
+    html = f"{web}/{full_name}/pull/{number}#pullrequestreview-{item['id']}"
+    return {"id": item["id"], "node_id": f"PRR_{item['id']}", "user": user,
+            "body": item["body"], "state": item["state"], "commit_id": item["commit_id"],
+            "html_url": html, "pull_request_url": pull_url,
+            "_links": {"html": {"href": html}, "pull_request": {"href": pull_url}},
+            "submitted_at": item["created_at"], "author_association": "NONE"}
+
+
+def review_comment(api: str, web: str, *, full_name: str, number: int,
+                   item: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
+    url = f"{api}/repos/{full_name}/pulls/comments/{item['id']}"
+    pull_url = f"{api}/repos/{full_name}/pulls/{number}"
+    html = f"{web}/{full_name}/pull/{number}#discussion_r{item['id']}"
+    return {"url": url, "id": item["id"], "node_id": f"PRRC_{item['id']}",
+            "pull_request_review_id": item["review_id"], "diff_hunk": item["diff_hunk"],
+            "path": item["path"], "line": item["line"], "side": item["side"],
+            "original_line": item["line"], "commit_id": item["commit_id"],
+            "original_commit_id": item["commit_id"], "in_reply_to_id": item.get("reply_to"),
+            "user": user, "body": item["body"], "created_at": item["created_at"],
+            "updated_at": item["created_at"], "html_url": html, "pull_request_url": pull_url,
+            "author_association": "NONE",
+            "_links": {"self": {"href": url}, "html": {"href": html},
+                       "pull_request": {"href": pull_url}}}
