@@ -9,6 +9,9 @@ bootstrap:
 services: bootstrap
 	@bash scripts/ensure-redis.sh
 
+test-services: services
+	@bash scripts/ensure-postgres.sh
+
 image:
 	@bash scripts/build-sandbox-image.sh
 
@@ -19,7 +22,7 @@ lint: bootstrap
 	$(VENV)/ruff check .
 	$(VENV)/mypy
 
-test: services
+test: test-services
 	$(VENV)/ruff check .
 	$(VENV)/mypy
 	$(VENV)/pytest

@@ -1,0 +1,57 @@
+"""The production database: migrations and job records on a real PostgreSQL
+(`make test` starts one on 127.0.0.1 with a `qwenfix` role)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from bot.db import make_engine, migrate
+from bot.jobs import JobStore
+from bot.routing import JobKind, Record, Trigger
+
+ADMIN_URL = "postgresql+psycopg://qwenfix:qwenfix@127.0.0.1:5432/qwenfix"
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    name = f"qwenfix_test_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not running on 127.0.0.1:5432 ({exc}); run `make test`")
+    engine = make_engine(ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE "{name}"'))
+        admin.dispose()
+
+
+def test_migrations_and_jobs_on_postgresql(engine: Engine) -> None:
+    migrate(engine)
+    migrate(engine)  # idempotent
+    assert set(sa.inspect(engine).get_table_names()) >= {
+        "jobs", "installations", "installed_repositories", "alembic_version"}
+    store = JobStore(engine)
+    trigger = Trigger(kind=JobKind.FIX, repo="o/r", number=3, sender="octocat",
+                      installation_id=9_000_000_000, comment_id=2**40)
+    job, created = store.create("delivery-1", "issue_comment", trigger)
+    again, created_again = store.create("delivery-1", "issue_comment", trigger)
+    assert created and not created_again and again.id == job.id
+    assert store.set_status(job.id, "acknowledged", expected="queued")
+    assert not store.set_status(job.id, "acknowledged", expected="queued")
+    assert [j.status for j in store.find(repo="o/r")] == ["acknowledged"]
+    record = store.record(job.id)
+    assert record is not None and record.comment_id == 2**40
+    store.record_installation(Record(installation_id=9_000_000_000, account="o",
+                                     action="created", added=["o/r", "o/s"], removed=[]))
+    assert store.installed_repositories() == ["o/r", "o/s"]
