@@ -17,7 +17,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -32,7 +31,7 @@ from bot.signature import verify
 log = logging.getLogger("qwenfix.webhook")
 KNOWN_EVENTS = frozenset(event for event, _ in ROUTES)
 # What a broken dependency raises: the delivery is refused with 503, never lost.
-UNAVAILABLE = (RedisError, SQLAlchemyError, KombuError, OSError)
+UNAVAILABLE = (RedisError, SQLAlchemyError, OSError)
 
 
 @dataclass
@@ -100,7 +99,7 @@ def create_app(receiver: Receiver) -> FastAPI:
             return _answer(200, status="ignored", reason=decision.reason), "ignored"
         try:
             if isinstance(decision, Record):
-                await run_in_threadpool(receiver.store.record_installation, decision)
+                await receiver.store.run(receiver.store.record_installation, decision)
                 dlog.info("installation %s %s", decision.installation_id, decision.action)
                 return _answer(200, status="recorded"), "recorded"
             return await queue_job(delivery, event, decision, dlog)
@@ -120,17 +119,17 @@ def create_app(receiver: Receiver) -> FastAPI:
         created = False
         job_id: int | None = None
         try:
-            job, created = await run_in_threadpool(receiver.store.create, delivery, event,
-                                                   trigger)
+            job, created = await receiver.store.run(receiver.store.create, delivery, event,
+                                                    trigger)
             job_id = job.id
-            await run_in_threadpool(receiver.queue.enqueue, job.id)
+            await receiver.queue.enqueue(job.id)
             await receiver.ledger.remember(delivery, job.id)
         except UNAVAILABLE:
             # Undo what was done, so that GitHub's redelivery starts from scratch.
             try:
                 await receiver.ledger.release(delivery)
                 if created and job_id is not None:
-                    await run_in_threadpool(receiver.store.discard, job_id)
+                    await receiver.store.run(receiver.store.discard, job_id)
             except UNAVAILABLE:
                 dlog.exception("could not undo a half-recorded delivery")
             raise

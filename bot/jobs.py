@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import delete, insert, select, text, update
@@ -39,6 +43,8 @@ class JobView(BaseModel):
 
 
 _VIEW = frozenset(JobView.model_fields)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class JobStore:
@@ -47,6 +53,16 @@ class JobStore:
         # SQLite allows one writer: concurrent writers would sleep in its busy handler
         # (tens of milliseconds each). Taking turns in-process is far faster.
         self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else None
+        # For async callers: SQLite writes go through one thread (no lock or connection-pool
+        # contention between dozens of threads); other databases get a few.
+        self._executor = ThreadPoolExecutor(
+            max_workers=1 if self._write_lock is not None else 8, thread_name_prefix="jobs-db")
+
+    async def run(self, method: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a store method off the event loop, on the store's own thread(s)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(method, *args,
+                                                                            **kwargs))
 
     def _writing(self) -> AbstractContextManager[object]:
         return self._write_lock if self._write_lock is not None else nullcontext()

@@ -9,7 +9,7 @@ from bot.db import make_engine, migrate
 from bot.jobs import JobStore
 from bot.ledger import DeliveryLedger
 from bot.metrics import ReceiverMetrics
-from bot.queue import CeleryQueue
+from bot.queue import RedisJobQueue
 from bot.settings import BotSettings
 
 
@@ -20,7 +20,7 @@ def build_receiver(settings: BotSettings) -> Receiver:
         settings=settings,
         store=JobStore(engine),
         ledger=DeliveryLedger.from_url(settings.redis_url, settings.dedup_ttl_s),
-        queue=CeleryQueue(settings.redis_url, settings.quick_queue),
+        queue=RedisJobQueue.from_url(settings.redis_url, settings.quick_queue),
         metrics=ReceiverMetrics(),
     )
 

@@ -23,7 +23,7 @@ from bot.fake_github import FakeGitHub
 from bot.jobs import JobStore
 from bot.ledger import DeliveryLedger
 from bot.metrics import ReceiverMetrics
-from bot.queue import CeleryQueue
+from bot.queue import RedisJobQueue
 from bot.serving import ThreadedServer
 from bot.settings import BotSettings
 from bot.signature import sign
@@ -66,7 +66,7 @@ class Stack:
                                redis_url=self.redis_url, database_url=database)
         receiver = Receiver(settings=settings, store=self.store,
                             ledger=DeliveryLedger.from_url(self.redis_url, 3600),
-                            queue=CeleryQueue(self.redis_url, "quick"),
+                            queue=RedisJobQueue.from_url(self.redis_url, "quick"),
                             metrics=ReceiverMetrics())
         self.model = ScriptedModelServer({"steps": steps}).start()
         self.github = ThreadedServer(self.fake.asgi()).__enter__()

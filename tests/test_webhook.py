@@ -22,7 +22,7 @@ from bot.db import make_engine, migrate
 from bot.jobs import JobStore
 from bot.ledger import PREFIX, DeliveryLedger
 from bot.metrics import ReceiverMetrics
-from bot.queue import CeleryQueue
+from bot.queue import RedisJobQueue
 from bot.serving import ThreadedServer, free_port
 from bot.settings import BotSettings
 from bot.signature import sign, verify
@@ -90,7 +90,7 @@ def start(tmp_path: Path, redis_url: str) -> Iterator[Any]:
         receiver = Receiver(
             settings=settings, store=JobStore(engine),
             ledger=DeliveryLedger.from_url(ledger_url or redis_url, settings.dedup_ttl_s),
-            queue=CeleryQueue(queue_url or redis_url, settings.quick_queue),
+            queue=RedisJobQueue.from_url(queue_url or redis_url, settings.quick_queue),
             metrics=ReceiverMetrics())
         server = ThreadedServer(create_app(receiver)).__enter__()
         stack.append(server)

@@ -23,7 +23,7 @@ from bot.fake_github import FakeGitHub
 from bot.jobs import JobStore
 from bot.ledger import DeliveryLedger
 from bot.metrics import ReceiverMetrics
-from bot.queue import CeleryQueue
+from bot.queue import RedisJobQueue
 from bot.serving import ThreadedServer
 from bot.settings import BotSettings
 from bot.signature import sign
@@ -58,7 +58,7 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
                            redis_url=REDIS_URL, database_url=database)
     receiver = Receiver(settings=settings, store=JobStore(engine),
                         ledger=DeliveryLedger.from_url(REDIS_URL, 3600),
-                        queue=CeleryQueue(REDIS_URL, "quick"), metrics=ReceiverMetrics())
+                        queue=RedisJobQueue.from_url(REDIS_URL, "quick"), metrics=ReceiverMetrics())
     with ThreadedServer(fake.asgi()) as github, ThreadedServer(create_app(receiver)) as hook:
         fake.base_url = github.url
         env = {**os.environ, "QWENFIX_REDIS_URL": REDIS_URL, "QWENFIX_DATABASE_URL": database,

@@ -26,7 +26,7 @@ from bot.fake_github.events import deliver, issue_comment_created
 from bot.jobs import JobStore
 from bot.ledger import DeliveryLedger
 from bot.metrics import ReceiverMetrics
-from bot.queue import CeleryQueue
+from bot.queue import RedisJobQueue
 from bot.serving import ThreadedServer
 from bot.settings import BotSettings
 from workers.demo import DEMO_REPO, make_demo_repository
@@ -64,7 +64,7 @@ def run_github_demo(echo: Callable[[str], None], timeout_s: float = 600) -> int:
                              api_token=SecretStr(secrets.token_hex(16)),
                              redis_url=broker_url, database_url=database),
         store=store, ledger=DeliveryLedger.from_url(broker_url, 3600),
-        queue=CeleryQueue(broker_url, settings.quick_queue), metrics=ReceiverMetrics())
+        queue=RedisJobQueue.from_url(broker_url, settings.quick_queue), metrics=ReceiverMetrics())
     scripted = None
     if "QWENFIX_LLM_BASE_URL" in os.environ:
         model_url = settings.llm_base_url
