@@ -247,3 +247,41 @@ def test_unresolved_can_leave_a_draft_pull_request(stack: Callable[..., Stack]) 
     assert "x + x + 2" in s.git("show", "qwenfix/issue-7:mathlib.py")
     statuses = s.status_comments()
     assert len(statuses) == 1 and "The attempt is in a draft pull request:" in statuses[0]
+
+
+def test_a_kind_this_version_cannot_do_is_said_plainly(stack: Callable[..., Stack]) -> None:
+    s = stack([])
+    s.fake.add_issue(REPO, 8, "Fix mean()", author="qwenfix[bot]", pull=True)
+    s.start_worker()
+    comment_id = s.fake.add_comment(REPO, 8, "@qwenfix review", "octocat")
+    payload = gh.comment_created("@qwenfix review", on_pull=True)
+    payload["issue"]["number"], payload["comment"]["id"] = 8, comment_id
+    raw = json.dumps(payload).encode()
+    answer = httpx.post(f"{s.hook.url}/webhook", content=raw, timeout=10, headers={
+        "X-GitHub-Event": "issue_comment", "X-GitHub-Delivery": "delivery-e",
+        "X-Hub-Signature-256": sign(SECRET, raw)}).json()
+    assert answer["kind"] == "review"
+    job_id = answer["job_id"]
+
+    def skipped() -> bool:
+        job = s.store.get(job_id)
+        return job is not None and job.status == "skipped"
+
+    wait_for(skipped, "the job to be skipped")
+    wait_for(lambda: any("cannot do review jobs yet" in c["body"]
+                         for c in s.fake.issue_comments(REPO, 8)), "the status comment")
+    assert s.fake.open_pulls(REPO) == [] and s.model.requests == []
+
+
+def test_an_error_is_explained_with_what_to_do(stack: Callable[..., Stack]) -> None:
+    files = {**BUGGY_REPO, ".qwenfix.yml": "test: [unclosed\n"}
+    s = stack([], files)
+    s.start_worker()
+    job_id = s.comment("@qwenfix fix", "delivery-f").json()["job_id"]
+    assert wait_for(lambda: s.finished(job_id), "the job to finish") == "error"
+    statuses = s.status_comments()
+    assert len(statuses) == 1
+    assert "❌ qwenfix could not work on this" in statuses[0]
+    assert ".qwenfix.yml is not valid YAML" in statuses[0]
+    assert "What you can do:" in statuses[0]
+    assert s.fake.open_pulls(REPO) == []

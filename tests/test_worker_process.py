@@ -123,3 +123,4 @@ def test_a_commenter_without_write_access_is_refused_by_the_worker(
     assert replies() == ["Sorry @drive-by, only people with write access to this repository "
                        "can ask qwenfix to work on it."]
     assert stack["broker"].llen("agent") == 0
+

@@ -102,6 +102,25 @@ def unresolved_text(result: FixResult, job: Job) -> str:
             f"issue text, or `@qwenfix fix <hints>`, can help.")
 
 
+def tell_not_handled(job: Job, *, app: GitHubApp, settings: WorkerSettings) -> None:
+    """Say plainly on GitHub that a kind of request is not done yet, rather than nothing."""
+    if job.installation_id is None or job.number is None:
+        return
+    forge = GitHubForge(app.for_repository(job.installation_id, job.repo, RUN_PERMISSIONS),
+                        job.repo)
+    forge.upsert_status(job.number, f"qwenfix received this {job.kind} request (job {job.id}) "
+                                    f"but this version cannot do {job.kind} jobs yet.",
+                        settings.bot_login)
+
+
+def error_text(reason: str, job: Job) -> str:
+    return (f"❌ qwenfix could not work on this (job {job.id}): {reason}\n\n"
+            "What you can do: check the repository's `.qwenfix.yml` (`test:` is the command "
+            "that decides success, `setup:` installs what the tests need), fix what the "
+            "message names, then comment `@qwenfix fix` again. Operators find the whole "
+            f"run under job {job.id} in the jobs API and the worker's log.")
+
+
 def _draft_unresolved(checkout: Path, result: FixResult, job: Job, text: str, *,
                       forge: GitHubForge, token: SecretStr, identity: Identity,
                       config: RepoConfig, base: str, settings: WorkerSettings) -> str:
@@ -151,8 +170,7 @@ def run_fix_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBacke
         result = run_fix(request, model=model, backend=backend, settings=settings,
                          forge=LocalForge(checkout, identity), model_name=settings.llm_model)
         if result.status == "error":
-            forge.upsert_status(job.number, f"❌ qwenfix could not work on this (job "
-                                            f"{job.id}): {result.reason}", settings.bot_login)
+            forge.upsert_status(job.number, error_text(result.reason, job), settings.bot_login)
             return "error", result.reason
         try:
             config = load_repo_config([".qwenfix.yml"], lambda p: (checkout / p).read_bytes()

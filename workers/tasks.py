@@ -16,7 +16,7 @@ from workers.acknowledge import acknowledge
 from workers.celery_app import app
 from workers.factory import make_backend, make_model
 from workers.locks import TargetLock, lock_holder
-from workers.pipeline import run_fix_job
+from workers.pipeline import run_fix_job, tell_not_handled
 from workers.retry import transient_delay
 from workers.settings import WorkerSettings
 
@@ -85,8 +85,9 @@ def run_job(self: JobTask, job_id: int) -> str:
     if job.status not in ("acknowledged", "running"):
         return f"already {job.status}"
     if job.kind != "fix":
-        deps.jobs.set_status(job_id, "skipped",
-                             reason=f"{job.kind} jobs are not handled by this version")
+        reason = f"{job.kind} jobs are not handled by this version of qwenfix"
+        deps.jobs.set_status(job_id, "skipped", reason=reason)
+        tell_not_handled(job, app=deps.github, settings=deps.settings)
         return "skipped"
     settings = deps.settings
     ttl = int(settings.max_wall_s + settings.setup_timeout_s + 2 * settings.test_timeout_s)
