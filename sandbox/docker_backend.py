@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import docker
@@ -228,6 +229,24 @@ class DockerBackend:
             raise SandboxError(f"could not start sandbox from {spec.image}: {exc}") from exc
         log.info("sandbox %s started from %s", container.short_id, spec.image)
         return DockerSandbox(client, container, spec)
+
+    def prune(self, older_than_s: float) -> list[str]:
+        """Remove sandboxes older than `older_than_s`: left by a worker that was killed
+        before it could clean up. Give it more than the longest job can take."""
+        removed = []
+        now = time.time()
+        for container in self.client.containers.list(all=True, filters={"label": LABEL}):
+            created = str(container.attrs.get("Created", "")).split(".")[0].rstrip("Z")
+            try:
+                age = now - datetime.fromisoformat(created).replace(tzinfo=UTC).timestamp()
+            except ValueError:
+                continue
+            if age >= older_than_s:
+                container.remove(force=True)
+                removed.append(str(container.short_id))
+        if removed:
+            log.info("removed %d stale sandbox(es): %s", len(removed), ", ".join(removed))
+        return removed
 
     def stop(self, sandbox: Sandbox) -> None:
         if not isinstance(sandbox, DockerSandbox):

@@ -163,3 +163,17 @@ def test_unreachable_engine_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(SandboxUnavailable) as info:
         DockerBackend().start(SPEC)
     assert "dockerd" in info.value.hint
+
+
+def test_prune_removes_only_sandboxes_older_than_the_limit(
+        backend: DockerBackend, docker_client: docker.DockerClient) -> None:
+    box = backend.start(SPEC)
+    try:
+        assert box.id[:10] not in "".join(backend.prune(older_than_s=3600))  # type: ignore[attr-defined]
+        docker_client.containers.get(box.id)  # type: ignore[attr-defined]
+        removed = backend.prune(older_than_s=0)
+        assert any(box.id.startswith(short) for short in removed)  # type: ignore[attr-defined]
+        with pytest.raises(docker.errors.NotFound):
+            docker_client.containers.get(box.id)  # type: ignore[attr-defined]
+    finally:
+        backend.stop(box)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_ready
 
 from workers.settings import WorkerSettings
 
@@ -38,6 +40,22 @@ def celery_config(settings: WorkerSettings) -> dict[str, Any]:
 @app.on_configure.connect
 def _configure(sender: Celery, **_: Any) -> None:
     sender.conf.update(celery_config(WorkerSettings()))
+
+
+@worker_ready.connect
+def _prune_stale_sandboxes(**_: Any) -> None:
+    """Sandboxes of a worker that was killed outlive it; remove those older than any job."""
+    settings = WorkerSettings()
+    if settings.sandbox_backend != "docker":
+        return
+    from sandbox.docker_backend import DockerBackend
+    from sandbox.errors import SandboxUnavailable
+
+    longest = settings.max_wall_s + settings.setup_timeout_s + 2 * settings.test_timeout_s
+    try:
+        DockerBackend().prune(older_than_s=longest + 600)
+    except SandboxUnavailable as exc:
+        logging.getLogger(__name__).warning("no Docker engine to prune sandboxes: %s", exc)
 
 
 # Registers the tasks with the app (the module imports `app` from here).
