@@ -1,0 +1,1 @@
+"""Pull-request reviews (issue "Pull requests": review on request)."""
