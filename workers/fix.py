@@ -15,8 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from sandbox import Sandbox, SandboxBackend, SandboxError, SandboxSpec, SandboxUnavailable
-from sandbox.protocol import ca_environment, session
+from sandbox import Sandbox, SandboxBackend, SandboxError, SandboxUnavailable
+from sandbox.protocol import session
 from workers import git as gitops
 from workers.agent.loop import Agent, Limits, SubmitOutcome
 from workers.agent.tools import SubmitRequested, Toolbox, clip
@@ -32,14 +32,10 @@ from workers.prompts import render
 from workers.repo_config import RepoConfig, RepoConfigError, load_repo_config
 from workers.settings import WorkerSettings
 from workers.verify import TestRun, Verdict, judge, run_tests
+from workers.workspace import WorkspaceFailed, prepare_workspace, sandbox_spec
 
 log = logging.getLogger(__name__)
 
-SANDBOX_UID, SANDBOX_GID = 1000, 1000
-EXCLUDES = [  # build litter that never belongs in a fix
-    "__pycache__/", "*.py[cod]", ".pytest_cache/", "*.egg-info/", ".mypy_cache/",
-    ".ruff_cache/", ".tox/", ".coverage", "htmlcov/",
-]
 
 
 class FixRequest(BaseModel):
@@ -167,18 +163,14 @@ def _fix(request: FixRequest, repo: Path, *, model: Model, backend: SandboxBacke
     trajectory.record("start", repo=str(repo), base=base, issue=request.issue,
                       config=config.model_dump(), config_source=config.source)
     limits = config.limits
-    network = bool(config.setup) and (
-        config.setup_network if config.setup_network is not None else settings.setup_network)
-    spec = SandboxSpec(
-        image=settings.sandbox_image, network=network,
-        memory_mb=settings.sandbox_memory_mb, cpus=settings.sandbox_cpus,
-        pids_limit=settings.sandbox_pids_limit,
-        ca_bundle=(settings.sandbox_ca_bundle or None) if network else None,
-        labels={"io.qwenfix.run": trajectory.path.stem},
-    )
+    spec = sandbox_spec(config, settings, run_label=trajectory.path.stem)
     try:
         with session(backend, spec) as sb:
-            _prepare(sb, run, repo)
+            try:
+                prepare_workspace(sb, repo, base, config=config, settings=settings,
+                                  trajectory=trajectory)
+            except WorkspaceFailed as exc:
+                raise FixFailed(exc.reason) from exc
             log.info("running the tests before any change: %s", config.test)
             run.before = run_tests(sb, config.test, label="before",
                                    timeout=limits.test_timeout_s or settings.test_timeout_s)
@@ -221,48 +213,6 @@ def _fix(request: FixRequest, repo: Path, *, model: Model, backend: SandboxBacke
     if outcome.status == "resolved":
         _publish(result, run, forge, outcome.duration_s, model_name)
     return result
-
-
-def _prepare(sb: Sandbox, run: _Run, repo: Path) -> None:
-    """Copy the base commit in, make it a fresh git repository, run setup, go offline."""
-    settings, config = run.settings, run.config
-    sb.upload_tar(gitops.commit_tarball(repo, run.base, uid=SANDBOX_UID, gid=SANDBOX_GID),
-                  sb.spec.workdir)
-    excludes = "\\n".join(EXCLUDES)
-    init = sb.run(
-        "git init -q && git config user.name qwenfix && git config user.email qwenfix@localhost"
-        f" && printf '{excludes}\\n' > .git/qwenfix-excludes"
-        " && git config core.excludesFile .git/qwenfix-excludes"
-        " && git add -A -f && git commit -q --no-verify --allow-empty -m base",
-        timeout=300)
-    if not init.ok:
-        raise FixFailed(f"could not prepare the workspace: {init.output[-1000:]}")
-    if config.setup:
-        timeout = config.limits.setup_timeout_s or settings.setup_timeout_s
-        log.info("setup (%s network): %s", "with" if sb.spec.network else "without",
-                 config.setup)
-        setup = sb.run(config.setup, timeout=timeout, as_root=True,
-                       env={**ca_environment(sb.spec), "PIP_ROOT_USER_ACTION": "ignore",
-                            "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
-        run.trajectory.record("setup", **setup.model_dump())
-        if setup.timed_out or not setup.ok:
-            what = "timed out" if setup.timed_out else f"failed (exit {setup.exit_code})"
-            network = "with" if sb.spec.network else "without"
-            raise FixFailed(f"setup command `{config.setup}` {what}, run {network} network:\n"
-                            f"{setup.output[-1500:]}")
-        # Setup ran as root; hand back whatever it created inside the workspace.
-        foreign = sb.run('find . ! -user "$(id -u)" -print -quit', timeout=300)
-        if foreign.output.strip():
-            chown = sb.run(f"chown -R {SANDBOX_UID}:{SANDBOX_GID} {sb.spec.workdir}",
-                           timeout=300, as_root=True)
-            if not chown.ok:
-                raise FixFailed(f"could not hand the workspace back to the sandbox user: "
-                                f"{chown.output}")
-    if sb.spec.network:
-        sb.disable_network()
-    # Whatever setup left behind (virtualenvs, build output) is not part of any fix.
-    sb.run("git ls-files --others --exclude-standard -z | "
-           "xargs -0 -r -n1 printf '/%s\\n' >> .git/info/exclude", timeout=120)
 
 
 def _first_messages(run: _Run, repo: Path, paths: list[str]) -> list[Message]:
