@@ -23,6 +23,17 @@ class PullRef(BaseModel):
     head: str
 
 
+class PullInfo(BaseModel):
+    number: int
+    title: str
+    body: str
+    head_ref: str
+    head_sha: str
+    head_clone_url: str
+    base_ref: str
+    author: str
+
+
 class GitHubForge:
     def __init__(self, github: GitHub[Any], repo: str) -> None:
         self.github = github
@@ -116,3 +127,20 @@ class GitHubForge:
     def request_review(self, number: int, login: str) -> None:
         self.github.rest.pulls.request_reviewers(self.owner, self.name, number,
                                                  data={"reviewers": [login]})
+
+    def pull(self, number: int) -> PullInfo:
+        data = self.github.rest.pulls.get(self.owner, self.name, number).parsed_data
+        head_repo = data.head.repo
+        return PullInfo(number=data.number, title=data.title, body=data.body or "",
+                        head_ref=data.head.ref, head_sha=data.head.sha,
+                        head_clone_url=head_repo.clone_url if head_repo else "",
+                        base_ref=data.base.ref, author=data.user.login if data.user else "")
+
+    def create_review(self, number: int, *, commit_id: str, body: str,
+                      comments: list[dict[str, Any]], event: str = "COMMENT") -> str:
+        """One review, with its inline comments; returns its URL."""
+        create: Any = self.github.rest.pulls.create_review  # comments are plain dicts here
+        review = create(self.owner, self.name, number,
+                        data={"commit_id": commit_id, "body": body, "event": event,
+                              "comments": comments}).parsed_data
+        return str(review.html_url)

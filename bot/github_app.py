@@ -18,6 +18,7 @@ ACKNOWLEDGE_PERMISSIONS = {"issues": "write", "pull_requests": "write", "metadat
 RUN_PERMISSIONS = {"contents": "read", "issues": "write", "pull_requests": "write",
                    "metadata": "read"}
 PUSH_PERMISSIONS = {"contents": "write", "metadata": "read"}
+READ_PERMISSIONS = {"contents": "read", "metadata": "read"}
 
 
 class AppCredentialsError(Exception):

@@ -120,7 +120,8 @@ class Stack:
 
     def finished(self, job_id: int) -> str | None:
         job = self.store.get(job_id)
-        done = {"resolved", "unresolved", "error", "blocked", "refused", "failed"}
+        done = {"resolved", "unresolved", "error", "blocked", "refused", "failed",
+                "reviewed", "skipped"}
         return job.status if job is not None and job.status in done else None
 
     def status_comments(self) -> list[str]:
@@ -249,30 +250,6 @@ def test_unresolved_can_leave_a_draft_pull_request(stack: Callable[..., Stack]) 
     assert len(statuses) == 1 and "The attempt is in a draft pull request:" in statuses[0]
 
 
-def test_a_kind_this_version_cannot_do_is_said_plainly(stack: Callable[..., Stack]) -> None:
-    s = stack([])
-    s.fake.add_issue(REPO, 8, "Fix mean()", author="qwenfix[bot]", pull=True)
-    s.start_worker()
-    comment_id = s.fake.add_comment(REPO, 8, "@qwenfix review", "octocat")
-    payload = gh.comment_created("@qwenfix review", on_pull=True)
-    payload["issue"]["number"], payload["comment"]["id"] = 8, comment_id
-    raw = json.dumps(payload).encode()
-    answer = httpx.post(f"{s.hook.url}/webhook", content=raw, timeout=10, headers={
-        "X-GitHub-Event": "issue_comment", "X-GitHub-Delivery": "delivery-e",
-        "X-Hub-Signature-256": sign(SECRET, raw)}).json()
-    assert answer["kind"] == "review"
-    job_id = answer["job_id"]
-
-    def skipped() -> bool:
-        job = s.store.get(job_id)
-        return job is not None and job.status == "skipped"
-
-    wait_for(skipped, "the job to be skipped")
-    wait_for(lambda: any("cannot do review jobs yet" in c["body"]
-                         for c in s.fake.issue_comments(REPO, 8)), "the status comment")
-    assert s.fake.open_pulls(REPO) == [] and s.model.requests == []
-
-
 def test_an_error_is_explained_with_what_to_do(stack: Callable[..., Stack]) -> None:
     files = {**BUGGY_REPO, ".qwenfix.yml": "test: [unclosed\n"}
     s = stack([], files)
@@ -285,3 +262,57 @@ def test_an_error_is_explained_with_what_to_do(stack: Callable[..., Stack]) -> N
     assert ".qwenfix.yml is not valid YAML" in statuses[0]
     assert "What you can do:" in statuses[0]
     assert s.fake.open_pulls(REPO) == []
+
+
+def test_a_failed_check_run_kind_this_version_cannot_do_is_said_plainly(
+        stack: Callable[..., Stack]) -> None:
+    s = stack([])
+    s.fake.add_issue(REPO, 9, "Fix double()", author="qwenfix[bot]", pull=True)
+    s.start_worker()
+    raw = json.dumps(gh.check_suite("failure")).encode()
+    answer = httpx.post(f"{s.hook.url}/webhook", content=raw, timeout=10, headers={
+        "X-GitHub-Event": "check_suite", "X-GitHub-Delivery": "delivery-e",
+        "X-Hub-Signature-256": sign(SECRET, raw)}).json()
+    assert answer["kind"] == "fix-ci"
+    assert wait_for(lambda: s.finished(answer["job_id"]), "the job") == "skipped"
+    wait_for(lambda: any("cannot do fix-ci jobs yet" in c["body"]
+                         for c in s.fake.issue_comments(REPO, 9)), "the status comment")
+    assert s.model.requests == []
+
+
+def test_review_request_yields_one_review_on_diff_lines(stack: Callable[..., Stack],
+                                                        tmp_path: Path) -> None:
+    review = step(call("submit_review", summary="One real problem.", comments=[
+        {"path": "mathlib.py", "line": 2, "side": "RIGHT",
+         "body": "This still adds one.\n```suggestion\n    return x * 2\n```"},
+        {"path": "tests/test_mathlib.py", "line": 1, "body": "Unrelated nit."}]))
+    s = stack([step(call("view", path="mathlib.py")), review])
+    work = tmp_path / "contrib"
+    subprocess.run(["git", "clone", "-q", str(s.fake.repos[REPO].bare), str(work)], check=True)
+    (work / "mathlib.py").write_text("def double(x):\n    return x + x + 1  # faster\n")
+    subprocess.run(["git", "-C", str(work), "-c", "user.name=c", "-c", "user.email=c@x",
+                    "commit", "-qam", "tweak"], check=True)
+    subprocess.run(["git", "-C", str(work), "push", "-q", "origin", "HEAD:refs/heads/tweak"],
+                   check=True)
+    number = s.fake.add_pull(REPO, head="tweak", base="main", title="Make double faster")
+    s.start_worker()
+    comment_id = s.fake.add_comment(REPO, number, "@qwenfix review", "octocat")
+    payload = gh.comment_created("@qwenfix review", on_pull=True)
+    payload["issue"]["number"], payload["comment"]["id"] = number, comment_id
+    raw = json.dumps(payload).encode()
+    answer = httpx.post(f"{s.hook.url}/webhook", content=raw, timeout=10, headers={
+        "X-GitHub-Event": "issue_comment", "X-GitHub-Delivery": "delivery-g",
+        "X-Hub-Signature-256": sign(SECRET, raw)}).json()
+    assert answer["kind"] == "review"
+    assert wait_for(lambda: s.finished(answer["job_id"]), "the review") == "reviewed"
+    reviews = list(s.fake.reviews.values())
+    assert len(reviews) == 1 and reviews[0]["state"] == "COMMENTED"
+    assert reviews[0]["body"].startswith("One real problem.")
+    assert "`tests/test_mathlib.py` line 1: Unrelated nit." in reviews[0]["body"]
+    inline = list(s.fake.review_comments.values())
+    assert [(c["path"], c["line"], c["side"]) for c in inline] == [("mathlib.py", 2, "RIGHT")]
+    assert "```suggestion" in inline[0]["body"]
+    # The model saw the diff, and the head commit's code.
+    task = s.model.requests[0]["messages"][1]["content"]
+    assert "+    return x + x + 1  # faster" in task
+    assert s.fake.open_pulls(REPO)[0]["head"] == "tweak"  # nothing pushed, nothing opened

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from bot.db import Job
 from bot.forge import GitHubForge
-from bot.github_app import PUSH_PERMISSIONS, RUN_PERMISSIONS, GitHubApp
+from bot.github_app import PUSH_PERMISSIONS, READ_PERMISSIONS, RUN_PERMISSIONS, GitHubApp
 from sandbox import SandboxBackend
 from workers.fix import FixRequest, FixResult, run_fix
 from workers.forge.local import Identity, LocalForge
@@ -212,3 +212,45 @@ def run_fix_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBacke
     forge.upsert_status(job.number, f"✅ qwenfix opened {pull.url} (job {job.id}).\n\n"
                                     f"Tests: {before} → {after}.", settings.bot_login)
     return "resolved", pull.url
+
+
+def run_review_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBackend,
+                   settings: WorkerSettings) -> tuple[str, str]:
+    """One review on the pull request: read-only, also for pull requests from forks."""
+    from workers.review.run import ReviewRequest, run_review
+
+    if job.installation_id is None or job.number is None:
+        return "error", "the job names no installation or pull request"
+    forge = GitHubForge(app.for_repository(job.installation_id, job.repo, RUN_PERMISSIONS),
+                        job.repo)
+    info = forge.repository()
+    pull = forge.pull(job.number)
+    forge.upsert_status(job.number, f"⚙️ qwenfix is reviewing this pull request (job "
+                                    f"{job.id}).", settings.bot_login)
+    token = app.installation_token(job.installation_id, job.repo, READ_PERMISSIONS)
+    with tempfile.TemporaryDirectory(prefix="qwenfix-review-") as tmp:
+        checkout = Path(tmp) / "repo"
+        clone(info.clone_url, pull.base_ref, checkout, token)
+        same_repo = pull.head_clone_url in ("", info.clone_url)
+        # A fork's head is fetched from the fork itself, anonymously: it is public, and
+        # our token is for the base repository only.
+        env = _git_env(token) if same_repo else {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+        source = "origin" if same_repo else pull.head_clone_url
+        _git(checkout, "fetch", "-q", "--filter=blob:none", source,
+             f"refs/heads/{pull.head_ref}", env=env)
+        head = _git(checkout, "rev-parse", "FETCH_HEAD", env=env)
+        result = run_review(ReviewRequest(
+            repo=checkout, base="HEAD", head=head, number=job.number, title=pull.title,
+            body=pull.body, requester=job.sender, request=job.instructions),
+            model=model, backend=backend, settings=settings)
+    if result.status != "reviewed":
+        forge.upsert_status(job.number, f"❌ qwenfix could not review this pull request (job "
+                                        f"{job.id}): {result.reason}", settings.bot_login)
+        return "error" if result.status == "error" else "unresolved", result.reason
+    url = forge.create_review(job.number, commit_id=head, body=result.body(), comments=[
+        {"path": c.path, "line": c.line, "side": c.side, "body": c.body}
+        for c in result.inline])
+    forge.upsert_status(job.number, f"📝 qwenfix reviewed this pull request (job {job.id}): "
+                                    f"{len(result.inline)} inline comment(s). {url}",
+                        settings.bot_login)
+    return "reviewed", url

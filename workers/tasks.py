@@ -16,7 +16,7 @@ from workers.acknowledge import acknowledge
 from workers.celery_app import app
 from workers.factory import make_backend, make_model
 from workers.locks import TargetLock, lock_holder
-from workers.pipeline import run_fix_job, tell_not_handled
+from workers.pipeline import run_fix_job, run_review_job, tell_not_handled
 from workers.retry import transient_delay
 from workers.settings import WorkerSettings
 
@@ -84,7 +84,8 @@ def run_job(self: JobTask, job_id: int) -> str:
         return "missing"
     if job.status not in ("acknowledged", "running"):
         return f"already {job.status}"
-    if job.kind != "fix":
+    pipelines = {"fix": run_fix_job, "review": run_review_job}
+    if job.kind not in pipelines:
         reason = f"{job.kind} jobs are not handled by this version of qwenfix"
         deps.jobs.set_status(job_id, "skipped", reason=reason)
         tell_not_handled(job, app=deps.github, settings=deps.settings)
@@ -99,8 +100,9 @@ def run_job(self: JobTask, job_id: int) -> str:
         deps.jobs.set_status(job_id, "running")
         try:
             with make_model(settings) as model:
-                status, reason = run_fix_job(job, app=deps.github, model=model,
-                                             backend=make_backend(settings), settings=settings)
+                status, reason = pipelines[job.kind](
+                    job, app=deps.github, model=model, backend=make_backend(settings),
+                    settings=settings)
         except Exception as exc:
             deps.jobs.set_status(job_id, "error", reason=f"{type(exc).__name__}: {exc}")
             raise

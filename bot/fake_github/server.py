@@ -189,6 +189,26 @@ class FakeGitHub:
         with self._lock:
             return int(self._new_comment(full_name, number, body, author)["id"])
 
+    def add_pull(self, full_name: str, *, head: str, base: str, title: str, body: str = "",
+                 author: str = "octocat") -> int:
+        """A pull request from a branch already in the repository's git data."""
+        with self._lock:
+            repo = self.repos[full_name]
+            head_sha, base_sha = (self.ref_sha(full_name, f"refs/heads/{b}") for b in (head, base))
+            if head_sha is None or base_sha is None:
+                raise ValueError(f"{head} or {base} is not a branch of {full_name}")
+            number = self._next_number(repo)
+            now = _now()
+            repo.pulls[number] = {"number": number, "id": next(self._ids), "title": title,
+                                  "body": body, "head": head, "base": base,
+                                  "head_sha": head_sha, "base_sha": base_sha, "state": "open",
+                                  "draft": False, "author": author, "reviewers": [],
+                                  "created_at": now, "updated_at": now}
+            repo.issues[number] = {"number": number, "title": title, "body": body,
+                                   "author": author, "state": "open", "pull": True,
+                                   "created_at": now}
+            return number
+
     def fail_next(self, method: str, path_pattern: str, status: int, *, times: int = 1,
                   headers: dict[str, str] | None = None, message: str = "Server Error") -> None:
         with self._lock:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import posixpath
 import shlex
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -22,10 +22,14 @@ class ToolError(Exception):
 
 
 class SubmitRequested(Exception):
-    def __init__(self, summary: str, title: str | None) -> None:
+    """A signal to the loop that the model has finished, carrying what it handed over."""
+
+    def __init__(self, summary: str, title: str | None,
+                 payload: BaseModel | None = None) -> None:
         super().__init__(summary)
         self.summary = summary
         self.title = title
+        self.payload = payload
 
 
 class BashArgs(BaseModel):
@@ -76,7 +80,25 @@ class SubmitArgs(BaseModel):
     title: str | None = Field(default=None, description="A short pull-request title.")
 
 
-TOOL_ARGS: dict[str, type[BaseModel]] = {
+class ReviewCommentArgs(BaseModel):
+    path: str = Field(description="File path as in the diff.")
+    line: int = Field(ge=1, description="Line number on the chosen side of the diff.")
+    side: Literal["RIGHT", "LEFT"] = Field(
+        default="RIGHT", description="RIGHT: the new file (added or unchanged lines); "
+                                     "LEFT: the old file (removed lines).")
+    body: str = Field(description="The comment. A ```suggestion block proposes new text "
+                                  "for that line.")
+
+
+class SubmitReviewArgs(BaseModel):
+    """Finish: post the review. Comments must be on lines that are part of the diff."""
+
+    summary: str = Field(description="The review's overall verdict and main points.")
+    comments: list[ReviewCommentArgs] = Field(
+        default_factory=list, description="Inline comments on lines of the diff.")
+
+
+FIX_TOOLS: dict[str, type[BaseModel]] = {
     "bash": BashArgs,
     "view": ViewArgs,
     "str_replace": StrReplaceArgs,
@@ -85,16 +107,36 @@ TOOL_ARGS: dict[str, type[BaseModel]] = {
     "run_tests": RunTestsArgs,
     "submit": SubmitArgs,
 }
+REVIEW_TOOLS: dict[str, type[BaseModel]] = {
+    "bash": BashArgs,
+    "view": ViewArgs,
+    "search": SearchArgs,
+    "run_tests": RunTestsArgs,
+    "submit_review": SubmitReviewArgs,
+}
 
 
-def tool_schemas() -> list[ToolSchema]:
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """Nested models without `$ref`s: one self-contained schema per tool."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(dict(defs[node["$ref"].rsplit("/", 1)[-1]]))
+            return {k: resolve(v) for k, v in node.items() if k != "title"}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return dict(resolve(schema))
+
+
+def tool_schemas(tools: dict[str, type[BaseModel]] | None = None) -> list[ToolSchema]:
     schemas = []
-    for name, model in TOOL_ARGS.items():
-        params = model.model_json_schema()
-        params.pop("title", None)
+    for name, model in (tools or FIX_TOOLS).items():
+        params = _inline_refs(model.model_json_schema())
         params.pop("description", None)
-        for prop in params.get("properties", {}).values():
-            prop.pop("title", None)
         schemas.append({
             "type": "function",
             "function": {"name": name, "description": model.__doc__, "parameters": params},
@@ -128,21 +170,23 @@ class Toolbox:
         run_tests: Callable[[], str],
         command_timeout_s: float,
         output_chars: int,
+        tools: dict[str, type[BaseModel]] | None = None,
     ) -> None:
         self.sandbox = sandbox
         self._tests_callback = run_tests
         self.command_timeout_s = command_timeout_s
         self.output_chars = output_chars
-        self.schemas = tool_schemas()
+        self.tools = tools or FIX_TOOLS
+        self.schemas = tool_schemas(self.tools)
 
     def execute(self, call: ToolCall) -> str:
         """The observation for one call. Raises SubmitRequested for a valid submit."""
         if call.error:
             raise ToolError(f"could not decode the call to {call.name!r}: {call.error}")
-        model = TOOL_ARGS.get(call.name)
+        model = self.tools.get(call.name)
         if model is None:
             raise ToolError(
-                f"unknown tool {call.name!r}; available tools: {', '.join(TOOL_ARGS)}")
+                f"unknown tool {call.name!r}; available tools: {', '.join(self.tools)}")
         try:
             args = model.model_validate(call.arguments)
         except ValidationError as exc:
@@ -227,3 +271,6 @@ class Toolbox:
 
     def _submit(self, args: SubmitArgs) -> str:
         raise SubmitRequested(args.summary, args.title)
+
+    def _submit_review(self, args: SubmitReviewArgs) -> str:
+        raise SubmitRequested(args.summary, None, payload=args)
