@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from githubkit import GitHub
@@ -32,6 +33,15 @@ class PullInfo(BaseModel):
     head_clone_url: str
     base_ref: str
     author: str
+
+
+class Feedback(BaseModel):
+    kind: str  # review | review_comment | comment
+    id: int
+    author: str
+    body: str
+    path: str | None = None
+    line: int | None = None
 
 
 class GitHubForge:
@@ -144,3 +154,43 @@ class GitHubForge:
                         data={"commit_id": commit_id, "body": body, "event": event,
                               "comments": comments}).parsed_data
         return str(review.html_url)
+
+    def feedback_since(self, number: int, since: datetime, bot_login: str, trigger: str
+                       ) -> list[Feedback]:
+        """What people asked for on a pull request from `since` on: review comments,
+        review bodies, and comments that mention @trigger."""
+        def by_people(login: str | None) -> bool:
+            return bool(login) and login != bot_login and not str(login).endswith("[bot]")
+
+        out: list[Feedback] = []
+        rest = self.github.rest
+        reviews: Any = rest.pulls.list_reviews(self.owner, self.name, number).parsed_data
+        for review in reviews:
+            login = review.user.login if review.user else None
+            submitted = review.submitted_at
+            if by_people(login) and review.body and submitted and submitted >= since and (
+                    review.state == "CHANGES_REQUESTED" or f"@{trigger}" in review.body):
+                out.append(Feedback(kind="review", id=review.id, author=str(login),
+                                    body=review.body))
+        inline: Any = rest.pulls.list_review_comments(self.owner, self.name,
+                                                      number).parsed_data
+        for comment in inline:
+            login = comment.user.login if comment.user else None
+            if by_people(login) and not comment.in_reply_to_id and \
+                    comment.created_at >= since:
+                out.append(Feedback(kind="review_comment", id=comment.id, author=str(login),
+                                    body=comment.body, path=comment.path,
+                                    line=comment.line))
+        comments: Any = rest.issues.list_comments(self.owner, self.name, number,
+                                                  per_page=100).parsed_data
+        for comment in comments:
+            login = comment.user.login if comment.user else None
+            if by_people(login) and f"@{trigger}" in (comment.body or "") and \
+                    comment.created_at >= since:
+                out.append(Feedback(kind="comment", id=comment.id, author=str(login),
+                                    body=comment.body or ""))
+        return out
+
+    def reply_to_review_comment(self, number: int, comment_id: int, body: str) -> None:
+        self.github.rest.pulls.create_reply_for_review_comment(
+            self.owner, self.name, number, comment_id, data={"body": body})

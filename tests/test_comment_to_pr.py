@@ -316,3 +316,52 @@ def test_review_request_yields_one_review_on_diff_lines(stack: Callable[..., Sta
     task = s.model.requests[0]["messages"][1]["content"]
     assert "+    return x + x + 1  # faster" in task
     assert s.fake.open_pulls(REPO)[0]["head"] == "tweak"  # nothing pushed, nothing opened
+
+
+def test_review_feedback_becomes_a_follow_up_commit_keeping_human_commits(
+        stack: Callable[..., Stack], tmp_path: Path) -> None:
+    steps = [step(call("view", path="mathlib.py")),
+             step(call("str_replace", path="mathlib.py", old_str="return x + x\n",
+                       new_str="return x * 2\n")),
+             step(call("run_tests")),
+             step(call("submit", summary="Wrote double() as a multiplication."))]
+    s = stack(steps)
+    s.fake.repos[REPO].collaborators["hubot"] = "write"
+    work = tmp_path / "pr"
+    subprocess.run(["git", "clone", "-q", str(s.fake.repos[REPO].bare), str(work)], check=True)
+    (work / "mathlib.py").write_text("def double(x):\n    return x + x\n")
+    bot = ["-c", "user.name=qwenfix[bot]",
+           "-c", f"user.email={s.fake.app_id}+qwenfix[bot]@users.noreply.github.com"]
+    subprocess.run(["git", "-C", str(work), *bot, "commit", "-qam", "Fix double()"], check=True)
+    (work / "NOTES.md").write_text("a maintainer's note\n")
+    subprocess.run(["git", "-C", str(work), "add", "NOTES.md"], check=True)
+    subprocess.run(["git", "-C", str(work), "-c", "user.name=Maintainer", "-c",
+                    "user.email=m@example.com", "commit", "-qm", "Add a note"], check=True)
+    subprocess.run(["git", "-C", str(work), "push", "-q", "origin",
+                    "HEAD:refs/heads/qwenfix/issue-7"], check=True)
+    number = s.fake.add_pull(REPO, head="qwenfix/issue-7", base="main", title="Fix double()",
+                             author="qwenfix[bot]")
+    review_id = s.fake.add_review(REPO, number, author="hubot", state="CHANGES_REQUESTED",
+                                  body="Please use multiplication.",
+                                  comments=[("mathlib.py", 2, "x * 2 reads better")])
+    s.start_worker()
+    payload = gh.review_submitted("changes_requested", "Please use multiplication.")
+    payload["pull_request"]["number"], payload["review"]["id"] = number, review_id
+    raw = json.dumps(payload).encode()
+    answer = httpx.post(f"{s.hook.url}/webhook", content=raw, timeout=10, headers={
+        "X-GitHub-Event": "pull_request_review", "X-GitHub-Delivery": "delivery-h",
+        "X-Hub-Signature-256": sign(SECRET, raw)}).json()
+    assert answer["kind"] == "address-feedback"
+    assert wait_for(lambda: s.finished(answer["job_id"]), "the follow-up") == "resolved"
+    log = s.git("log", "--format=%an|%s", "main..qwenfix/issue-7").splitlines()
+    assert log[0].startswith("qwenfix[bot]|Address review feedback")
+    assert log[1:] == ["Maintainer|Add a note", "qwenfix[bot]|Fix double()"]  # kept, in order
+    assert "return x * 2" in s.git("show", "qwenfix/issue-7:mathlib.py")
+    task = s.model.requests[0]["messages"][1]["content"]
+    assert "x * 2 reads better" in task and "Please use multiplication." in task
+    replies = [c for c in s.fake.review_comments.values() if c.get("reply_to")]
+    assert len(replies) == 1 and replies[0]["body"].startswith("Addressed in ")
+    summary = [c["body"] for c in s.fake.issue_comments(REPO, number)
+               if c["author"] == s.fake.bot_login and "Pushed" in c["body"]]
+    assert len(summary) == 1 and "@hubot: Please use multiplication." in summary[0]
+    assert len(s.fake.open_pulls(REPO)) == 1

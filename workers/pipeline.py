@@ -12,12 +12,13 @@ import logging
 import os
 import subprocess
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import SecretStr
 
 from bot.db import Job
-from bot.forge import GitHubForge
+from bot.forge import Feedback, GitHubForge
 from bot.github_app import PUSH_PERMISSIONS, READ_PERMISSIONS, RUN_PERMISSIONS, GitHubApp
 from sandbox import SandboxBackend
 from workers.fix import FixRequest, FixResult, run_fix
@@ -254,3 +255,74 @@ def run_review_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBa
                                     f"{len(result.inline)} inline comment(s). {url}",
                         settings.bot_login)
     return "reviewed", url
+
+
+def feedback_text(title: str, feedback: list[Feedback], job: Job) -> str:
+    lines = [f"Review feedback on the pull request \"{title}\" (opened by qwenfix). Make the "
+             "changes asked for below; the repository's tests must still pass.", ""]
+    for item in feedback:
+        where = f" on `{item.path}` line {item.line}" if item.path else ""
+        lines.append(f"- @{item.author}{where}: {item.body.strip()}")
+    if job.instructions and not any(job.instructions in f.body for f in feedback):
+        lines.append(f"- @{job.sender}: {job.instructions}")
+    return "\n".join(lines)
+
+
+def run_feedback_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBackend,
+                     settings: WorkerSettings) -> tuple[str, str]:
+    """Follow-up commits on qwenfix's own pull request for what reviewers asked."""
+    if job.installation_id is None or job.number is None:
+        return "error", "the job names no installation or pull request"
+    forge = GitHubForge(app.for_repository(job.installation_id, job.repo, RUN_PERMISSIONS),
+                        job.repo)
+    info = forge.repository()
+    pull = forge.pull(job.number)
+    if pull.author.lower() != settings.bot_login.lower():
+        return "skipped", "qwenfix follows up only on pull requests it opened"
+    identity = Identity(name=settings.bot_login,
+                        email=f"{settings.github_app_id or 0}+{settings.bot_login}"
+                              "@users.noreply.github.com")
+    token = app.installation_token(job.installation_id, job.repo, PUSH_PERMISSIONS)
+    with tempfile.TemporaryDirectory(prefix="qwenfix-feedback-") as tmp:
+        checkout = Path(tmp) / "repo"
+        clone(info.clone_url, pull.head_ref, checkout, token)
+        env = _git_env(token)
+        last_push = datetime.fromisoformat(_git(checkout, "log", "-1", "--format=%cI",
+                                                env=env))
+        feedback = forge.feedback_since(job.number, last_push, settings.bot_login,
+                                        settings.trigger)
+        if not feedback and not job.instructions:
+            return "skipped", "no feedback since qwenfix's last push"
+        forge.upsert_status(job.number, f"⚙️ qwenfix is working on the review feedback (job "
+                                        f"{job.id}).", settings.bot_login)
+        result = run_fix(
+            FixRequest(repo=checkout, issue=feedback_text(pull.title, feedback, job),
+                       title=f"Address review feedback on #{job.number}",
+                       co_author=job.sender),
+            model=model, backend=backend, settings=settings,
+            forge=LocalForge(checkout, identity), model_name=settings.llm_model)
+        if result.status != "resolved" or result.branch is None:
+            text = (f"🤔 qwenfix could not address the feedback (job {job.id}): "
+                    f"{result.reason}. Nothing was pushed.")
+            forge.upsert_status(job.number, text, settings.bot_login)
+            return "unresolved" if result.status == "unresolved" else "error", result.reason
+        problem = blocked(result.diff, max_lines=settings.max_diff_lines, allow_workflows=False)
+        if problem is not None:
+            forge.upsert_status(job.number, f"🛑 qwenfix did not push the follow-up: "
+                                            f"{problem}.", settings.bot_login)
+            return "blocked", problem
+        commit = _git(checkout, "rev-parse", result.branch, env=env)
+        # A plain push: if anyone pushed meanwhile it is refused, never forced over them.
+        _git(checkout, "push", "-q", "origin", f"{commit}:refs/heads/{pull.head_ref}", env=env)
+    short = commit[:7]
+    for item in feedback:
+        if item.kind == "review_comment":
+            forge.reply_to_review_comment(job.number, item.id,
+                                          f"Addressed in {short}. {result.summary or ''}".strip())
+    addressed = "\n".join(f"- @{f.author}: {f.body.strip().splitlines()[0]}" for f in feedback)
+    forge.comment(job.number, f"Pushed {short} for the review feedback; the tests pass "
+                              f"({result.tests_after.summary if result.tests_after else ''})."
+                              f"\n\nAddressed:\n{addressed or '- ' + job.instructions}")
+    forge.upsert_status(job.number, f"✅ qwenfix pushed {short} for the review feedback "
+                                    f"(job {job.id}).", settings.bot_login)
+    return "resolved", f"pushed {short}"

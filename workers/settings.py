@@ -68,6 +68,7 @@ class WorkerSettings(BaseSettings):
     github_private_key: SecretStr | None = None
     github_private_key_file: Path | None = None
     bot_login: str = "qwenfix[bot]"
+    trigger: str = "qwenfix"
     on_refusal: Literal["comment", "silent"] = "comment"
     """What a person without write access hears: a polite comment, or nothing."""
     agent_queue: str = "agent"

@@ -16,7 +16,12 @@ from workers.acknowledge import acknowledge
 from workers.celery_app import app
 from workers.factory import make_backend, make_model
 from workers.locks import TargetLock, lock_holder
-from workers.pipeline import run_fix_job, run_review_job, tell_not_handled
+from workers.pipeline import (
+    run_feedback_job,
+    run_fix_job,
+    run_review_job,
+    tell_not_handled,
+)
 from workers.retry import transient_delay
 from workers.settings import WorkerSettings
 
@@ -84,7 +89,8 @@ def run_job(self: JobTask, job_id: int) -> str:
         return "missing"
     if job.status not in ("acknowledged", "running"):
         return f"already {job.status}"
-    pipelines = {"fix": run_fix_job, "review": run_review_job}
+    pipelines = {"fix": run_fix_job, "review": run_review_job,
+                 "address-feedback": run_feedback_job}
     if job.kind not in pipelines:
         reason = f"{job.kind} jobs are not handled by this version of qwenfix"
         deps.jobs.set_status(job_id, "skipped", reason=reason)

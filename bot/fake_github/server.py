@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -208,6 +209,26 @@ class FakeGitHub:
                                    "author": author, "state": "open", "pull": True,
                                    "created_at": now}
             return number
+
+    def add_review(self, full_name: str, number: int, *, author: str, state: str, body: str,
+                   comments: Sequence[tuple[str, int, str]] = ()) -> int:
+        """A review by a person, with inline comments (path, line, body) on the new side."""
+        with self._lock:
+            pr = self.repos[full_name].pulls[number]
+            review: dict[str, Any] = {
+                      "id": next(self._ids), "repo": full_name, "number": number,
+                      "body": body, "state": state, "author": author,
+                      "commit_id": self.ref_sha(full_name, f"refs/heads/{pr['head']}"),
+                      "created_at": _now()}
+            self.reviews[review["id"]] = review
+            for path, line, text in comments:
+                rc: dict[str, Any] = {
+                      "id": next(self._ids), "repo": full_name, "number": number,
+                      "review_id": review["id"], "path": path, "line": line,
+                      "side": "RIGHT", "body": text, "diff_hunk": "@@", "author": author,
+                      "commit_id": review["commit_id"], "created_at": _now()}
+                self.review_comments[rc["id"]] = rc
+            return int(review["id"])
 
     def fail_next(self, method: str, path_pattern: str, status: int, *, times: int = 1,
                   headers: dict[str, str] | None = None, message: str = "Server Error") -> None:
@@ -712,6 +733,20 @@ class FakeGitHub:
             return JSONResponse(shapes.review(gh.base_url, gh.base_url,
                                               full_name=repo.full_name, number=number,
                                               item=item, user=gh.user(item["author"])))
+
+        @app.get("/repos/{owner}/{name}/pulls/{number}/reviews")
+        async def list_reviews(request: Request, owner: str, name: str,
+                               number: int) -> Response:
+            repo = repo_access(request, owner, name, "pull_requests")
+            if isinstance(repo, Response):
+                return repo
+            items = sorted((r for r in gh.reviews.values()
+                            if r["repo"] == repo.full_name and r["number"] == number),
+                           key=lambda r: r["id"])
+            return JSONResponse([shapes.review(gh.base_url, gh.base_url,
+                                               full_name=repo.full_name, number=number,
+                                               item=r, user=gh.user(r["author"]))
+                                 for r in items])
 
         @app.get("/repos/{owner}/{name}/pulls/{number}/comments")
         async def list_review_comments(request: Request, owner: str, name: str,
