@@ -194,3 +194,24 @@ class GitHubForge:
     def reply_to_review_comment(self, number: int, comment_id: int, body: str) -> None:
         self.github.rest.pulls.create_reply_for_review_comment(
             self.owner, self.name, number, comment_id, data={"body": body})
+
+    def failed_checks(self, sha: str) -> list[str]:
+        """What the failing check runs of a commit say: title, summary, text, and each
+        annotation as `path:line: message`."""
+        runs: Any = self.github.rest.checks.list_for_ref(self.owner, self.name, sha
+                                                         ).parsed_data.check_runs
+        out = []
+        for run in runs:
+            if run.conclusion not in ("failure", "timed_out", "action_required"):
+                continue
+            output = run.output
+            parts = [f"Check `{run.name}` concluded {run.conclusion}."]
+            for piece in (output.title, output.summary, output.text):
+                if piece:
+                    parts.append(str(piece).strip()[-4000:])
+            if output.annotations_count:
+                notes: Any = self.github.rest.checks.list_annotations(
+                    self.owner, self.name, run.id).parsed_data
+                parts += [f"{a.path}:{a.start_line}: {a.message}" for a in notes]
+            out.append("\n".join(parts))
+        return out

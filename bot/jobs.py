@@ -118,6 +118,14 @@ class JobStore:
             job = session.scalars(select(Job).where(Job.delivery_id == delivery_id)).first()
             return JobView.of(job) if job else None
 
+    def count_finished(self, repo: str, number: int, kind: str) -> int:
+        """Finished jobs of a kind on one issue or pull request (attempt caps)."""
+        query = select(Job.id).where(Job.repo == repo, Job.number == number, Job.kind == kind,
+                                     Job.status.in_(("resolved", "unresolved", "error",
+                                                     "blocked")))
+        with Session(self.engine) as session:
+            return len(session.scalars(query).all())
+
     def record(self, job_id: int) -> Job | None:
         """The full row, for the worker (detached from its session)."""
         with Session(self.engine, expire_on_commit=False) as session:

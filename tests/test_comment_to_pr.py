@@ -264,22 +264,6 @@ def test_an_error_is_explained_with_what_to_do(stack: Callable[..., Stack]) -> N
     assert s.fake.open_pulls(REPO) == []
 
 
-def test_a_failed_check_run_kind_this_version_cannot_do_is_said_plainly(
-        stack: Callable[..., Stack]) -> None:
-    s = stack([])
-    s.fake.add_issue(REPO, 9, "Fix double()", author="qwenfix[bot]", pull=True)
-    s.start_worker()
-    raw = json.dumps(gh.check_suite("failure")).encode()
-    answer = httpx.post(f"{s.hook.url}/webhook", content=raw, timeout=10, headers={
-        "X-GitHub-Event": "check_suite", "X-GitHub-Delivery": "delivery-e",
-        "X-Hub-Signature-256": sign(SECRET, raw)}).json()
-    assert answer["kind"] == "fix-ci"
-    assert wait_for(lambda: s.finished(answer["job_id"]), "the job") == "skipped"
-    wait_for(lambda: any("cannot do fix-ci jobs yet" in c["body"]
-                         for c in s.fake.issue_comments(REPO, 9)), "the status comment")
-    assert s.model.requests == []
-
-
 def test_review_request_yields_one_review_on_diff_lines(stack: Callable[..., Stack],
                                                         tmp_path: Path) -> None:
     review = step(call("submit_review", summary="One real problem.", comments=[
@@ -365,3 +349,58 @@ def test_review_feedback_becomes_a_follow_up_commit_keeping_human_commits(
                if c["author"] == s.fake.bot_login and "Pushed" in c["body"]]
     assert len(summary) == 1 and "@hubot: Please use multiplication." in summary[0]
     assert len(s.fake.open_pulls(REPO)) == 1
+
+
+def _bot_branch(s: Stack, tmp_path: Path, content: str) -> str:
+    """A qwenfix/issue-7 branch with one commit by the bot; returns its sha."""
+    work = tmp_path / "bot-branch"
+    subprocess.run(["git", "clone", "-q", str(s.fake.repos[REPO].bare), str(work)], check=True)
+    (work / "mathlib.py").write_text(content)
+    subprocess.run(["git", "-C", str(work), "-c", "user.name=qwenfix[bot]", "-c",
+                    f"user.email={s.fake.app_id}+qwenfix[bot]@users.noreply.github.com",
+                    "commit", "-qam", "Fix double()"], check=True)
+    subprocess.run(["git", "-C", str(work), "push", "-q", "origin",
+                    "HEAD:refs/heads/qwenfix/issue-7"], check=True)
+    return subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def _check_suite(s: Stack, number: int, sha: str, delivery: str) -> dict[str, Any]:
+    payload = gh.check_suite("failure")
+    payload["check_suite"]["pull_requests"] = [{"number": number}]
+    payload["check_suite"]["head_sha"] = sha
+    raw = json.dumps(payload).encode()
+    return httpx.post(f"{s.hook.url}/webhook", content=raw, timeout=10, headers={
+        "X-GitHub-Event": "check_suite", "X-GitHub-Delivery": delivery,
+        "X-Hub-Signature-256": sign(SECRET, raw)}).json()
+
+
+def test_failed_ci_on_its_own_pull_request_is_fixed_within_the_attempt_cap(
+        stack: Callable[..., Stack], tmp_path: Path) -> None:
+    s = stack(FIX_STEPS)
+    s.env["QWENFIX_MAX_CI_ATTEMPTS"] = "1"
+    sha = _bot_branch(s, tmp_path, "def double(x):\n    return x + x + 1  # quick\n")
+    number = s.fake.add_pull(REPO, head="qwenfix/issue-7", base="main", title="Fix double()",
+                             author="qwenfix[bot]")
+    s.fake.add_check_run(REPO, head_sha=sha, name="CI / tests", conclusion="failure", output={
+        "title": "2 tests failed", "summary": "pytest exited 1",
+        "text": "FAILED tests/test_mathlib.py::test_double - assert 5 == 4",
+        "annotations": [{"path": "tests/test_mathlib.py", "start_line": 5,
+                         "message": "assert 5 == 4"}]})
+    s.start_worker()
+    answer = _check_suite(s, number, sha, "delivery-i")
+    assert answer["kind"] == "fix-ci"
+    assert wait_for(lambda: s.finished(answer["job_id"]), "the CI fix") == "resolved"
+    assert "return x * 2" in s.git("show", "qwenfix/issue-7:mathlib.py")
+    assert s.git("rev-list", "--count", "main..qwenfix/issue-7").strip() == "2"
+    task = s.model.requests[0]["messages"][1]["content"]
+    assert "Check `CI / tests` concluded failure." in task
+    assert "tests/test_mathlib.py:5: assert 5 == 4" in task
+    # CI fails again: the cap of one attempt stops qwenfix, which says so.
+    again = _check_suite(s, number, s.git("rev-parse", "qwenfix/issue-7").strip(),
+                         "delivery-j")
+    assert wait_for(lambda: s.finished(again["job_id"]), "the second job") == "skipped"
+    status = [c["body"] for c in s.fake.issue_comments(REPO, number)
+              if c["author"] == s.fake.bot_login]
+    assert len(status) == 1 and "stopped fixing the checks" in status[0]
+    assert len(s.model.requests) == 4  # the second job never reached the model

@@ -12,10 +12,11 @@ import logging
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from bot.db import Job
 from bot.forge import Feedback, GitHubForge
@@ -268,61 +269,142 @@ def feedback_text(title: str, feedback: list[Feedback], job: Job) -> str:
     return "\n".join(lines)
 
 
+class FollowUp(BaseModel):
+    status: str
+    reason: str
+    commit: str | None = None
+    result: FixResult | None = None
+
+
+def _identity(settings: WorkerSettings) -> Identity:
+    return Identity(name=settings.bot_login,
+                    email=f"{settings.github_app_id or 0}+{settings.bot_login}"
+                          "@users.noreply.github.com")
+
+
+def _follow_up(job: Job, *, app: GitHubApp, forge: GitHubForge, clone_url: str,
+               branch: str, task: Callable[[datetime], str | None], title: str,
+               model: Model, backend: SandboxBackend, settings: WorkerSettings) -> FollowUp:
+    """A verified commit on top of one of qwenfix's pull-request branches, pushed as a
+    plain fast-forward: if anyone pushed meanwhile it is refused, never forced over them.
+    `task(last_push)` gives the request, or None when there is nothing to do."""
+    if job.installation_id is None:
+        return FollowUp(status="error", reason="the job names no installation")
+    identity = _identity(settings)
+    token = app.installation_token(job.installation_id, job.repo, PUSH_PERMISSIONS)
+    with tempfile.TemporaryDirectory(prefix="qwenfix-followup-") as tmp:
+        checkout = Path(tmp) / "repo"
+        clone(clone_url, branch, checkout, token)
+        env = _git_env(token)
+        text = task(datetime.fromisoformat(_git(checkout, "log", "-1", "--format=%cI",
+                                                env=env)))
+        if text is None:
+            return FollowUp(status="skipped", reason="nothing to do since the last push")
+        result = run_fix(FixRequest(repo=checkout, issue=text, title=title,
+                                    co_author=job.sender),
+                         model=model, backend=backend, settings=settings,
+                         forge=LocalForge(checkout, identity), model_name=settings.llm_model)
+        if result.status != "resolved" or result.branch is None:
+            return FollowUp(status="unresolved" if result.status == "unresolved" else "error",
+                            reason=result.reason, result=result)
+        problem = blocked(result.diff, max_lines=settings.max_diff_lines, allow_workflows=False)
+        if problem is not None:
+            return FollowUp(status="blocked", reason=problem, result=result)
+        commit = _git(checkout, "rev-parse", result.branch, env=env)
+        _git(checkout, "push", "-q", "origin", f"{commit}:refs/heads/{branch}", env=env)
+    return FollowUp(status="resolved", reason=f"pushed {commit[:7]}", commit=commit,
+                    result=result)
+
+
 def run_feedback_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBackend,
                      settings: WorkerSettings) -> tuple[str, str]:
     """Follow-up commits on qwenfix's own pull request for what reviewers asked."""
     if job.installation_id is None or job.number is None:
         return "error", "the job names no installation or pull request"
+    number = job.number
     forge = GitHubForge(app.for_repository(job.installation_id, job.repo, RUN_PERMISSIONS),
                         job.repo)
-    info = forge.repository()
-    pull = forge.pull(job.number)
+    pull = forge.pull(number)
     if pull.author.lower() != settings.bot_login.lower():
         return "skipped", "qwenfix follows up only on pull requests it opened"
-    identity = Identity(name=settings.bot_login,
-                        email=f"{settings.github_app_id or 0}+{settings.bot_login}"
-                              "@users.noreply.github.com")
-    token = app.installation_token(job.installation_id, job.repo, PUSH_PERMISSIONS)
-    with tempfile.TemporaryDirectory(prefix="qwenfix-feedback-") as tmp:
-        checkout = Path(tmp) / "repo"
-        clone(info.clone_url, pull.head_ref, checkout, token)
-        env = _git_env(token)
-        last_push = datetime.fromisoformat(_git(checkout, "log", "-1", "--format=%cI",
-                                                env=env))
-        feedback = forge.feedback_since(job.number, last_push, settings.bot_login,
-                                        settings.trigger)
+    feedback: list[Feedback] = []
+
+    def task(last_push: datetime) -> str | None:
+        feedback.extend(forge.feedback_since(number, last_push, settings.bot_login,
+                                             settings.trigger))
         if not feedback and not job.instructions:
-            return "skipped", "no feedback since qwenfix's last push"
-        forge.upsert_status(job.number, f"⚙️ qwenfix is working on the review feedback (job "
-                                        f"{job.id}).", settings.bot_login)
-        result = run_fix(
-            FixRequest(repo=checkout, issue=feedback_text(pull.title, feedback, job),
-                       title=f"Address review feedback on #{job.number}",
-                       co_author=job.sender),
-            model=model, backend=backend, settings=settings,
-            forge=LocalForge(checkout, identity), model_name=settings.llm_model)
-        if result.status != "resolved" or result.branch is None:
-            text = (f"🤔 qwenfix could not address the feedback (job {job.id}): "
-                    f"{result.reason}. Nothing was pushed.")
-            forge.upsert_status(job.number, text, settings.bot_login)
-            return "unresolved" if result.status == "unresolved" else "error", result.reason
-        problem = blocked(result.diff, max_lines=settings.max_diff_lines, allow_workflows=False)
-        if problem is not None:
-            forge.upsert_status(job.number, f"🛑 qwenfix did not push the follow-up: "
-                                            f"{problem}.", settings.bot_login)
-            return "blocked", problem
-        commit = _git(checkout, "rev-parse", result.branch, env=env)
-        # A plain push: if anyone pushed meanwhile it is refused, never forced over them.
-        _git(checkout, "push", "-q", "origin", f"{commit}:refs/heads/{pull.head_ref}", env=env)
-    short = commit[:7]
+            return None
+        forge.upsert_status(number, f"⚙️ qwenfix is working on the review feedback (job "
+                                    f"{job.id}).", settings.bot_login)
+        return feedback_text(pull.title, feedback, job)
+
+    done = _follow_up(job, app=app, forge=forge, clone_url=forge.repository().clone_url,
+                      branch=pull.head_ref, task=task,
+                      title=f"Address review feedback on #{number}", model=model,
+                      backend=backend, settings=settings)
+    if done.status != "resolved" or done.commit is None:
+        if done.status != "skipped":
+            forge.upsert_status(number, f"🤔 qwenfix could not address the feedback (job "
+                                        f"{job.id}): {done.reason}. Nothing was pushed.",
+                                settings.bot_login)
+        return done.status, done.reason
+    short = done.commit[:7]
+    summary = done.result.summary if done.result else ""
     for item in feedback:
         if item.kind == "review_comment":
-            forge.reply_to_review_comment(job.number, item.id,
-                                          f"Addressed in {short}. {result.summary or ''}".strip())
+            forge.reply_to_review_comment(number, item.id,
+                                          f"Addressed in {short}. {summary or ''}".strip())
+    after = done.result.tests_after if done.result else None
     addressed = "\n".join(f"- @{f.author}: {f.body.strip().splitlines()[0]}" for f in feedback)
-    forge.comment(job.number, f"Pushed {short} for the review feedback; the tests pass "
-                              f"({result.tests_after.summary if result.tests_after else ''})."
-                              f"\n\nAddressed:\n{addressed or '- ' + job.instructions}")
-    forge.upsert_status(job.number, f"✅ qwenfix pushed {short} for the review feedback "
-                                    f"(job {job.id}).", settings.bot_login)
-    return "resolved", f"pushed {short}"
+    forge.comment(number, f"Pushed {short} for the review feedback; the tests pass "
+                          f"({after.summary if after else 'verified'})."
+                          f"\n\nAddressed:\n{addressed or '- ' + job.instructions}")
+    forge.upsert_status(number, f"✅ qwenfix pushed {short} for the review feedback "
+                                f"(job {job.id}).", settings.bot_login)
+    return "resolved", done.reason
+
+
+def run_fix_ci_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBackend,
+                   settings: WorkerSettings, attempts: int) -> tuple[str, str]:
+    """A fix for qwenfix's own pull request whose checks failed; at most
+    `settings.max_ci_attempts` attempts per pull request (`attempts` made so far)."""
+    if job.installation_id is None:
+        return "error", "the job names no installation"
+    forge = GitHubForge(app.for_repository(job.installation_id, job.repo, RUN_PERMISSIONS |
+                                           {"checks": "read"}), job.repo)
+    number = job.number
+    if number is None and job.head_branch:
+        found = forge.open_pull(job.head_branch)
+        number = found.number if found else None
+    if number is None:
+        return "skipped", "no open pull request for this branch"
+    pull = forge.pull(number)
+    if pull.author.lower() != settings.bot_login.lower():
+        return "skipped", "qwenfix fixes CI only on pull requests it opened"
+    if attempts >= settings.max_ci_attempts:
+        forge.upsert_status(number, f"⏹️ qwenfix stopped fixing the checks of this pull "
+                                    f"request after {attempts} attempt(s) (the limit is "
+                                    f"{settings.max_ci_attempts}); a person should look.",
+                            settings.bot_login)
+        return "skipped", f"attempt limit reached ({attempts})"
+    failures = forge.failed_checks(job.head_sha or pull.head_sha)
+    if not failures:
+        return "skipped", "no failing check runs on the head commit"
+    forge.upsert_status(number, f"⚙️ qwenfix is fixing the failed checks (job {job.id}, "
+                                f"attempt {attempts + 1} of {settings.max_ci_attempts}).",
+                        settings.bot_login)
+    text = (f"The continuous-integration checks failed on the pull request \"{pull.title}\" "
+            "(opened by qwenfix). Make them pass; the repository's tests must pass too.\n\n"
+            + "\n\n".join(failures))
+    done = _follow_up(job, app=app, forge=forge, clone_url=forge.repository().clone_url,
+                      branch=pull.head_ref, task=lambda _: text,
+                      title=f"Fix failing checks on #{number}", model=model, backend=backend,
+                      settings=settings)
+    if done.status == "resolved" and done.commit is not None:
+        forge.upsert_status(number, f"✅ qwenfix pushed {done.commit[:7]} for the failed "
+                                    f"checks (job {job.id}).", settings.bot_login)
+    else:
+        forge.upsert_status(number, f"🤔 qwenfix could not fix the failed checks (job "
+                                    f"{job.id}): {done.reason}. Nothing was pushed.",
+                            settings.bot_login)
+    return done.status, done.reason

@@ -80,5 +80,7 @@ class WorkerSettings(BaseSettings):
     """Seconds between the broker's sweeps for jobs whose worker died (kombu's default,
     about 100 s, when unset)."""
     pr_draft: bool = False
+    max_ci_attempts: int = 2
+    """Fix-CI attempts per pull request before qwenfix stops and says so."""
     on_unresolved: Literal["comment", "draft_pr"] = "comment"
     max_diff_lines: int = 2000

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 
 import redis
 from celery import Task
@@ -18,6 +19,7 @@ from workers.factory import make_backend, make_model
 from workers.locks import TargetLock, lock_holder
 from workers.pipeline import (
     run_feedback_job,
+    run_fix_ci_job,
     run_fix_job,
     run_review_job,
     tell_not_handled,
@@ -89,8 +91,10 @@ def run_job(self: JobTask, job_id: int) -> str:
         return "missing"
     if job.status not in ("acknowledged", "running"):
         return f"already {job.status}"
-    pipelines = {"fix": run_fix_job, "review": run_review_job,
-                 "address-feedback": run_feedback_job}
+    pipelines: dict[str, Callable[..., tuple[str, str]]] = {
+        "fix": run_fix_job, "review": run_review_job, "address-feedback": run_feedback_job,
+        "fix-ci": partial(run_fix_ci_job, attempts=deps.jobs.count_finished(
+            job.repo, job.number or 0, "fix-ci"))}
     if job.kind not in pipelines:
         reason = f"{job.kind} jobs are not handled by this version of qwenfix"
         deps.jobs.set_status(job_id, "skipped", reason=reason)

@@ -230,6 +230,18 @@ class FakeGitHub:
                 self.review_comments[rc["id"]] = rc
             return int(review["id"])
 
+    def add_check_run(self, full_name: str, *, head_sha: str, name: str, conclusion: str,
+                      output: dict[str, Any]) -> int:
+        """A finished check run, as a CI system would report it."""
+        with self._lock:
+            run: dict[str, Any] = {
+                   "id": next(self._ids), "repo": full_name, "name": name,
+                   "head_sha": head_sha, "status": "completed", "conclusion": conclusion,
+                   "output": output, "details_url": None, "external_id": None,
+                   "started_at": _now(), "completed_at": _now()}
+            self.check_runs[run["id"]] = run
+            return int(run["id"])
+
     def fail_next(self, method: str, path_pattern: str, status: int, *, times: int = 1,
                   headers: dict[str, str] | None = None, message: str = "Server Error") -> None:
         with self._lock:
@@ -604,6 +616,35 @@ class FakeGitHub:
                 if data.get("conclusion"):
                     run["status"], run["completed_at"] = "completed", _now()
             return JSONResponse(gh.check_run_json(run))
+
+        @app.get("/repos/{owner}/{name}/commits/{ref}/check-runs")
+        async def check_runs_for_ref(request: Request, owner: str, name: str,
+                                     ref: str) -> Response:
+            repo = repo_access(request, owner, name, "checks")
+            if isinstance(repo, Response):
+                return repo
+            sha = gh.ref_sha(repo.full_name, ref) or ref
+            runs = [gh.check_run_json(r) for r in gh.check_runs.values()
+                    if r["repo"] == repo.full_name and r["head_sha"] == sha]
+            return JSONResponse({"total_count": len(runs), "check_runs": runs})
+
+        @app.get("/repos/{owner}/{name}/check-runs/{run_id}/annotations")
+        async def annotations(request: Request, owner: str, name: str,
+                              run_id: int) -> Response:
+            repo = repo_access(request, owner, name, "checks")
+            if isinstance(repo, Response):
+                return repo
+            run = gh.check_runs.get(run_id)
+            if run is None or run["repo"] != repo.full_name:
+                return error(404, "Not Found")
+            return JSONResponse([{
+                "path": a.get("path", ""), "start_line": a.get("start_line", 1),
+                "end_line": a.get("end_line", a.get("start_line", 1)),
+                "start_column": None, "end_column": None,
+                "annotation_level": a.get("annotation_level", "failure"),
+                "title": a.get("title"), "message": a.get("message", ""),
+                "raw_details": None, "blob_href": "", "source": None}
+                for a in (run["output"].get("annotations") or [])])
 
         @app.get("/repos/{owner}/{name}/pulls")
         async def list_pulls(request: Request, owner: str, name: str, state: str = "open",
