@@ -270,7 +270,8 @@ def test_review_request_yields_one_review_on_diff_lines(stack: Callable[..., Sta
         {"path": "mathlib.py", "line": 2, "side": "RIGHT",
          "body": "This still adds one.\n```suggestion\n    return x * 2\n```"},
         {"path": "tests/test_mathlib.py", "line": 1, "body": "Unrelated nit."}]))
-    s = stack([step(call("view", path="mathlib.py")), review])
+    files = {**BUGGY_REPO, ".qwenfix.yml": "test: python -m pytest -q\nreview_tests: true\n"}
+    s = stack([step(call("view", path="mathlib.py")), review], files)
     work = tmp_path / "contrib"
     subprocess.run(["git", "clone", "-q", str(s.fake.repos[REPO].bare), str(work)], check=True)
     (work / "mathlib.py").write_text("def double(x):\n    return x + x + 1  # faster\n")
@@ -293,6 +294,8 @@ def test_review_request_yields_one_review_on_diff_lines(stack: Callable[..., Sta
     assert len(reviews) == 1 and reviews[0]["state"] == "COMMENTED"
     assert reviews[0]["body"].startswith("One real problem.")
     assert "`tests/test_mathlib.py` line 1: Unrelated nit." in reviews[0]["body"]
+    assert "Tests on the head commit, run by qwenfix: failed (exit 1): 2 failed." \
+        in reviews[0]["body"]
     inline = list(s.fake.review_comments.values())
     assert [(c["path"], c["line"], c["side"]) for c in inline] == [("mathlib.py", 2, "RIGHT")]
     assert "```suggestion" in inline[0]["body"]
@@ -404,3 +407,35 @@ def test_failed_ci_on_its_own_pull_request_is_fixed_within_the_attempt_cap(
               if c["author"] == s.fake.bot_login]
     assert len(status) == 1 and "stopped fixing the checks" in status[0]
     assert len(s.model.requests) == 4  # the second job never reached the model
+
+
+def test_review_of_a_pull_request_from_a_fork(stack: Callable[..., Stack],
+                                              tmp_path: Path) -> None:
+    review = step(call("submit_review", summary="Looks wrong.", comments=[
+        {"path": "mathlib.py", "line": 2, "body": "Still off by one."}]))
+    s = stack([review])
+    fork_source = tmp_path / "fork"
+    subprocess.run(["git", "clone", "-q", str(s.fake.repos[REPO].bare), str(fork_source)],
+                   check=True)
+    (fork_source / "mathlib.py").write_text("def double(x):\n    return 2 * x + 1\n")
+    subprocess.run(["git", "-C", str(fork_source), "-c", "user.name=c", "-c",
+                    "user.email=c@x", "commit", "-qam", "from a fork"], check=True)
+    subprocess.run(["git", "-C", str(fork_source), "branch", "-q", "fork-change"], check=True)
+    # The fork belongs to someone else: not in qwenfix's installation, public.
+    s.fake.add_repo("contributor/hello-world", installation_id=99, source=fork_source)
+    number = s.fake.add_pull(REPO, head="fork-change", base="main", title="From a fork",
+                             head_repo="contributor/hello-world")
+    s.start_worker()
+    comment_id = s.fake.add_comment(REPO, number, "@qwenfix review", "octocat")
+    payload = gh.comment_created("@qwenfix review", on_pull=True)
+    payload["issue"]["number"], payload["comment"]["id"] = number, comment_id
+    raw = json.dumps(payload).encode()
+    answer = httpx.post(f"{s.hook.url}/webhook", content=raw, timeout=10, headers={
+        "X-GitHub-Event": "issue_comment", "X-GitHub-Delivery": "delivery-k",
+        "X-Hub-Signature-256": sign(SECRET, raw)}).json()
+    assert wait_for(lambda: s.finished(answer["job_id"]), "the review") == "reviewed"
+    inline = list(s.fake.review_comments.values())
+    assert [(c["path"], c["line"]) for c in inline] == [("mathlib.py", 2)]
+    assert "+    return 2 * x + 1" in s.model.requests[0]["messages"][1]["content"]
+    # Nothing was pushed anywhere: the fork has only its own branch, the base repo none.
+    assert "fork-change" not in s.git("branch", "--list")

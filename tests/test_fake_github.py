@@ -88,6 +88,7 @@ def test_refs_and_check_runs(fake: FakeGitHub) -> None:
 def test_git_over_http_needs_a_token_with_contents_access(fake: FakeGitHub,
                                                          tmp_path: Path) -> None:
     url = f"{fake.base_url}/{REPO}.git"
+    fake.repos[REPO].private = True  # public repositories are readable by anyone
 
     def header(permissions: dict[str, str]) -> dict[str, str]:
         gh = client(fake, permissions)

@@ -39,6 +39,8 @@ class RepoConfig(BaseModel):
     setup: str | None = None
     setup_network: bool | None = None
     allow_workflow_changes: bool = False
+    review_tests: bool = False
+    """Whether a review runs the tests on the pull request's head and reports the result."""
     on_unresolved: Literal["comment", "draft_pr"] | None = None
     """When the tests cannot be made to pass: only a comment, or also a draft pull request
     with what was tried (default: QWENFIX_ON_UNRESOLVED, which defaults to comment)."""

@@ -159,8 +159,10 @@ class FakeGitHub:
         """(path, line, side) -> the hunk it is in, for every line of the pull request's
         diff: where GitHub accepts review comments."""
         repo = self.repos[full_name]
+        head = f"refs/pull/{pr['number']}/head" if pr.get("head_repo") \
+            else f"refs/heads/{pr['head']}"
         diff = subprocess.run(["git", "-C", str(repo.bare), "diff", "--no-color",
-                               f"{pr['base_sha']}...refs/heads/{pr['head']}"],
+                               f"{pr['base_sha']}...{head}"],
                               capture_output=True, text=True, check=True).stdout
         lines: dict[tuple[str, int, str], str] = {}
         hunks: dict[str, str] = {}
@@ -191,20 +193,29 @@ class FakeGitHub:
             return int(self._new_comment(full_name, number, body, author)["id"])
 
     def add_pull(self, full_name: str, *, head: str, base: str, title: str, body: str = "",
-                 author: str = "octocat") -> int:
-        """A pull request from a branch already in the repository's git data."""
+                 author: str = "octocat", head_repo: str | None = None) -> int:
+        """A pull request from a branch already in the repository's git data (or in the
+        fork `head_repo`)."""
         with self._lock:
             repo = self.repos[full_name]
-            head_sha, base_sha = (self.ref_sha(full_name, f"refs/heads/{b}") for b in (head, base))
+            head_sha = self.ref_sha(head_repo or full_name, f"refs/heads/{head}")
+            base_sha = self.ref_sha(full_name, f"refs/heads/{base}")
             if head_sha is None or base_sha is None:
                 raise ValueError(f"{head} or {base} is not a branch of {full_name}")
             number = self._next_number(repo)
+            if head_repo is not None and repo.bare is not None:
+                # As on GitHub, a fork's commits are kept in the base repository too.
+                fork = self.repos[head_repo]
+                subprocess.run(["git", "-C", str(repo.bare), "fetch", "-q", str(fork.bare),
+                                f"refs/heads/{head}:refs/pull/{number}/head"],
+                               check=True, capture_output=True)
             now = _now()
             repo.pulls[number] = {"number": number, "id": next(self._ids), "title": title,
                                   "body": body, "head": head, "base": base,
                                   "head_sha": head_sha, "base_sha": base_sha, "state": "open",
                                   "draft": False, "author": author, "reviewers": [],
-                                  "created_at": now, "updated_at": now}
+                                  "created_at": now, "updated_at": now,
+                                  "head_repo": head_repo}
             repo.issues[number] = {"number": number, "title": title, "body": body,
                                    "author": author, "state": "open", "pull": True,
                                    "created_at": now}
@@ -693,8 +704,8 @@ class FakeGitHub:
             pr = repo.pulls.get(number)
             if pr is None:
                 return error(404, "Not Found")
-            pr["head_sha"] = gh.ref_sha(repo.full_name, f"refs/heads/{pr['head']}") \
-                or pr["head_sha"]
+            pr["head_sha"] = gh.ref_sha(pr.get("head_repo") or repo.full_name,
+                                        f"refs/heads/{pr['head']}") or pr["head_sha"]
             return JSONResponse(gh.pull_json(repo, pr))
 
         @app.patch("/repos/{owner}/{name}/pulls/{number}")
@@ -830,13 +841,16 @@ class FakeGitHub:
                 return Response("Repository not found.", status_code=404)
             pushing = "git-receive-pack" in (rest + request.url.query)
             grant = gh._basic_grant(request)
-            if grant is None or repo.installation_id != grant.installation_id or (
+            anonymous_read = grant is None and not pushing and not repo.private
+            if anonymous_read:  # public repositories are readable by anyone
+                pass
+            elif grant is None or repo.installation_id != grant.installation_id or (
                     grant.repositories is not None and name not in grant.repositories):
                 return Response("Authentication required.", status_code=401,
                                 headers={"WWW-Authenticate": 'Basic realm="GitHub"'})
-            if pushing and grant.permissions.get("contents") != "write":
+            if grant is not None and pushing and grant.permissions.get("contents") != "write":
                 return Response("Permission denied.", status_code=403)
-            if not pushing and "contents" not in grant.permissions:
+            if grant is not None and not pushing and "contents" not in grant.permissions:
                 return Response("Permission denied.", status_code=403)
             status, headers, body = await http_backend(
                 gh.root, method=request.method, path=f"/{owner}/{name}.git/{rest}",
@@ -875,10 +889,15 @@ class FakeGitHub:
                                  now=_now())
 
     def pull_json(self, repo: FakeRepo, pr: dict[str, Any]) -> dict[str, Any]:
-        return shapes.pull_request(self.base_url, self.base_url, full_name=repo.full_name,
-                                   pr=pr, repo_json=self.repo_json(repo),
-                                   user=self.user(pr["author"]),
-                                   reviewers=[self.user(r) for r in pr["reviewers"]])
+        out = shapes.pull_request(self.base_url, self.base_url, full_name=repo.full_name,
+                                  pr=pr, repo_json=self.repo_json(repo),
+                                  user=self.user(pr["author"]),
+                                  reviewers=[self.user(r) for r in pr["reviewers"]])
+        if pr.get("head_repo"):  # from a fork
+            fork = self.repos[pr["head_repo"]]
+            out["head"]["repo"] = self.repo_json(fork)
+            out["head"]["label"] = f"{fork.owner}:{pr['head']}"
+        return out
 
     def open_pulls(self, full_name: str) -> list[dict[str, Any]]:
         with self._lock:

@@ -53,9 +53,13 @@ class ReviewResult(BaseModel):
     turns: int = 0
     usage: Usage = Field(default_factory=Usage)
     trajectory: str | None = None
+    tests: str | None = None
+    """The tests on the head commit, when the repository asks reviews to run them."""
 
     def body(self) -> str:
         text = self.summary.strip()
+        if self.tests:
+            text += f"\n\nTests on the head commit, run by qwenfix: {self.tests}."
         if self.elsewhere:
             notes = "\n".join(f"- `{c.path}` line {c.line}: {c.body}" for c in self.elsewhere)
             text += f"\n\nOn lines outside this diff:\n{notes}"
@@ -115,6 +119,12 @@ def _review(request: ReviewRequest, diff: str, *, model: Model, backend: Sandbox
     with session(backend, sandbox_spec(config, settings, run_label=trajectory.path.stem)) as sb:
         prepare_workspace(sb, repo, head, config=config, settings=settings,
                           trajectory=trajectory)
+        head_tests = None
+        if config.review_tests and config.test:
+            ran = run_tests(sb, config.test, label="review-head",
+                            timeout=config.limits.test_timeout_s or settings.test_timeout_s)
+            head_tests = ran.summary()
+            trajectory.record("tests_head", **ran.model_dump())
 
         def tests() -> str:
             if not config.test:
@@ -145,4 +155,5 @@ def _review(request: ReviewRequest, diff: str, *, model: Model, backend: Sandbox
     placed = diff_map.place([ReviewComment(**c.model_dump()) for c in review.comments])
     return ReviewResult(status="reviewed", reason="review handed over",
                         summary=review.summary, inline=placed.inline,
-                        elsewhere=placed.elsewhere, turns=outcome.turns, usage=outcome.usage)
+                        elsewhere=placed.elsewhere, turns=outcome.turns, usage=outcome.usage,
+                        tests=head_tests)
