@@ -311,7 +311,8 @@ def test_review_feedback_becomes_a_follow_up_commit_keeping_human_commits(
              step(call("str_replace", path="mathlib.py", old_str="return x + x\n",
                        new_str="return x * 2\n")),
              step(call("run_tests")),
-             step(call("submit", summary="Wrote double() as a multiplication."))]
+             step(call("submit", summary="Wrote double() as a multiplication.",
+                       declined=["Renaming double() to twice(): it is public API."]))]
     s = stack(steps)
     s.fake.repos[REPO].collaborators["hubot"] = "write"
     work = tmp_path / "pr"
@@ -351,6 +352,7 @@ def test_review_feedback_becomes_a_follow_up_commit_keeping_human_commits(
     summary = [c["body"] for c in s.fake.issue_comments(REPO, number)
                if c["author"] == s.fake.bot_login and "Pushed" in c["body"]]
     assert len(summary) == 1 and "@hubot: Please use multiplication." in summary[0]
+    assert "Declined:\n- Renaming double() to twice(): it is public API." in summary[0]
     assert len(s.fake.open_pulls(REPO)) == 1
 
 

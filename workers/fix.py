@@ -73,6 +73,7 @@ class FixResult(BaseModel):
     trajectory: str | None = None
     title: str | None = None
     summary: str | None = None
+    declined: list[str] = Field(default_factory=list)
     pr_description: str | None = None
     pr_description_path: str | None = None
     red_baseline: bool = False
@@ -207,7 +208,7 @@ def _fix(request: FixRequest, repo: Path, *, model: Model, backend: SandboxBacke
         tests_before=TestSummary.of(run.before),
         tests_after=TestSummary.of(run.after) if run.after else None,
         turns=outcome.turns, usage=outcome.usage, title=outcome.title,
-        summary=outcome.summary, config_source=config.source,
+        summary=outcome.summary, declined=outcome.declined, config_source=config.source,
         red_baseline=bool(run.verdict and run.verdict.red_baseline),
     )
     if outcome.status == "resolved":

@@ -356,9 +356,13 @@ def run_feedback_job(job: Job, *, app: GitHubApp, model: Model, backend: Sandbox
                                           f"Addressed in {short}. {summary or ''}".strip())
     after = done.result.tests_after if done.result else None
     addressed = "\n".join(f"- @{f.author}: {f.body.strip().splitlines()[0]}" for f in feedback)
+    declined = done.result.declined if done.result else []
+    declined_text = ("\n\nDeclined:\n" + "\n".join(f"- {d}" for d in declined)) \
+        if declined else ""
     forge.comment(number, f"Pushed {short} for the review feedback; the tests pass "
                           f"({after.summary if after else 'verified'})."
-                          f"\n\nAddressed:\n{addressed or '- ' + job.instructions}")
+                          f"\n\nAddressed:\n{addressed or '- ' + job.instructions}"
+                          f"{declined_text}")
     forge.upsert_status(number, f"✅ qwenfix pushed {short} for the review feedback "
                                 f"(job {job.id}).", settings.bot_login)
     return "resolved", done.reason

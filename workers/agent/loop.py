@@ -58,6 +58,7 @@ class AgentResult(BaseModel):
     usage: Usage
     summary: str | None = None
     title: str | None = None
+    declined: list[str] = []
     duration_s: float
 
 
@@ -103,6 +104,8 @@ class Agent:
                 status=stop.status, reason=stop.reason, turns=self.turns, usage=self.usage,
                 summary=self._submission.summary if self._submission else None,
                 title=self._submission.title if self._submission else None,
+                declined=list(getattr(self._submission.payload, "declined", []) or [])
+                if self._submission else [],
                 duration_s=round(self.clock() - started, 3),
             )
 

@@ -78,6 +78,9 @@ class SubmitArgs(BaseModel):
 
     summary: str = Field(description="What was wrong and what you changed, for the pull request.")
     title: str | None = Field(default=None, description="A short pull-request title.")
+    declined: list[str] = Field(
+        default_factory=list,
+        description="Requests you deliberately did not act on, each with the reason.")
 
 
 class ReviewCommentArgs(BaseModel):
@@ -270,7 +273,7 @@ class Toolbox:
         return self._tests_callback()
 
     def _submit(self, args: SubmitArgs) -> str:
-        raise SubmitRequested(args.summary, args.title)
+        raise SubmitRequested(args.summary, args.title, payload=args)
 
     def _submit_review(self, args: SubmitReviewArgs) -> str:
         raise SubmitRequested(args.summary, None, payload=args)
