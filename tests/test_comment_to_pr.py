@@ -109,6 +109,14 @@ class Stack:
         print((self.tmp / "worker.log").read_text()[-6000:]
               if (self.tmp / "worker.log").exists() else "")
 
+    def deliver(self, event: str, payload: dict[str, Any], delivery: str) -> dict[str, Any]:
+        raw = json.dumps(payload).encode()
+        answer: dict[str, Any] = httpx.post(
+            f"{self.hook.url}/webhook", content=raw, timeout=10, headers={
+                "X-GitHub-Event": event, "X-GitHub-Delivery": delivery,
+                "X-Hub-Signature-256": sign(SECRET, raw)}).json()
+        return answer
+
     def comment(self, body: str, delivery: str, sender: str = "octocat") -> httpx.Response:
         comment_id = self.fake.add_comment(REPO, 7, body, sender)
         payload = gh.comment_created(body, sender=sender)
@@ -284,10 +292,7 @@ def test_review_request_yields_one_review_on_diff_lines(stack: Callable[..., Sta
     comment_id = s.fake.add_comment(REPO, number, "@qwenfix review", "octocat")
     payload = gh.comment_created("@qwenfix review", on_pull=True)
     payload["issue"]["number"], payload["comment"]["id"] = number, comment_id
-    raw = json.dumps(payload).encode()
-    answer = httpx.post(f"{s.hook.url}/webhook", content=raw, timeout=10, headers={
-        "X-GitHub-Event": "issue_comment", "X-GitHub-Delivery": "delivery-g",
-        "X-Hub-Signature-256": sign(SECRET, raw)}).json()
+    answer = s.deliver("issue_comment", payload, "delivery-g")
     assert answer["kind"] == "review"
     assert wait_for(lambda: s.finished(answer["job_id"]), "the review") == "reviewed"
     reviews = list(s.fake.reviews.values())
@@ -335,10 +340,7 @@ def test_review_feedback_becomes_a_follow_up_commit_keeping_human_commits(
     s.start_worker()
     payload = gh.review_submitted("changes_requested", "Please use multiplication.")
     payload["pull_request"]["number"], payload["review"]["id"] = number, review_id
-    raw = json.dumps(payload).encode()
-    answer = httpx.post(f"{s.hook.url}/webhook", content=raw, timeout=10, headers={
-        "X-GitHub-Event": "pull_request_review", "X-GitHub-Delivery": "delivery-h",
-        "X-Hub-Signature-256": sign(SECRET, raw)}).json()
+    answer = s.deliver("pull_request_review", payload, "delivery-h")
     assert answer["kind"] == "address-feedback"
     assert wait_for(lambda: s.finished(answer["job_id"]), "the follow-up") == "resolved"
     log = s.git("log", "--format=%an|%s", "main..qwenfix/issue-7").splitlines()
@@ -374,10 +376,7 @@ def _check_suite(s: Stack, number: int, sha: str, delivery: str) -> dict[str, An
     payload = gh.check_suite("failure")
     payload["check_suite"]["pull_requests"] = [{"number": number}]
     payload["check_suite"]["head_sha"] = sha
-    raw = json.dumps(payload).encode()
-    return httpx.post(f"{s.hook.url}/webhook", content=raw, timeout=10, headers={
-        "X-GitHub-Event": "check_suite", "X-GitHub-Delivery": delivery,
-        "X-Hub-Signature-256": sign(SECRET, raw)}).json()
+    return s.deliver("check_suite", payload, delivery)
 
 
 def test_failed_ci_on_its_own_pull_request_is_fixed_within_the_attempt_cap(
@@ -431,10 +430,7 @@ def test_review_of_a_pull_request_from_a_fork(stack: Callable[..., Stack],
     comment_id = s.fake.add_comment(REPO, number, "@qwenfix review", "octocat")
     payload = gh.comment_created("@qwenfix review", on_pull=True)
     payload["issue"]["number"], payload["comment"]["id"] = number, comment_id
-    raw = json.dumps(payload).encode()
-    answer = httpx.post(f"{s.hook.url}/webhook", content=raw, timeout=10, headers={
-        "X-GitHub-Event": "issue_comment", "X-GitHub-Delivery": "delivery-k",
-        "X-Hub-Signature-256": sign(SECRET, raw)}).json()
+    answer = s.deliver("issue_comment", payload, "delivery-k")
     assert wait_for(lambda: s.finished(answer["job_id"]), "the review") == "reviewed"
     inline = list(s.fake.review_comments.values())
     assert [(c["path"], c["line"]) for c in inline] == [("mathlib.py", 2)]

@@ -108,8 +108,7 @@ def tell_not_handled(job: Job, *, app: GitHubApp, settings: WorkerSettings) -> N
     """Say plainly on GitHub that a kind of request is not done yet, rather than nothing."""
     if job.installation_id is None or job.number is None:
         return
-    forge = GitHubForge(app.for_repository(job.installation_id, job.repo, RUN_PERMISSIONS),
-                        job.repo)
+    forge = _forge(job, app)
     forge.upsert_status(job.number, f"qwenfix received this {job.kind} request (job {job.id}) "
                                     f"but this version cannot do {job.kind} jobs yet.",
                         settings.bot_login)
@@ -149,20 +148,25 @@ def _draft_unresolved(checkout: Path, result: FixResult, job: Job, text: str, *,
     return f"The attempt is in a draft pull request: {pull.url}."
 
 
+def _forge(job: Job, app: GitHubApp, extra: dict[str, str] | None = None) -> GitHubForge:
+    """The repository of a job, with a token for the run's reads and replies."""
+    if job.installation_id is None:
+        raise ValueError("the job names no installation")
+    return GitHubForge(app.for_repository(job.installation_id, job.repo,
+                                          RUN_PERMISSIONS | (extra or {})), job.repo)
+
+
 def run_fix_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBackend,
                 settings: WorkerSettings) -> tuple[str, str]:
     """(status, reason) of a fix job; the issue is told the outcome in its status comment."""
     if job.installation_id is None or job.number is None:
         return "error", "the job names no installation or issue"
-    forge = GitHubForge(app.for_repository(job.installation_id, job.repo, RUN_PERMISSIONS),
-                        job.repo)
+    forge = _forge(job, app)
     info = forge.repository()
     title, body = forge.issue(job.number)
     forge.upsert_status(job.number, f"⚙️ qwenfix is working on this (job {job.id}): cloning "
                                     "the repository and running its tests.", settings.bot_login)
-    identity = Identity(name=settings.bot_login,
-                        email=f"{settings.github_app_id or 0}+{settings.bot_login}"
-                              "@users.noreply.github.com")
+    identity = _identity(settings)
     token = app.installation_token(job.installation_id, job.repo, PUSH_PERMISSIONS)
     with tempfile.TemporaryDirectory(prefix="qwenfix-job-") as tmp:
         checkout = Path(tmp) / "repo"
@@ -223,8 +227,7 @@ def run_review_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBa
 
     if job.installation_id is None or job.number is None:
         return "error", "the job names no installation or pull request"
-    forge = GitHubForge(app.for_repository(job.installation_id, job.repo, RUN_PERMISSIONS),
-                        job.repo)
+    forge = _forge(job, app)
     info = forge.repository()
     pull = forge.pull(job.number)
     forge.upsert_status(job.number, f"⚙️ qwenfix is reviewing this pull request (job "
@@ -322,8 +325,7 @@ def run_feedback_job(job: Job, *, app: GitHubApp, model: Model, backend: Sandbox
     if job.installation_id is None or job.number is None:
         return "error", "the job names no installation or pull request"
     number = job.number
-    forge = GitHubForge(app.for_repository(job.installation_id, job.repo, RUN_PERMISSIONS),
-                        job.repo)
+    forge = _forge(job, app)
     pull = forge.pull(number)
     if pull.author.lower() != settings.bot_login.lower():
         return "skipped", "qwenfix follows up only on pull requests it opened"
@@ -374,8 +376,7 @@ def run_fix_ci_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBa
     `settings.max_ci_attempts` attempts per pull request (`attempts` made so far)."""
     if job.installation_id is None:
         return "error", "the job names no installation"
-    forge = GitHubForge(app.for_repository(job.installation_id, job.repo, RUN_PERMISSIONS |
-                                           {"checks": "read"}), job.repo)
+    forge = _forge(job, app, {"checks": "read"})
     number = job.number
     if number is None and job.head_branch:
         found = forge.open_pull(job.head_branch)
