@@ -147,13 +147,9 @@ def on_issue_labeled(payload: Payload, settings: BotSettings) -> Decision:
 
 
 def on_review_requested(payload: Payload, settings: BotSettings) -> Decision:
-    reviewer = _login(payload.get("requested_reviewer"))
-    team = str((payload.get("requested_team") or {}).get("slug") or "")
-    wanted = settings.reviewer.lower()
-    if wanted not in (reviewer.lower(), team.lower(), settings.bot_login.lower()) or \
-            not (reviewer or team):
-        return Ignored(reason="ignored: the review was requested from someone else")
-    if reviewer and reviewer.lower() not in (wanted, settings.bot_login.lower()):
+    requested = {_login(payload.get("requested_reviewer")).lower(),
+                 str((payload.get("requested_team") or {}).get("slug") or "").lower()} - {""}
+    if not requested & {settings.reviewer.lower(), settings.bot_login.lower()}:
         return Ignored(reason="ignored: the review was requested from someone else")
     refused = _gate(payload, settings, None)
     if refused:

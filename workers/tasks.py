@@ -92,9 +92,10 @@ def run_job(self: JobTask, job_id: int) -> str:
     if job.status not in ("acknowledged", "running"):
         return f"already {job.status}"
     pipelines: dict[str, Callable[..., tuple[str, str]]] = {
-        "fix": run_fix_job, "review": run_review_job, "address-feedback": run_feedback_job,
-        "fix-ci": partial(run_fix_ci_job, attempts=deps.jobs.count_finished(
-            job.repo, job.number or 0, "fix-ci"))}
+        "fix": run_fix_job, "review": run_review_job, "address-feedback": run_feedback_job}
+    if job.kind == "fix-ci":
+        pipelines["fix-ci"] = partial(run_fix_ci_job, attempts=deps.jobs.count_finished(
+            job.repo, job.number or 0, "fix-ci"))
     if job.kind not in pipelines:
         reason = f"{job.kind} jobs are not handled by this version of qwenfix"
         deps.jobs.set_status(job_id, "skipped", reason=reason)
