@@ -24,7 +24,7 @@ REPO = "octo-org/hello-world"
 
 
 @pytest.fixture
-def github() -> Iterator[tuple[FakeGitHub, str]]:
+def github() -> Iterator[tuple[FakeGitHub, GitHubApp]]:
     fake = FakeGitHub()
     fake.add_repo(REPO, installation_id=42,
                   collaborators={"octocat": "admin", "maint": "maintain", "reader": "read"})
@@ -32,7 +32,10 @@ def github() -> Iterator[tuple[FakeGitHub, str]]:
     fake.add_issue(REPO, 7, "mean() is wrong")
     with ThreadedServer(fake.asgi()) as server:
         fake.base_url = server.url
-        yield fake, server.url
+        # One GitHubApp per test, as a worker process keeps one: its token cache matters.
+        yield fake, GitHubApp(AppCredentials.load(
+            app_id=fake.app_id, private_key=SecretStr(fake.private_key_pem),
+            private_key_file=None, api_url=server.url))
 
 
 @pytest.fixture
@@ -51,21 +54,17 @@ def new_job(jobs: JobStore, fake: FakeGitHub, sender: str = "octocat",
     return job.id
 
 
-def run(job_id: int, jobs: JobStore, fake: FakeGitHub, url: str, queued: list[int],
+def run(job_id: int, jobs: JobStore, fake: FakeGitHub, app: GitHubApp, queued: list[int],
         on_refusal: str = "comment") -> Acknowledged:
-    # One GitHubApp per fake, as a worker process keeps one: its token cache is the point.
-    app = fake.__dict__.setdefault("_test_app", GitHubApp(AppCredentials.load(
-        app_id=fake.app_id, private_key=SecretStr(fake.private_key_pem),
-        private_key_file=None, api_url=url)))
     return acknowledge(job_id, jobs=jobs, app=app, bot_login=fake.bot_login,
                        on_refusal=on_refusal, queue_run=queued.append)
 
 
 def test_write_access_is_acknowledged_once(github: Any, jobs: JobStore) -> None:
-    fake, url = github
+    fake, app = github
     queued: list[int] = []
     job_id = new_job(jobs, fake)
-    assert run(job_id, jobs, fake, url, queued) == Acknowledged.ACKNOWLEDGED
+    assert run(job_id, jobs, fake, app, queued) == Acknowledged.ACKNOWLEDGED
     assert queued == [job_id]
     assert jobs.get(job_id).status == "acknowledged"  # type: ignore[union-attr]
     assert [(r["kind"], r["content"]) for r in fake.reactions] == [("issue_comment", "eyes")]
@@ -78,15 +77,15 @@ def test_write_access_is_acknowledged_once(github: Any, jobs: JobStore) -> None:
                                                     "pull_requests": "write",
                                                     "metadata": "read"}}]
     # A redelivered task changes nothing.
-    assert run(job_id, jobs, fake, url, queued) == Acknowledged.ALREADY_HANDLED
+    assert run(job_id, jobs, fake, app, queued) == Acknowledged.ALREADY_HANDLED
     assert queued == [job_id] and len(fake.reactions) == 1
 
 
 def test_a_second_job_on_the_same_issue_edits_the_same_status_comment(
         github: Any, jobs: JobStore) -> None:
-    fake, url = github
+    fake, app = github
     for _ in range(2):
-        run(new_job(jobs, fake, sender="maint"), jobs, fake, url, [])
+        run(new_job(jobs, fake, sender="maint"), jobs, fake, app, [])
     status = [c for c in fake.issue_comments(REPO, 7) if c["author"] == fake.bot_login]
     assert len(status) == 1, "never a second status comment"
     # ... and the installation token was reused, not minted again.
@@ -94,10 +93,10 @@ def test_a_second_job_on_the_same_issue_edits_the_same_status_comment(
 
 
 def test_no_write_access_is_refused_politely_or_silently(github: Any, jobs: JobStore) -> None:
-    fake, url = github
+    fake, app = github
     queued: list[int] = []
     job_id = new_job(jobs, fake, sender="reader")
-    assert run(job_id, jobs, fake, url, queued) == Acknowledged.REFUSED
+    assert run(job_id, jobs, fake, app, queued) == Acknowledged.REFUSED
     job = jobs.get(job_id)
     assert job is not None and job.status == "refused"
     assert job.reason == f"@reader does not have write access to {REPO}"
@@ -106,23 +105,24 @@ def test_no_write_access_is_refused_politely_or_silently(github: Any, jobs: JobS
                        "can ask qwenfix to work on it."]
     assert queued == [] and fake.reactions == []
     silent = new_job(jobs, fake, sender="stranger")
-    assert run(silent, jobs, fake, url, queued, on_refusal="silent") == Acknowledged.REFUSED
+    assert run(silent, jobs, fake, app, queued, on_refusal="silent") == Acknowledged.REFUSED
     assert len([c for c in fake.issue_comments(REPO, 7) if c["author"] == fake.bot_login]) == 1
 
 
 def test_server_errors_are_retried_by_the_client(github: Any, jobs: JobStore) -> None:
-    fake, url = github
+    fake, app = github
     fake.fail_next("GET", r"/collaborators/.*/permission$", 502, times=1,
                    message="Bad Gateway")
     job_id = new_job(jobs, fake)
-    assert run(job_id, jobs, fake, url, []) == Acknowledged.ACKNOWLEDGED
+    assert run(job_id, jobs, fake, app, []) == Acknowledged.ACKNOWLEDGED
     permission_calls = [p for m, p in fake.requests if p.endswith("/permission")]
     assert len(permission_calls) == 2
 
 
 def test_missing_job_and_bad_credentials(github: Any, jobs: JobStore) -> None:
-    fake, url = github
-    assert run(999, jobs, fake, url, []) == Acknowledged.MISSING
+    fake, app = github
+    assert run(999, jobs, fake, app, []) == Acknowledged.MISSING
+    url = fake.base_url
     with pytest.raises(AppCredentialsError, match="QWENFIX_GITHUB_APP_ID"):
         AppCredentials.load(app_id=None, private_key=None, private_key_file=None, api_url=url)
     with pytest.raises(AppCredentialsError, match="PRIVATE_KEY"):
@@ -133,9 +133,7 @@ def test_missing_job_and_bad_credentials(github: Any, jobs: JobStore) -> None:
 
 
 def test_a_second_request_while_a_job_runs_is_told_so(github: Any, jobs: JobStore) -> None:
-    fake, url = github
-    app = GitHubApp(AppCredentials(app_id=fake.app_id,
-                                   private_key=SecretStr(fake.private_key_pem), api_url=url))
+    fake, app = github
     job_id = new_job(jobs, fake)
     outcome = acknowledge(job_id, jobs=jobs, app=app, bot_login=fake.bot_login,
                           on_refusal="comment", queue_run=lambda _: None,

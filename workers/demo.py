@@ -33,7 +33,7 @@ def run_demo(*, keep: Path | None, echo: Callable[[str], None]) -> FixResult:
 
     examples = resource_dir("examples")
     issue = (examples / f"{DEMO_REPO}.issue.md").read_text()
-    title, _, body = issue.partition("\n")
+    title = issue.partition("\n")[0]
     workdir = keep or Path(tempfile.mkdtemp(prefix="qwenfix-demo-"))
     repo = make_demo_repository(workdir)
     echo(f"demo repository: {repo}")
@@ -54,5 +54,4 @@ def run_demo(*, keep: Path | None, echo: Callable[[str], None]) -> FixResult:
         echo(f"# {result.title}\n\n{result.pr_description}")
         echo("--- diff ---")
         echo(result.diff)
-    del body
     return result

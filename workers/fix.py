@@ -23,7 +23,7 @@ from workers.agent.tools import SubmitRequested, Toolbox, clip
 from workers.agent.trajectory import Trajectory
 from workers.context import pack_commit, repository_instructions
 from workers.context.pack import BudgetTooSmall
-from workers.context.safety import neutralise
+from workers.context.safety import fence_safe, neutralise
 from workers.context.tokens import TokenCounter
 from workers.diffstat import diffstat
 from workers.forge.local import LocalForge, slugify
@@ -305,8 +305,8 @@ def _publish(result: FixResult, run: _Run, forge: LocalForge, agent_s: float,
         before_summary=before.summary(), after_summary=after.summary(),
         test_command=run.config.test, verdict_reason=verdict.reason,
         red_baseline=verdict.red_baseline, still_failing=verdict.still_failing,
-        before_output=clip(before.output_tail, 1500).replace("```", "``\u200b`"),
-        after_output=clip(after.output_tail, 1500).replace("```", "``\u200b`"),
+        before_output=fence_safe(clip(before.output_tail, 1500)),
+        after_output=fence_safe(clip(after.output_tail, 1500)),
         files_changed=len(stats.files), added=stats.added, removed=stats.removed,
         files=stats.files, turns=result.turns, prompt_tokens=result.usage.prompt_tokens,
         completion_tokens=result.usage.completion_tokens,

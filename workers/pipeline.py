@@ -22,6 +22,7 @@ from bot.db import Job
 from bot.forge import Feedback, GitHubForge
 from bot.github_app import PUSH_PERMISSIONS, READ_PERMISSIONS, RUN_PERMISSIONS, GitHubApp
 from sandbox import SandboxBackend
+from workers.context.safety import fence_safe
 from workers.fix import FixRequest, FixResult, run_fix
 from workers.forge.local import Identity, LocalForge
 from workers.llm.types import Model
@@ -85,7 +86,7 @@ def _issue_text(title: str, body: str, job: Job) -> str:
 
 
 def _tail(text: str, lines: int = 30) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:]).replace("```", "``\u200b`")
+    return fence_safe("\n".join(text.strip().splitlines()[-lines:]))
 
 
 def unresolved_text(result: FixResult, job: Job) -> str:

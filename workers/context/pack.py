@@ -125,10 +125,6 @@ def _listing(files: list[RepoFile]) -> str:
                         usedforsecurity=False).hexdigest()
 
 
-def query_terms_set(counts: dict[str, dict[str, int]]) -> set[str]:
-    return {term for per_file in counts.values() for term in per_file}
-
-
 class Packer:
     """Packs one file source. Holds per-run caches of decoded text; build one per pack."""
 
@@ -256,8 +252,8 @@ class Packer:
                                   for f in missing}))
         return {f.path: known[keys[f.path]] for f in files}
 
-    def _term_counts(self, files: list[RepoFile], terms: list[str]) -> dict[str, dict[str, int]]:
-        listing = _listing(files)
+    def _term_counts(self, files: list[RepoFile], terms: list[str],
+                     listing: str) -> dict[str, dict[str, int]]:
         keys = {t: f"tf:{listing}:{t}" for t in terms}
         known = {k: json.loads(v) for k, v in self.cache.get_texts(keys.values()).items()}
         missing = [t for t in terms if keys[t] not in known]
@@ -284,18 +280,18 @@ class Packer:
     def _rank(self, task: str, candidates: list[RepoFile]) -> list[Ranked]:
         by_path = {f.path: f for f in candidates}
         terms = query_terms(task)
-        counts = self._term_counts(candidates, terms) if terms else {}
-        defined = self._definitions(candidates, symbols(task), counts)
+        listing = _listing(candidates)
+        counts = self._term_counts(candidates, terms, listing) if terms else {}
+        defined = self._definitions(candidates, symbols(task), set(terms), counts, listing)
         return rank_files(
             task, [f.path for f in candidates], lambda _terms: counts,
             {f.path: f.size for f in candidates}, lambda p: self._text(by_path[p]),
             definitions=defined)
 
-    def _definitions(self, files: list[RepoFile], names: list[str],
-                     counts: dict[str, dict[str, int]]) -> dict[str, set[str]]:
+    def _definitions(self, files: list[RepoFile], names: list[str], counted: set[str],
+                     counts: dict[str, dict[str, int]], listing: str) -> dict[str, set[str]]:
         """path -> the task's symbols the file defines; only files that mention them are
-        read, and the answer is cached for this exact set of files."""
-        listing = _listing(files)
+        read (a file defining a name contains it), cached for this exact set of files."""
         keys = {n: f"def:{listing}:{n}" for n in names}
         known = {k: json.loads(v) for k, v in self.cache.get_texts(keys.values()).items()}
         for name in names:
@@ -303,7 +299,7 @@ class Packer:
                 continue
             low = name.lower()
             mentioning = [f for f in files if counts.get(f.path, {}).get(low)] \
-                if low in query_terms_set(counts) else files
+                if low in counted else files
             self.source.prefetch(mentioning)
             known[keys[name]] = sorted(f.path for f in mentioning if defines(self._text(f), name))
             self.cache.put_texts({keys[name]: json.dumps(known[keys[name]])})

@@ -20,3 +20,8 @@ def neutralise(text: str) -> str:
     the tokenizer cannot produce the special token and no parser sees the tag. What a human
     reads is unchanged."""
     return _SPECIAL.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], text)
+
+
+def fence_safe(text: str) -> str:
+    """Text that cannot close the ``` code block it is shown in (test output in a PR)."""
+    return text.replace("```", "``\u200b`")
