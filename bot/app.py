@@ -24,7 +24,8 @@ from bot.jobs import JobStore
 from bot.ledger import DeliveryLedger
 from bot.metrics import ReceiverMetrics
 from bot.queue import JobQueue
-from bot.routing import ROUTES, Ignored, Record, Trigger, route
+from bot.routing import ROUTES, ConfigChanged, Ignored, Record, Trigger, route
+from bot.schedules import ScheduleStore
 from bot.settings import BotSettings
 from bot.signature import verify
 
@@ -41,6 +42,7 @@ class Receiver:
     ledger: DeliveryLedger
     queue: JobQueue
     metrics: ReceiverMetrics
+    schedules: ScheduleStore | None = None
 
 
 class DeliveryLog(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -58,6 +60,7 @@ def create_app(receiver: Receiver) -> FastAPI:
     settings = receiver.settings
     secrets = [s.get_secret_value() for s in settings.webhook_secret]
     api_token = settings.api_token.get_secret_value()
+    schedules = receiver.schedules or ScheduleStore(receiver.store.engine)
     app = FastAPI(title="qwenfix", version="0.1.0")
 
     @app.post("/webhook")
@@ -101,6 +104,12 @@ def create_app(receiver: Receiver) -> FastAPI:
             if isinstance(decision, Record):
                 await receiver.store.run(receiver.store.record_installation, decision)
                 dlog.info("installation %s %s", decision.installation_id, decision.action)
+                return _answer(200, status="recorded"), "recorded"
+            if isinstance(decision, ConfigChanged):
+                # On the store's own thread: SQLite writes take turns there.
+                await receiver.store.run(schedules.mark_stale, decision.repo)
+                dlog.info("%s: the config changed; its schedule will be read again",
+                          decision.repo)
                 return _answer(200, status="recorded"), "recorded"
             return await queue_job(delivery, event, decision, dlog)
         except UNAVAILABLE as exc:
@@ -166,6 +175,16 @@ def create_app(receiver: Receiver) -> FastAPI:
         if job is None:
             return JSONResponse({"error": f"no job {job_id}"}, status_code=404)
         return JSONResponse(json.loads(job.model_dump_json()))
+
+    @app.get("/api/schedules")
+    async def list_schedules(request: Request) -> Response:
+        """Each repository's maintenance schedule as last read, with any config error."""
+        if not authorised(request):
+            return unauthorised()
+        rows = await run_in_threadpool(schedules.all)
+        return JSONResponse([{**json.loads(r.model_dump_json(exclude={"tasks"})),
+                              "tasks": json.loads(r.tasks) if r.tasks else None}
+                             for r in rows])
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -35,6 +35,8 @@ class Job(Base):
     comment_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
     head_branch: Mapped[str | None] = mapped_column(String(255), nullable=True)
     head_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    task: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The maintenance task of a maintenance job (its name in `.qwenfix.yml`)."""
     status: Mapped[str] = mapped_column(String(32), index=True, default="queued")
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -58,6 +60,26 @@ class InstalledRepository(Base):
     full_name: Mapped[str] = mapped_column(String(200), primary_key=True)
     installation_id: Mapped[int] = mapped_column(BigInteger, index=True)
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MaintenanceSchedule(Base):
+    """A repository's `maintenance:` list as last read from its default branch."""
+
+    __tablename__ = "maintenance_schedules"
+
+    repo: Mapped[str] = mapped_column(String(200), primary_key=True)
+    config_sha: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The blob of `.qwenfix.yml` read; None when the repository has none."""
+    tasks: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The `maintenance:` list as JSON; None when the config has no such key (the
+    operator's defaults apply)."""
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    stale: Mapped[bool] = mapped_column(Boolean, default=True)
+    """Set when a push changed the config on the default branch: read it again."""
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    evaluated_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                             nullable=True)
+    """Runs due up to this moment have been queued."""
 
 
 def make_engine(url: str) -> Engine:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any, Literal
 
@@ -76,13 +77,22 @@ class GitHubForge:
         return int(created.id)
 
     def find_status_comment(self, number: int, bot_login: str) -> int | None:
+        found = self._status_comment(number, bot_login)
+        return found[0] if found else None
+
+    def status_of(self, number: int, bot_login: str) -> str:
+        """The text of qwenfix's status comment here, or "" when there is none."""
+        found = self._status_comment(number, bot_login)
+        return found[1] if found else ""
+
+    def _status_comment(self, number: int, bot_login: str) -> tuple[int, str] | None:
         comment: Any
         for comment in self.github.rest.paginate(
                 self.github.rest.issues.list_comments, owner=self.owner, repo=self.name,
                 issue_number=number, per_page=100):
             author = comment.user.login if comment.user else ""
             if author == bot_login and STATUS_MARKER in (comment.body or ""):
-                return int(comment.id)
+                return int(comment.id), str(comment.body)
         return None
 
     def upsert_status(self, number: int, body: str, bot_login: str) -> int:
@@ -99,6 +109,32 @@ class GitHubForge:
     def repository(self) -> RepositoryInfo:
         data = self.github.rest.repos.get(self.owner, self.name).parsed_data
         return RepositoryInfo(default_branch=data.default_branch, clone_url=data.clone_url)
+
+    def file(self, path: str, ref: str) -> tuple[str, bytes] | None:
+        """(blob sha, content) of a file on a branch, or None when there is no such file."""
+        try:
+            data: Any = self.github.rest.repos.get_content(self.owner, self.name, path,
+                                                           ref=ref).parsed_data
+        except RequestFailed as exc:
+            if exc.response.status_code == 404:
+                return None
+            raise
+        if getattr(data, "type", None) != "file":
+            return None
+        return str(data.sha), base64.b64decode(data.content)
+
+    def open_pulls(self) -> list[PullInfo]:
+        out = []
+        pull: Any
+        for pull in self.github.rest.paginate(self.github.rest.pulls.list, owner=self.owner,
+                                              repo=self.name, state="open", per_page=100):
+            head_repo = pull.head.repo
+            out.append(PullInfo(number=pull.number, title=pull.title, body=pull.body or "",
+                                head_ref=pull.head.ref, head_sha=pull.head.sha,
+                                head_clone_url=head_repo.clone_url if head_repo else "",
+                                base_ref=pull.base.ref,
+                                author=pull.user.login if pull.user else ""))
+        return out
 
     def issue(self, number: int) -> tuple[str, str]:
         data = self.github.rest.issues.get(self.owner, self.name, number).parsed_data
@@ -133,6 +169,11 @@ class GitHubForge:
                 raise
             return raced, False
         return PullRef(number=created.number, url=created.html_url, head=branch), True
+
+    def close_pull(self, number: int, why: str) -> None:
+        """Close a pull request, saying why in a comment first."""
+        self.comment(number, why)
+        self.github.rest.pulls.update(self.owner, self.name, number, data={"state": "closed"})
 
     def request_review(self, number: int, login: str) -> None:
         self.github.rest.pulls.request_reviewers(self.owner, self.name, number,

@@ -33,13 +33,14 @@ class JobView(BaseModel):
     event: str
     instructions: str
     reason: str | None
+    task: str | None = None
 
     @classmethod
     def of(cls, job: Job) -> JobView:
         return cls(id=job.id, delivery_id=job.delivery_id, kind=job.kind, repo=job.repo,
                    number=job.number, sender=job.sender, status=job.status,
                    created_at=job.created_at, event=job.event, instructions=job.instructions,
-                   reason=job.reason)
+                   reason=job.reason, task=job.task)
 
 
 _VIEW = frozenset(JobView.model_fields)
@@ -80,7 +81,8 @@ class JobStore:
                "installation_id": trigger.installation_id,
                "instructions": trigger.instructions, "comment_id": trigger.comment_id,
                "comment_kind": trigger.comment_kind, "head_branch": trigger.head_branch,
-               "head_sha": trigger.head_sha, "status": "queued", "reason": None,
+               "head_sha": trigger.head_sha, "task": trigger.task, "status": "queued",
+               "reason": None,
                "created_at": now, "updated_at": now}
         # A Core insert: this runs on every delivery, and the ORM's unit of work costs
         # several times more than the write itself.
@@ -123,6 +125,14 @@ class JobStore:
         query = select(Job.id).where(Job.repo == repo, Job.number == number, Job.kind == kind,
                                      Job.status.in_(("resolved", "unresolved", "error",
                                                      "blocked")))
+        with Session(self.engine) as session:
+            return len(session.scalars(query).all())
+
+    def count_since(self, repo: str, kind: str, statuses: tuple[str, ...],
+                    since: datetime) -> int:
+        """Jobs of a kind on a repository that ended in one of `statuses` since then."""
+        query = select(Job.id).where(Job.repo == repo, Job.kind == kind,
+                                     Job.status.in_(statuses), Job.updated_at >= since)
         with Session(self.engine) as session:
             return len(session.scalars(query).all())
 
@@ -174,3 +184,13 @@ class JobStore:
     def installed_repositories(self) -> list[str]:
         with Session(self.engine) as session:
             return sorted(session.scalars(select(InstalledRepository.full_name)))
+
+    def installations(self) -> dict[str, int]:
+        """Installed repository -> its installation, for active installations."""
+        query = select(InstalledRepository.full_name, InstalledRepository.installation_id
+                       ).join(Installation, Installation.id ==
+                              InstalledRepository.installation_id, isouter=True
+                              ).where((Installation.active.is_(None)) |
+                                      (Installation.active.is_(True)))
+        with Session(self.engine) as session:
+            return {name: int(installation) for name, installation in session.execute(query)}

@@ -43,6 +43,14 @@ class Trigger(BaseModel):
     """issue_comment | review_comment | review, for the 👀 reaction."""
     head_branch: str | None = None
     head_sha: str | None = None
+    task: str | None = None
+    """The maintenance task asked for (`@qwenfix maintain TASK`, or the schedule's)."""
+
+
+class ConfigChanged(BaseModel):
+    """A push changed `.qwenfix.yml` on the default branch: its schedules are stale."""
+
+    repo: str
 
 
 class Record(BaseModel):
@@ -59,7 +67,7 @@ class Ignored(BaseModel):
     reason: str
 
 
-Decision = Trigger | Record | Ignored
+Decision = Trigger | Record | ConfigChanged | Ignored
 Route = Callable[[Payload, BotSettings], Decision]
 
 
@@ -125,7 +133,13 @@ def on_issue_comment(payload: Payload, settings: BotSettings) -> Decision:
     if command.verb == "review" and on_pull:
         return _trigger(payload, JobKind.REVIEW, number, **extra)
     if command.verb == "maintain":
-        return _trigger(payload, JobKind.MAINTENANCE, None, **extra)
+        task, _, rest = command.text.partition(" ")
+        if not task:
+            return Ignored(reason=f"ignored: @{settings.trigger} maintain needs a task name, "
+                                  "e.g. fix-failing-tests")
+        # The answer goes to the issue or pull request where it was asked.
+        return _trigger(payload, JobKind.MAINTENANCE, number, **{
+            **extra, "instructions": rest.strip(), "task": task.lower()})
     if on_pull and _ours(issue, settings):
         return _trigger(payload, JobKind.ADDRESS_FEEDBACK, number, **extra)
     where = "a pull request" if on_pull else "an issue"
@@ -232,6 +246,24 @@ def on_installation_repositories(payload: Payload, settings: BotSettings) -> Dec
         removed=[str(r.get("full_name")) for r in payload.get("repositories_removed") or []])
 
 
+CONFIG_FILE = ".qwenfix.yml"
+
+
+def on_push(payload: Payload, settings: BotSettings) -> Decision:
+    repository = payload.get("repository") or {}
+    default = str(repository.get("default_branch") or "")
+    if not default or payload.get("ref") != f"refs/heads/{default}":
+        return Ignored(reason="ignored: a push to a branch other than the default branch")
+    touched = {path for commit in payload.get("commits") or []
+               for key in ("added", "modified", "removed") for path in commit.get(key) or []}
+    # GitHub lists at most 2048 commits' files; a forced push may list none. Either way
+    # the schedule is read again, which costs one API call.
+    if CONFIG_FILE not in touched and not payload.get("forced") and \
+            len(payload.get("commits") or []) < 2048:
+        return Ignored(reason=f"ignored: the push did not change {CONFIG_FILE}")
+    return ConfigChanged(repo=_repo(payload))
+
+
 def on_ping(payload: Payload, settings: BotSettings) -> Decision:
     return Ignored(reason="pong")
 
@@ -245,6 +277,7 @@ ROUTES: dict[tuple[str, str | None], Route] = {
     ("pull_request_review_comment", "created"): on_review_comment,
     ("check_suite", "completed"): on_check_suite,
     ("workflow_run", "completed"): on_workflow_run,
+    ("push", None): on_push,
     ("installation", None): on_installation,
     ("installation_repositories", None): on_installation_repositories,
     ("ping", None): on_ping,

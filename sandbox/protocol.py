@@ -30,7 +30,8 @@ class SandboxSpec(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
-CA_BUNDLE_PATH = "/etc/qwenfix/ca-bundle.crt"
+# Under /run: the bubblewrap backend binds /etc read-only, where no mount point can be made.
+CA_BUNDLE_PATH = "/run/qwenfix/ca-bundle.crt"
 CA_ENV_VARS = ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
 
 

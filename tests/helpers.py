@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import httpx
+
+from bot.signature import sign
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
@@ -63,3 +71,77 @@ FIX_STEPS = [
     step(call("run_tests")),
     step(call("submit", summary="double() added one too many.", title="Fix double()")),
 ]
+
+
+def wheel(name: str, version: str, module: str) -> bytes:
+    """A pure-Python wheel of one module `name` (for a package index made of files)."""
+    import base64
+    import hashlib
+    import io
+    import zipfile
+
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": module,
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: qwenfix-tests\nRoot-Is-Purelib: true\n"
+                         "Tag: py3-none-any\n",
+    }
+    record = []
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path, text in files.items():
+            data = text.encode()
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            record.append(f"{path},sha256={digest.decode()},{len(data)}")
+            archive.writestr(path, data)
+        archive.writestr(f"{dist}/RECORD", "\n".join([*record, f"{dist}/RECORD,,"]) + "\n")
+    return buffer.getvalue()
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 120) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+    return value
+
+
+def deliver(url: str, secret: str, event: str, payload: dict[str, Any],
+            delivery: str) -> httpx.Response:
+    """A signed webhook delivery, as GitHub sends it."""
+    raw = json.dumps(payload).encode()
+    return httpx.post(f"{url}/webhook", content=raw, timeout=10, headers={
+        "X-GitHub-Event": event, "X-GitHub-Delivery": delivery,
+        "X-Hub-Signature-256": sign(secret, raw), "Content-Type": "application/json"})
+
+
+def stop_process(process: subprocess.Popen[str], sig: int = signal.SIGTERM) -> None:
+    process.send_signal(sig)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def make_receiver(database: str, redis_url: str, secret: str) -> tuple[Any, Any]:
+    """(JobStore, Receiver) on a fresh, migrated database; the API token is "t"."""
+    from bot.app import Receiver
+    from bot.db import make_engine, migrate
+    from bot.jobs import JobStore
+    from bot.ledger import DeliveryLedger
+    from bot.metrics import ReceiverMetrics
+    from bot.queue import RedisJobQueue
+    from bot.settings import BotSettings
+
+    engine = make_engine(database)
+    migrate(engine)
+    store = JobStore(engine)
+    settings = BotSettings(webhook_secret=[secret], api_token="t",  # type: ignore[arg-type]
+                           redis_url=redis_url, database_url=database)
+    return store, Receiver(settings=settings, store=store,
+                           ledger=DeliveryLedger.from_url(redis_url, 3600),
+                           queue=RedisJobQueue.from_url(redis_url, "quick"),
+                           metrics=ReceiverMetrics())

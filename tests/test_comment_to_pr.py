@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,34 +16,28 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.app import Receiver, create_app
-from bot.db import make_engine, migrate
+from bot.app import create_app
 from bot.fake_github import FakeGitHub
-from bot.jobs import JobStore
-from bot.ledger import DeliveryLedger
-from bot.metrics import ReceiverMetrics
-from bot.queue import RedisJobQueue
 from bot.serving import ThreadedServer
-from bot.settings import BotSettings
-from bot.signature import sign
 from workers.llm.scripted import ScriptedModelServer
 
 from . import github_payloads as gh
 from .conftest import SANDBOX_IMAGE, fresh_redis
-from .helpers import BUGGY_REPO, FIX_STEPS, call, make_repo, step
+from .helpers import (
+    BUGGY_REPO,
+    FIX_STEPS,
+    call,
+    deliver,
+    make_receiver,
+    make_repo,
+    step,
+    stop_process,
+    wait_for,
+)
 
 REDIS_DB = 10
 SECRET = "e2e-secret"
 REPO = "octo-org/hello-world"
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-    return value
 
 
 class Stack:
@@ -59,15 +52,7 @@ class Stack:
         self.fake.add_issue(REPO, 7, "double() is wrong",
                             "double(2) gives 5. test_double fails.")
         database = f"sqlite:///{tmp / 'jobs.db'}"
-        engine = make_engine(database)
-        migrate(engine)
-        self.store = JobStore(engine)
-        settings = BotSettings(webhook_secret=[SECRET], api_token="t",  # type: ignore[arg-type]
-                               redis_url=self.redis_url, database_url=database)
-        receiver = Receiver(settings=settings, store=self.store,
-                            ledger=DeliveryLedger.from_url(self.redis_url, 3600),
-                            queue=RedisJobQueue.from_url(self.redis_url, "quick"),
-                            metrics=ReceiverMetrics())
+        self.store, receiver = make_receiver(database, self.redis_url, SECRET)
         self.model = ScriptedModelServer({"steps": steps}).start()
         self.github = ThreadedServer(self.fake.asgi()).__enter__()
         self.fake.base_url = self.github.url
@@ -92,12 +77,7 @@ class Stack:
 
     def stop_worker(self, sig: int = signal.SIGTERM) -> None:
         if self.worker is not None:
-            self.worker.send_signal(sig)
-            try:
-                self.worker.wait(30)
-            except subprocess.TimeoutExpired:
-                self.worker.kill()
-                self.worker.wait()
+            stop_process(self.worker, sig)
             self.worker = None
 
     def close(self) -> None:
@@ -110,21 +90,15 @@ class Stack:
               if (self.tmp / "worker.log").exists() else "")
 
     def deliver(self, event: str, payload: dict[str, Any], delivery: str) -> dict[str, Any]:
-        raw = json.dumps(payload).encode()
-        answer: dict[str, Any] = httpx.post(
-            f"{self.hook.url}/webhook", content=raw, timeout=10, headers={
-                "X-GitHub-Event": event, "X-GitHub-Delivery": delivery,
-                "X-Hub-Signature-256": sign(SECRET, raw)}).json()
+        answer: dict[str, Any] = deliver(self.hook.url, SECRET, event, payload,
+                                         delivery).json()
         return answer
 
     def comment(self, body: str, delivery: str, sender: str = "octocat") -> httpx.Response:
         comment_id = self.fake.add_comment(REPO, 7, body, sender)
         payload = gh.comment_created(body, sender=sender)
         payload["comment"]["id"] = comment_id
-        raw = json.dumps(payload).encode()
-        return httpx.post(f"{self.hook.url}/webhook", content=raw, timeout=10, headers={
-            "X-GitHub-Event": "issue_comment", "X-GitHub-Delivery": delivery,
-            "X-Hub-Signature-256": sign(SECRET, raw), "Content-Type": "application/json"})
+        return deliver(self.hook.url, SECRET, "issue_comment", payload, delivery)
 
     def finished(self, job_id: int) -> str | None:
         job = self.store.get(job_id)

@@ -106,13 +106,13 @@ def test_network_can_be_dropped_after_setup(backend: DockerBackend) -> None:
         assert sb.run("cat /proc/net/route | wc -l", timeout=30).output.strip() == "1"
 
 
-def test_ca_bundle_is_mounted_read_only_and_named_in_env(backend: DockerBackend) -> None:
+def test_ca_bundle_is_mounted_read_only_and_named_in_env(any_backend: SandboxBackend) -> None:
     cafile = ssl.get_default_verify_paths().cafile
     assert cafile and Path(cafile).is_file()
     spec = SPEC.model_copy(update={"ca_bundle": cafile})
     env = ca_environment(spec)
     assert set(env) == {"SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"}
-    with session(backend, spec) as sb:
+    with session(any_backend, spec) as sb:
         assert sb.run(f"test -s {CA_BUNDLE_PATH}", timeout=30).ok
         assert not sb.run(f"echo x >> {CA_BUNDLE_PATH}", timeout=30, as_root=True).ok
         assert sb.run("echo $SSL_CERT_FILE", timeout=30, env=env).output.strip() == \

@@ -18,6 +18,9 @@ from bot.jobs import JobStore
 log = logging.getLogger(__name__)
 
 
+UNATTENDED_EVENTS = frozenset({"schedule", "cli"})
+
+
 class Acknowledged(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     REFUSED = "refused"
@@ -52,8 +55,10 @@ def acknowledge(job_id: int, *, jobs: JobStore, app: GitHubApp, bot_login: str,
         return Acknowledged.REFUSED
     forge = GitHubForge(
         app.for_repository(job.installation_id, job.repo, ACKNOWLEDGE_PERMISSIONS), job.repo)
-    # CI failures on qwenfix's own branches are not asked for by anyone.
-    if job.kind != "fix-ci" and not forge.can_write(job.sender):
+    # CI failures on qwenfix's own branches, schedules and the operator's command line
+    # are not asked for by anyone on GitHub.
+    if job.kind != "fix-ci" and job.event not in UNATTENDED_EVENTS and \
+            not forge.can_write(job.sender):
         reason = f"@{job.sender} does not have write access to {job.repo}"
         if jobs.set_status(job_id, "refused", reason=reason, expected="queued") and \
                 on_refusal == "comment" and job.number is not None:

@@ -50,7 +50,8 @@ def print_result(result: FixResult, as_json: bool) -> None:
                 "output_tail": tests.output_tail, "failing": tests.failing}
         typer.echo(json.dumps(out, indent=2))
         return
-    colour = {"resolved": "green", "unresolved": "yellow", "error": "red"}[result.status]
+    colour = {"resolved": "green", "unresolved": "yellow", "error": "red",
+              "nothing-to-do": "green"}[result.status]
     typer.secho(f"\n{result.status.upper()}: {result.reason}", fg=colour, bold=True)
     if result.tests_before:
         after = result.tests_after.summary if result.tests_after else "not run"
@@ -212,6 +213,72 @@ def worker(
 
     celery.worker_main(["worker", "--loglevel=INFO", f"--queues={queues}",
                         f"--concurrency={concurrency}", *ctx.args])
+
+
+@app.command()
+def beat(
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """Run Celery beat: sends the maintenance tick (QWENFIX_MAINTENANCE_TICK_S). Several
+    may run; one leads (a Redis lease), the others stand by."""
+    from workers.beat import LeaderScheduler
+    from workers.celery_app import app as celery
+
+    _logging(False)
+    settings = WorkerSettings()
+    celery.Beat(scheduler=LeaderScheduler, loglevel=loglevel,
+                max_interval=min(settings.beat_lease_s / 3, settings.maintenance_tick_s)).run()
+
+
+@app.command()
+def maintain(
+    repo: Annotated[str, typer.Argument(help="OWNER/REPO, an installed repository.")],
+    task: Annotated[str, typer.Argument(help="A task kind (fix-failing-tests, "
+                                             "update-dependencies, lint-fix, "
+                                             "repair-dependency-prs) or a task's name in "
+                                             "the repository's .qwenfix.yml.")],
+    instructions: Annotated[str, typer.Option(help="Extra words for the model.")] = "",
+    queue: Annotated[bool, typer.Option(help="Hand the job to the workers instead of "
+                                             "running it here.")] = False,
+) -> None:
+    """Run a maintenance task on a repository now, as its schedule would (not counted
+    against the daily cap). The run is a job in the jobs API like any other."""
+    import uuid
+
+    from bot.db import migrate
+    from bot.routing import JobKind, Trigger
+    from workers.tasks import Deps, TargetBusy, execute
+
+    _logging(False)
+    deps = Deps.build()
+    migrate(deps.jobs.engine)
+    installation = deps.jobs.installations().get(repo)
+    if installation is None:
+        typer.secho(f"error: {repo} is not an installed repository: no installation of the "
+                    "App on it has been recorded (the receiver records GitHub's "
+                    "installation events)", fg="red", err=True)
+        raise typer.Exit(2)
+    job, _ = deps.jobs.create(f"cli:{uuid.uuid4().hex}", "cli", Trigger(
+        kind=JobKind.MAINTENANCE, repo=repo, number=None, sender="", task=task,
+        installation_id=installation, instructions=instructions))
+    if queue:
+        from workers.celery_app import app as celery
+
+        celery.send_task("qwenfix.acknowledge", args=[job.id], queue=deps.settings.quick_queue)
+        typer.echo(f"job {job.id} queued: {task} on {repo}")
+        return
+    deps.jobs.set_status(job.id, "acknowledged", expected="queued")
+    try:
+        execute(job.id, deps)
+    except TargetBusy as busy:
+        deps.jobs.set_status(job.id, "skipped", reason=str(busy))
+    except Exception:  # recorded on the job by execute(); the log has the traceback
+        logging.getLogger(__name__).exception("job %s failed", job.id)
+    done = deps.jobs.get(job.id)
+    status, reason = (done.status, done.reason) if done else ("missing", "")
+    ok = status in ("resolved", "nothing-to-do", "skipped")
+    typer.secho(f"job {job.id}: {status}: {reason}", fg="green" if ok else "red")
+    raise typer.Exit(0 if ok else 1)
 
 
 def main() -> None:

@@ -5,20 +5,21 @@ Concrete parts (model, sandbox backend, forge) are passed in; this module builds
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from sandbox import Sandbox, SandboxBackend, SandboxError, SandboxUnavailable
-from sandbox.protocol import session
+from sandbox.protocol import CommandResult, ca_environment, session
 from workers import git as gitops
-from workers.agent.loop import Agent, Limits, SubmitOutcome
+from workers.agent.loop import Agent, AgentResult, Limits, SubmitOutcome
 from workers.agent.tools import SubmitRequested, Toolbox, clip
 from workers.agent.trajectory import Trajectory
 from workers.context import pack_commit, repository_instructions
@@ -45,6 +46,22 @@ class FixRequest(BaseModel):
     title: str | None = None
     co_author: str | None = None
     """The person who asked, credited with a Co-authored-by trailer."""
+    branch: str | None = None
+    """The branch to publish on; default qwenfix/issue-N, or a slug of the title."""
+    upgrade: str | None = None
+    """Changes the tree before setup, with the setup's network (dependency upgrades); if
+    it changes nothing, there is nothing to do. May write a JSON report to REPORT_PATH."""
+    tools: dict[str, str] = Field(default_factory=dict)
+    """Files written into the sandbox, outside the workspace, before `upgrade` runs."""
+    autofix: str | None = None
+    """Runs after setup, offline (formatters, `ruff check --fix`); its changes count."""
+    check: str | None = None
+    """A command that must exit 0 for a change to be accepted, besides the tests."""
+    only_when_needed: bool = False
+    """No agent when `check` (without one: the test suite) passes; what `upgrade` and
+    `autofix` changed is then published as it is, or there is nothing to do."""
+    require_green: bool = False
+    """Accept a change only when the whole test suite passes."""
 
 
 class TestSummary(BaseModel):
@@ -60,8 +77,11 @@ class TestSummary(BaseModel):
                    output_tail=run.output_tail[-2000:], failing=run.failing())
 
 
+REPORT_PATH = "/tmp/qwenfix/report.json"
+
+
 class FixResult(BaseModel):
-    status: Literal["resolved", "unresolved", "error"]
+    status: Literal["resolved", "unresolved", "error", "nothing-to-do"]
     reason: str
     branch: str | None = None
     commit: str | None = None
@@ -79,6 +99,8 @@ class FixResult(BaseModel):
     red_baseline: bool = False
     config_source: str | None = None
     duration_s: float = 0.0
+    report: Any = None
+    """What `upgrade` wrote to REPORT_PATH (JSON), if anything."""
 
 
 class FixFailed(Exception):
@@ -87,6 +109,15 @@ class FixFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class NothingToDo(Exception):
+    """The repository needs no change (its tests or check pass, nothing to upgrade)."""
+
+    def __init__(self, reason: str, report: Any = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.report = report
 
 
 @dataclass
@@ -101,6 +132,9 @@ class _Run:
     verdict: Verdict | None = None
     diff: str = ""
     attempts: int = 0
+    notes: list[str] = field(default_factory=list)
+    """What the harness found before the agent starts (upgrades, linter output)."""
+    report: Any = None
 
     @property
     def baseline(self) -> TestRun:
@@ -135,6 +169,9 @@ def run_fix(
                           model_name=model_name)
         except FixFailed as failed:
             result = FixResult(status="error", reason=failed.reason)
+        except NothingToDo as nothing:
+            result = FixResult(status="nothing-to-do", reason=nothing.reason,
+                               report=nothing.report)
         result.trajectory = str(path)
         result.duration_s = round(time.monotonic() - started, 3)
         trajectory.record("result", **result.model_dump(exclude={"diff", "pr_description"}))
@@ -164,14 +201,18 @@ def _fix(request: FixRequest, repo: Path, *, model: Model, backend: SandboxBacke
     trajectory.record("start", repo=str(repo), base=base, issue=request.issue,
                       config=config.model_dump(), config_source=config.source)
     limits = config.limits
-    spec = sandbox_spec(config, settings, run_label=trajectory.path.stem)
+    spec = sandbox_spec(config, settings, run_label=trajectory.path.stem,
+                        needs_network=bool(request.upgrade))
     try:
         with session(backend, spec) as sb:
             try:
                 prepare_workspace(sb, repo, base, config=config, settings=settings,
-                                  trajectory=trajectory)
+                                  trajectory=trajectory,
+                                  before_setup=lambda box: _upgrade(box, run)
+                                  if request.upgrade else None)
             except WorkspaceFailed as exc:
                 raise FixFailed(exc.reason) from exc
+            check = _autofix_and_check(sb, run)
             log.info("running the tests before any change: %s", config.test)
             run.before = run_tests(sb, config.test, label="before",
                                    timeout=limits.test_timeout_s or settings.test_timeout_s)
@@ -181,20 +222,25 @@ def _fix(request: FixRequest, repo: Path, *, model: Model, backend: SandboxBacke
                 raise FixFailed(f"the test command `{config.test}` was not found in the "
                                 f"sandbox image {settings.sandbox_image}:\n"
                                 f"{run.before.output_tail[-500:]}")
-            messages = _first_messages(run, repo, paths)
-            agent = Agent(
-                model,
-                Toolbox(sb, run_tests=lambda: _tests_tool(sb, run),
-                        command_timeout_s=limits.command_timeout_s or settings.command_timeout_s,
-                        output_chars=settings.tool_output_chars),
-                on_submit=lambda submit: _on_submit(sb, run, submit),
-                limits=Limits(
-                    max_turns=limits.max_turns or settings.max_turns,
-                    max_total_tokens=limits.max_total_tokens or settings.max_total_tokens,
-                    max_wall_s=limits.max_wall_s or settings.max_wall_s),
-                trajectory=trajectory,
-            )
-            outcome = agent.run(messages)
+            needed = not check.ok if check is not None else not run.before.passed
+            if request.only_when_needed and not needed:
+                outcome = _without_agent(sb, run)
+            else:
+                messages = _first_messages(run, repo, paths)
+                agent = Agent(
+                    model,
+                    Toolbox(sb, run_tests=lambda: _tests_tool(sb, run),
+                            command_timeout_s=limits.command_timeout_s
+                            or settings.command_timeout_s,
+                            output_chars=settings.tool_output_chars),
+                    on_submit=lambda submit: _on_submit(sb, run, submit),
+                    limits=Limits(
+                        max_turns=limits.max_turns or settings.max_turns,
+                        max_total_tokens=limits.max_total_tokens or settings.max_total_tokens,
+                        max_wall_s=limits.max_wall_s or settings.max_wall_s),
+                    trajectory=trajectory,
+                )
+                outcome = agent.run(messages)
             if outcome.status != "resolved" and outcome.status != "error":
                 run.diff = _diff(sb)  # what was tried, for the record
     except SandboxUnavailable as exc:
@@ -209,11 +255,70 @@ def _fix(request: FixRequest, repo: Path, *, model: Model, backend: SandboxBacke
         tests_after=TestSummary.of(run.after) if run.after else None,
         turns=outcome.turns, usage=outcome.usage, title=outcome.title,
         summary=outcome.summary, declined=outcome.declined, config_source=config.source,
-        red_baseline=bool(run.verdict and run.verdict.red_baseline),
+        red_baseline=bool(run.verdict and run.verdict.red_baseline), report=run.report,
     )
     if outcome.status == "resolved":
         _publish(result, run, forge, outcome.duration_s, model_name)
     return result
+
+
+def _upgrade(sb: Sandbox, run: _Run) -> None:
+    """The tree-changing step before setup (dependency upgrades), with setup's network."""
+    request = run.request
+    for path, content in request.tools.items():
+        sb.write_file(path, content.encode())
+    timeout = run.config.limits.setup_timeout_s or run.settings.setup_timeout_s
+    result = sb.run(f"mkdir -p {Path(REPORT_PATH).parent} && {request.upgrade}",
+                    timeout=timeout, env=ca_environment(sb.spec))
+    run.trajectory.record("upgrade", **result.model_dump())
+    if not result.ok:
+        what = "timed out" if result.timed_out else f"failed (exit {result.exit_code})"
+        raise FixFailed(f"the upgrade step `{request.upgrade}` {what}:\n{result.output[-1500:]}")
+    try:
+        run.report = json.loads(sb.read_file(REPORT_PATH))
+    except (FileNotFoundError, IsADirectoryError, ValueError):
+        run.report = None
+    if not _diff(sb).strip():
+        raise NothingToDo("nothing to upgrade: every dependency is at its newest allowed "
+                          "version", report=run.report)
+    run.notes.append(f"`{request.upgrade}` changed the repository before this task "
+                     f"started:\n\n```\n{fence_safe(clip(result.output, 3000))}\n```")
+
+
+def _autofix_and_check(sb: Sandbox, run: _Run) -> CommandResult | None:
+    """Auto-fixers, then the check (a linter): its report is part of the task."""
+    request, timeout = run.request, run.settings.command_timeout_s * 5
+    if request.autofix:
+        fixed = sb.run(request.autofix, timeout=timeout)
+        run.trajectory.record("autofix", **fixed.model_dump())
+    if not request.check:
+        return None
+    check = sb.run(request.check, timeout=timeout)
+    run.trajectory.record("check", **check.model_dump())
+    if check.exit_code == 127:
+        raise FixFailed(f"the check command `{request.check}` was not found in the sandbox "
+                        f"(is it installed by `setup:`?):\n{check.output[-500:]}")
+    if not check.ok:
+        run.notes.append(f"`{request.check}` must pass (exit 0). It reports:\n\n```\n"
+                         f"{fence_safe(clip(check.output, 6000))}\n```")
+    return check
+
+
+def _without_agent(sb: Sandbox, run: _Run) -> AgentResult:
+    """The check (or the suite) passes already: publish what the harness changed, if
+    anything, when the tests accept it."""
+    before, request = run.baseline, run.request
+    run.diff = _diff(sb)
+    if not run.diff.strip():
+        what = f"`{request.check}` passes" if request.check else "the test suite passes"
+        raise NothingToDo(f"nothing to do: {what} ({before.summary()})", report=run.report)
+    run.after = before
+    run.verdict = judge(before, before, diff=run.diff, issue_text=request.issue)
+    resolved = run.verdict.resolved and (before.passed or not request.require_green)
+    reason = run.verdict.reason if resolved else \
+        f"the test suite {before.summary()} with these changes"
+    return AgentResult(status="resolved" if resolved else "unresolved", reason=reason,
+                       turns=0, usage=Usage(), duration_s=0.0)
 
 
 def _first_messages(run: _Run, repo: Path, paths: list[str]) -> list[Message]:
@@ -229,7 +334,8 @@ def _first_messages(run: _Run, repo: Path, paths: list[str]) -> list[Message]:
             repository=repository, test_command=run.config.test,
             baseline_summary=before.summary(), baseline_failing=before.failing()[:50],
             baseline_output=neutralise(clip(before.output_tail, 3000)),
-            issue=neutralise(run.request.issue), issue_number=run.request.issue_number)
+            issue=neutralise("\n\n".join([run.request.issue, *run.notes])),
+            issue_number=run.request.issue_number)
 
     counter = TokenCounter()
     frame = counter.count(system) + counter.count(task(""))
@@ -272,12 +378,25 @@ def _diff(sb: Sandbox) -> str:
 def _on_submit(sb: Sandbox, run: _Run, submit: SubmitRequested) -> SubmitOutcome:
     run.diff = _diff(sb)
     run.attempts += 1
+    request = run.request
+    if request.check:
+        check = sb.run(request.check, timeout=run.settings.command_timeout_s * 5)
+        run.trajectory.record("check", **check.model_dump())
+        if not check.ok:
+            return SubmitOutcome(accepted=False, message=(
+                f"Not accepted: `{request.check}` must pass (exit 0) and it exits "
+                f"{check.exit_code}:\n{clip(check.output, 6000)}\nFix what it reports, "
+                "then call `submit` again."))
     before = run.baseline
     run.after = run_tests(sb, run.config.test or "", label=f"verify-{run.attempts}",
                           timeout=run.config.limits.test_timeout_s or run.settings.test_timeout_s)
     run.verdict = judge(before, run.after, diff=run.diff, issue_text=run.request.issue)
     run.trajectory.record("verify", verdict=run.verdict.model_dump(),
                           tests=run.after.model_dump())
+    if run.verdict.resolved and request.require_green and not run.after.passed:
+        run.verdict = run.verdict.model_copy(update={
+            "resolved": False, "reason": f"the whole test suite must pass; it "
+                                        f"{run.after.summary()}"})
     log.info("verification: %s -> %s", run.after.summary(),
              "accepted" if run.verdict.resolved else f"rejected ({run.verdict.reason})")
     if run.verdict.resolved:
@@ -293,8 +412,9 @@ def _publish(result: FixResult, run: _Run, forge: LocalForge, agent_s: float,
              model_name: str) -> None:
     request = run.request
     title = (result.title or request.title or request.issue.strip().splitlines()[0])[:72]
-    wanted = f"qwenfix/issue-{request.issue_number}" if request.issue_number is not None \
-        else f"qwenfix/{slugify(request.title or request.issue.strip().splitlines()[0])}"
+    wanted = request.branch or (
+        f"qwenfix/issue-{request.issue_number}" if request.issue_number is not None
+        else f"qwenfix/{slugify(request.title or request.issue.strip().splitlines()[0])}")
     branch = forge.free_branch_name(wanted)
     stats = diffstat(run.diff)
     before = run.baseline

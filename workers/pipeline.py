@@ -37,7 +37,7 @@ class PushRefused(Exception):
     """The branch holds commits that are not qwenfix's: never overwrite them."""
 
 
-def _git_env(token: SecretStr) -> dict[str, str]:
+def git_env(token: SecretStr) -> dict[str, str]:
     # The token travels in an environment-configured header: never in a URL, a command
     # line or .git/config, and never into the sandbox (which gets a copy of the tree).
     basic = base64.b64encode(f"x-access-token:{token.get_secret_value()}".encode()).decode()
@@ -46,7 +46,7 @@ def _git_env(token: SecretStr) -> dict[str, str]:
             "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"}
 
 
-def _git(cwd: Path, *args: str, env: dict[str, str]) -> str:
+def git_out(cwd: Path, *args: str, env: dict[str, str]) -> str:
     proc = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True,
                           env=env, check=False)
     if proc.returncode != 0:
@@ -56,7 +56,7 @@ def _git(cwd: Path, *args: str, env: dict[str, str]) -> str:
 
 
 def clone(url: str, branch: str, target: Path, token: SecretStr) -> None:
-    env = _git_env(token)
+    env = git_env(token)
     subprocess.run(["git", "clone", "-q", "--filter=blob:none", "--no-tags", "--single-branch",
                     "--branch", branch, url, str(target)], env=env, check=True,
                    capture_output=True)
@@ -64,17 +64,17 @@ def clone(url: str, branch: str, target: Path, token: SecretStr) -> None:
 
 def push(repo: Path, branch: str, token: SecretStr, identity: Identity) -> None:
     """Push `branch`, replacing an earlier qwenfix attempt but never anyone else's work."""
-    env = _git_env(token)
-    remote = _git(repo, "ls-remote", "origin", f"refs/heads/{branch}", env=env).split()
+    env = git_env(token)
+    remote = git_out(repo, "ls-remote", "origin", f"refs/heads/{branch}", env=env).split()
     lease = f"--force-with-lease={branch}:{remote[0]}" if remote else \
         f"--force-with-lease={branch}:"
     if remote:
-        _git(repo, "fetch", "-q", "origin", f"refs/heads/{branch}", env=env)
-        authors = _git(repo, "log", "--format=%ae", "HEAD..FETCH_HEAD", env=env).split()
+        git_out(repo, "fetch", "-q", "origin", f"refs/heads/{branch}", env=env)
+        authors = git_out(repo, "log", "--format=%ae", "HEAD..FETCH_HEAD", env=env).split()
         others = sorted({a for a in authors if a != identity.email})
         if others:
             raise PushRefused(f"the branch {branch} has commits by {', '.join(others)}")
-    _git(repo, "push", "-q", lease, "origin", f"refs/heads/{branch}:refs/heads/{branch}",
+    git_out(repo, "push", "-q", lease, "origin", f"refs/heads/{branch}:refs/heads/{branch}",
          env=env)
 
 
@@ -109,7 +109,7 @@ def tell_not_handled(job: Job, *, app: GitHubApp, settings: WorkerSettings) -> N
     """Say plainly on GitHub that a kind of request is not done yet, rather than nothing."""
     if job.installation_id is None or job.number is None:
         return
-    forge = _forge(job, app)
+    forge = forge_for(job, app)
     forge.upsert_status(job.number, f"qwenfix received this {job.kind} request (job {job.id}) "
                                     f"but this version cannot do {job.kind} jobs yet.",
                         settings.bot_login)
@@ -123,7 +123,7 @@ def error_text(reason: str, job: Job) -> str:
             f"run under job {job.id} in the jobs API and the worker's log.")
 
 
-def _draft_unresolved(checkout: Path, result: FixResult, job: Job, text: str, *,
+def draft_unresolved(checkout: Path, result: FixResult, job: Job, text: str, *,
                       forge: GitHubForge, token: SecretStr, identity: Identity,
                       config: RepoConfig, base: str, settings: WorkerSettings) -> str:
     """A draft pull request with what was tried, for a maintainer to take over."""
@@ -132,7 +132,7 @@ def _draft_unresolved(checkout: Path, result: FixResult, job: Job, text: str, *,
     if problem is not None:
         return f"The attempt was not pushed as a draft: {problem}."
     branch = f"qwenfix/issue-{job.number}"
-    head = _git(checkout, "rev-parse", "HEAD", env=dict(os.environ))
+    head = git_out(checkout, "rev-parse", "HEAD", env=dict(os.environ))
     LocalForge(checkout, identity).publish(
         base=head, diff=result.diff, branch=branch,
         message=f"WIP: attempt at #{job.number} (tests still fail)\n",
@@ -149,7 +149,7 @@ def _draft_unresolved(checkout: Path, result: FixResult, job: Job, text: str, *,
     return f"The attempt is in a draft pull request: {pull.url}."
 
 
-def _forge(job: Job, app: GitHubApp, extra: dict[str, str] | None = None) -> GitHubForge:
+def forge_for(job: Job, app: GitHubApp, extra: dict[str, str] | None = None) -> GitHubForge:
     """The repository of a job, with a token for the run's reads and replies."""
     if job.installation_id is None:
         raise ValueError("the job names no installation")
@@ -162,12 +162,12 @@ def run_fix_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBacke
     """(status, reason) of a fix job; the issue is told the outcome in its status comment."""
     if job.installation_id is None or job.number is None:
         return "error", "the job names no installation or issue"
-    forge = _forge(job, app)
+    forge = forge_for(job, app)
     info = forge.repository()
     title, body = forge.issue(job.number)
     forge.upsert_status(job.number, f"⚙️ qwenfix is working on this (job {job.id}): cloning "
                                     "the repository and running its tests.", settings.bot_login)
-    identity = _identity(settings)
+    identity = bot_identity(settings)
     token = app.installation_token(job.installation_id, job.repo, PUSH_PERMISSIONS)
     with tempfile.TemporaryDirectory(prefix="qwenfix-job-") as tmp:
         checkout = Path(tmp) / "repo"
@@ -187,7 +187,7 @@ def run_fix_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBacke
         if result.status == "unresolved":
             text = unresolved_text(result, job)
             if (config.on_unresolved or settings.on_unresolved) == "draft_pr" and result.diff:
-                draft = _draft_unresolved(checkout, result, job, text, forge=forge,
+                draft = draft_unresolved(checkout, result, job, text, forge=forge,
                                           token=token, identity=identity, config=config,
                                           base=info.default_branch, settings=settings)
                 text = text.replace("No pull request was opened.", draft)
@@ -228,7 +228,7 @@ def run_review_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBa
 
     if job.installation_id is None or job.number is None:
         return "error", "the job names no installation or pull request"
-    forge = _forge(job, app)
+    forge = forge_for(job, app)
     info = forge.repository()
     pull = forge.pull(job.number)
     forge.upsert_status(job.number, f"⚙️ qwenfix is reviewing this pull request (job "
@@ -240,11 +240,11 @@ def run_review_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBa
         same_repo = pull.head_clone_url in ("", info.clone_url)
         # A fork's head is fetched from the fork itself, anonymously: it is public, and
         # our token is for the base repository only.
-        env = _git_env(token) if same_repo else {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+        env = git_env(token) if same_repo else {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
         source = "origin" if same_repo else pull.head_clone_url
-        _git(checkout, "fetch", "-q", "--filter=blob:none", source,
+        git_out(checkout, "fetch", "-q", "--filter=blob:none", source,
              f"refs/heads/{pull.head_ref}", env=env)
-        head = _git(checkout, "rev-parse", "FETCH_HEAD", env=env)
+        head = git_out(checkout, "rev-parse", "FETCH_HEAD", env=env)
         result = run_review(ReviewRequest(
             repo=checkout, base="HEAD", head=head, number=job.number, title=pull.title,
             body=pull.body, requester=job.sender, request=job.instructions),
@@ -280,13 +280,13 @@ class FollowUp(BaseModel):
     result: FixResult | None = None
 
 
-def _identity(settings: WorkerSettings) -> Identity:
+def bot_identity(settings: WorkerSettings) -> Identity:
     return Identity(name=settings.bot_login,
                     email=f"{settings.github_app_id or 0}+{settings.bot_login}"
                           "@users.noreply.github.com")
 
 
-def _follow_up(job: Job, *, app: GitHubApp, forge: GitHubForge, clone_url: str,
+def follow_up(job: Job, *, app: GitHubApp, forge: GitHubForge, clone_url: str,
                branch: str, task: Callable[[datetime], str | None], title: str,
                model: Model, backend: SandboxBackend, settings: WorkerSettings) -> FollowUp:
     """A verified commit on top of one of qwenfix's pull-request branches, pushed as a
@@ -294,13 +294,13 @@ def _follow_up(job: Job, *, app: GitHubApp, forge: GitHubForge, clone_url: str,
     `task(last_push)` gives the request, or None when there is nothing to do."""
     if job.installation_id is None:
         return FollowUp(status="error", reason="the job names no installation")
-    identity = _identity(settings)
+    identity = bot_identity(settings)
     token = app.installation_token(job.installation_id, job.repo, PUSH_PERMISSIONS)
     with tempfile.TemporaryDirectory(prefix="qwenfix-followup-") as tmp:
         checkout = Path(tmp) / "repo"
         clone(clone_url, branch, checkout, token)
-        env = _git_env(token)
-        text = task(datetime.fromisoformat(_git(checkout, "log", "-1", "--format=%cI",
+        env = git_env(token)
+        text = task(datetime.fromisoformat(git_out(checkout, "log", "-1", "--format=%cI",
                                                 env=env)))
         if text is None:
             return FollowUp(status="skipped", reason="nothing to do since the last push")
@@ -314,8 +314,8 @@ def _follow_up(job: Job, *, app: GitHubApp, forge: GitHubForge, clone_url: str,
         problem = blocked(result.diff, max_lines=settings.max_diff_lines, allow_workflows=False)
         if problem is not None:
             return FollowUp(status="blocked", reason=problem, result=result)
-        commit = _git(checkout, "rev-parse", result.branch, env=env)
-        _git(checkout, "push", "-q", "origin", f"{commit}:refs/heads/{branch}", env=env)
+        commit = git_out(checkout, "rev-parse", result.branch, env=env)
+        git_out(checkout, "push", "-q", "origin", f"{commit}:refs/heads/{branch}", env=env)
     return FollowUp(status="resolved", reason=f"pushed {commit[:7]}", commit=commit,
                     result=result)
 
@@ -326,7 +326,7 @@ def run_feedback_job(job: Job, *, app: GitHubApp, model: Model, backend: Sandbox
     if job.installation_id is None or job.number is None:
         return "error", "the job names no installation or pull request"
     number = job.number
-    forge = _forge(job, app)
+    forge = forge_for(job, app)
     pull = forge.pull(number)
     if pull.author.lower() != settings.bot_login.lower():
         return "skipped", "qwenfix follows up only on pull requests it opened"
@@ -341,7 +341,7 @@ def run_feedback_job(job: Job, *, app: GitHubApp, model: Model, backend: Sandbox
                                     f"{job.id}).", settings.bot_login)
         return feedback_text(pull.title, feedback, job)
 
-    done = _follow_up(job, app=app, forge=forge, clone_url=forge.repository().clone_url,
+    done = follow_up(job, app=app, forge=forge, clone_url=forge.repository().clone_url,
                       branch=pull.head_ref, task=task,
                       title=f"Address review feedback on #{number}", model=model,
                       backend=backend, settings=settings)
@@ -377,7 +377,7 @@ def run_fix_ci_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBa
     `settings.max_ci_attempts` attempts per pull request (`attempts` made so far)."""
     if job.installation_id is None:
         return "error", "the job names no installation"
-    forge = _forge(job, app, {"checks": "read"})
+    forge = forge_for(job, app, {"checks": "read"})
     number = job.number
     if number is None and job.head_branch:
         found = forge.open_pull(job.head_branch)
@@ -402,7 +402,7 @@ def run_fix_ci_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBa
     text = (f"The continuous-integration checks failed on the pull request \"{pull.title}\" "
             "(opened by qwenfix). Make them pass; the repository's tests must pass too.\n\n"
             + "\n\n".join(failures))
-    done = _follow_up(job, app=app, forge=forge, clone_url=forge.repository().clone_url,
+    done = follow_up(job, app=app, forge=forge, clone_url=forge.repository().clone_url,
                       branch=pull.head_ref, task=lambda _: text,
                       title=f"Fix failing checks on #{number}", model=model, backend=backend,
                       settings=settings)

@@ -9,9 +9,10 @@ from collections.abc import Callable
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from workers.context.classify import ContextRules
+from workers.maintenance.entries import MaintenanceTask, check_unique
 
 CONFIG_FILE = ".qwenfix.yml"
 OPENHANDS_SETUP = ".openhands/setup.sh"
@@ -44,10 +45,16 @@ class RepoConfig(BaseModel):
     on_unresolved: Literal["comment", "draft_pr"] | None = None
     """When the tests cannot be made to pass: only a comment, or also a draft pull request
     with what was tried (default: QWENFIX_ON_UNRESOLVED, which defaults to comment)."""
-    """Whether a fix may touch .github/workflows/ (refused by default)."""
+    maintenance: list[MaintenanceTask] | None = None
+    """Scheduled maintenance tasks; absent: the operator's defaults; [] opts out."""
     limits: RepoLimits = Field(default_factory=RepoLimits)
     context: ContextRules = Field(default_factory=ContextRules)
     source: str = Field(default="detected", exclude=True)
+
+    @field_validator("maintenance")
+    @classmethod
+    def _unique(cls, value: list[MaintenanceTask] | None) -> list[MaintenanceTask] | None:
+        return check_unique(value) if value is not None else None
 
 
 ReadFile = Callable[[str], bytes | None]
@@ -59,6 +66,16 @@ def load_repo_config(paths: list[str], read: ReadFile) -> RepoConfig:
     raw = read(CONFIG_FILE) if CONFIG_FILE in paths else None
     if raw is None:
         return detected
+    config, data = parse_repo_config(raw)
+    if config.test is None:
+        config.test = detected.test
+    if config.setup is None and "setup" not in data:
+        config.setup = detected.setup
+    return config
+
+
+def parse_repo_config(raw: bytes) -> tuple[RepoConfig, dict[str, object]]:
+    """The file's own settings (nothing detected), and the mapping it holds."""
     try:
         data = yaml.safe_load(raw.decode("utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -72,11 +89,7 @@ def load_repo_config(paths: list[str], read: ReadFile) -> RepoConfig:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise RepoConfigError(f"{CONFIG_FILE} is invalid: {problems}") from exc
     config.source = CONFIG_FILE
-    if config.test is None:
-        config.test = detected.test
-    if config.setup is None and "setup" not in data:
-        config.setup = detected.setup
-    return config
+    return config, data
 
 
 def _text(read: ReadFile, path: str) -> str:

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from workers.maintenance.entries import MaintenanceTask
+
 QWEN3_CODER_CONTEXT = 262_144
 
 
@@ -84,3 +86,19 @@ class WorkerSettings(BaseSettings):
     """Fix-CI attempts per pull request before qwenfix stops and says so."""
     on_unresolved: Literal["comment", "draft_pr"] = "comment"
     max_diff_lines: int = 2000
+
+    # Scheduled maintenance (Celery beat: `qwenfix beat`).
+    maintenance_defaults: list[MaintenanceTask] = Field(default_factory=list)
+    """Tasks for repositories whose .qwenfix.yml has no `maintenance:` key, as JSON, e.g.
+    [{"task": "fix-failing-tests", "schedule": "0 4 * * *"}]. Empty: opt-in per repo."""
+    maintenance_tick_s: float = Field(default=60.0, gt=0)
+    """How often beat asks a worker which scheduled tasks are due."""
+    maintenance_catchup_s: int = Field(default=3600, ge=60)
+    """A run missed while no beat was up is made up for if it is at most this old."""
+    maintenance_refresh_s: int = Field(default=3600, ge=60)
+    """Each repository's config is read again at least this often (and after a push
+    that changes it)."""
+    maintenance_max_prs_per_day: int = Field(default=5, ge=0)
+    """Scheduled pull requests (opened or updated) per repository per day."""
+    beat_lease_s: int = Field(default=30, ge=3)
+    """A second beat takes over this long after the first stops renewing its lease."""

@@ -5,18 +5,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import cached_property, partial
 
 import redis
 from celery import Task
 
-from bot.db import make_engine
-from bot.github_app import AppCredentials, GitHubApp
+from bot.db import Job, make_engine
+from bot.forge import GitHubForge
+from bot.github_app import READ_PERMISSIONS, AppCredentials, GitHubApp
 from bot.jobs import JobStore
+from bot.schedules import ScheduleStore
 from workers.acknowledge import acknowledge
 from workers.celery_app import app
 from workers.factory import make_backend, make_model
 from workers.locks import TargetLock, lock_holder
+from workers.maintenance.run import run_maintenance_job
+from workers.maintenance.tick import tick
 from workers.pipeline import (
     run_feedback_job,
     run_fix_ci_job,
@@ -24,6 +29,7 @@ from workers.pipeline import (
     run_review_job,
     tell_not_handled,
 )
+from workers.repo_config import CONFIG_FILE
 from workers.retry import transient_delay
 from workers.settings import WorkerSettings
 
@@ -81,11 +87,35 @@ def acknowledge_job(self: JobTask, job_id: int) -> str:
 LOCK_RETRY_S = 30
 
 
+class TargetBusy(Exception):
+    """Another job is running on the same target; this one waits its turn."""
+
+    def __init__(self, holder: str | None) -> None:
+        super().__init__(f"job {holder} is running on the same target")
+        self.holder = holder
+
+
+def lock_target(job: Job) -> str:
+    """What two jobs must not work on at once: an issue or pull request, or a repository's
+    maintenance task."""
+    if job.kind == "maintenance":
+        return f"{job.repo}:maintenance:{job.task}"
+    return f"{job.repo}#{job.number}"
+
+
 @app.task(bind=True, base=JobTask, name="qwenfix.run", max_retries=None)
 def run_job(self: JobTask, job_id: int) -> str:
     """The long part of a job, on the agent queue. Never retried blindly: a failure ends
     the job with its reason; only waiting for another job on the same target repeats."""
-    deps = self.deps
+    try:
+        return execute(job_id, self.deps)
+    except TargetBusy as busy:
+        log.info("job %s waits for job %s", job_id, busy.holder)
+        raise self.retry(countdown=LOCK_RETRY_S) from busy
+
+
+def execute(job_id: int, deps: Deps) -> str:
+    """Run a job that was acknowledged; its final status. Raises TargetBusy."""
     job = deps.jobs.record(job_id)
     if job is None:
         return "missing"
@@ -96,6 +126,9 @@ def run_job(self: JobTask, job_id: int) -> str:
     if job.kind == "fix-ci":
         pipelines["fix-ci"] = partial(run_fix_ci_job, attempts=deps.jobs.count_finished(
             job.repo, job.number or 0, "fix-ci"))
+    if job.kind == "maintenance":
+        pipelines["maintenance"] = partial(run_maintenance_job, done_today=deps.jobs.count_since(
+            job.repo, "maintenance", ("resolved",), datetime.now(UTC) - timedelta(days=1)))
     if job.kind not in pipelines:
         reason = f"{job.kind} jobs are not handled by this version of qwenfix"
         deps.jobs.set_status(job_id, "skipped", reason=reason)
@@ -103,11 +136,9 @@ def run_job(self: JobTask, job_id: int) -> str:
         return "skipped"
     settings = deps.settings
     ttl = int(settings.max_wall_s + settings.setup_timeout_s + 2 * settings.test_timeout_s)
-    with TargetLock(deps.redis, f"{job.repo}#{job.number}", str(job_id), ttl) as lock:
+    with TargetLock(deps.redis, lock_target(job), str(job_id), ttl) as lock:
         if not lock.held:
-            log.info("job %s waits for job %s on %s#%s", job_id, lock.holder(), job.repo,
-                     job.number)
-            raise self.retry(countdown=LOCK_RETRY_S)
+            raise TargetBusy(lock.holder())
         deps.jobs.set_status(job_id, "running")
         try:
             with make_model(settings) as model:
@@ -119,3 +150,25 @@ def run_job(self: JobTask, job_id: int) -> str:
             raise
         deps.jobs.set_status(job_id, status, reason=reason)
         return status
+
+
+@app.task(bind=True, base=JobTask, name="qwenfix.maintenance.tick")
+def maintenance_tick(self: JobTask, beat: str = "") -> int:
+    """Queue the maintenance runs that fell due since the last tick; sent by `qwenfix beat`
+    (`beat` names the sender, for the log)."""
+    deps, settings = self.deps, self.deps.settings
+    report = tick(
+        datetime.now(UTC), jobs=deps.jobs, schedules=ScheduleStore(deps.jobs.engine),
+        read_config=lambda repo, installation: read_config(deps.github, repo, installation),
+        enqueue=lambda job_id: app.send_task("qwenfix.acknowledge", args=[job_id],
+                                             queue=settings.quick_queue),
+        defaults=settings.maintenance_defaults, catchup_s=settings.maintenance_catchup_s,
+        refresh_s=settings.maintenance_refresh_s)
+    log.info("maintenance tick from beat %s: %d job(s) queued, %d repository config "
+             "error(s)", beat or "-", len(report.queued), len(report.errors))
+    return len(report.queued)
+
+
+def read_config(github: GitHubApp, repo: str, installation: int) -> tuple[str, bytes] | None:
+    forge = GitHubForge(github.for_repository(installation, repo, READ_PERMISSIONS), repo)
+    return forge.file(CONFIG_FILE, forge.repository().default_branch)

@@ -4,6 +4,7 @@ taken offline. Shared by every kind of job."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from sandbox import Sandbox, SandboxSpec
@@ -28,9 +29,11 @@ class WorkspaceFailed(Exception):
         self.reason = reason
 
 
-def sandbox_spec(config: RepoConfig, settings: WorkerSettings, *, run_label: str) -> SandboxSpec:
-    """Network only for a setup that is allowed it, and the CA bundle only then."""
-    network = bool(config.setup) and (
+def sandbox_spec(config: RepoConfig, settings: WorkerSettings, *, run_label: str,
+                 needs_network: bool = False) -> SandboxSpec:
+    """Network only for a setup (or an upgrade step) that is allowed it, and the CA bundle
+    only then."""
+    network = (bool(config.setup) or needs_network) and (
         config.setup_network if config.setup_network is not None else settings.setup_network)
     return SandboxSpec(
         image=settings.sandbox_image, network=network,
@@ -42,8 +45,10 @@ def sandbox_spec(config: RepoConfig, settings: WorkerSettings, *, run_label: str
 
 
 def prepare_workspace(sb: Sandbox, repo: Path, rev: str, *, config: RepoConfig,
-                      settings: WorkerSettings, trajectory: Trajectory) -> None:
-    """Copy the commit in, make it a fresh git repository, run setup, go offline."""
+                      settings: WorkerSettings, trajectory: Trajectory,
+                      before_setup: Callable[[Sandbox], None] | None = None) -> None:
+    """Copy the commit in, make it a fresh git repository, run setup, go offline.
+    `before_setup` may change the tree first, while the network is still there."""
     sb.upload_tar(gitops.commit_tarball(repo, rev, uid=SANDBOX_UID, gid=SANDBOX_GID),
                   sb.spec.workdir)
     excludes = "\\n".join(EXCLUDES)
@@ -55,6 +60,8 @@ def prepare_workspace(sb: Sandbox, repo: Path, rev: str, *, config: RepoConfig,
         timeout=300)
     if not init.ok:
         raise WorkspaceFailed(f"could not prepare the workspace: {init.output[-1000:]}")
+    if before_setup is not None:
+        before_setup(sb)
     if config.setup:
         timeout = config.limits.setup_timeout_s or settings.setup_timeout_s
         log.info("setup (%s network): %s", "with" if sb.spec.network else "without",

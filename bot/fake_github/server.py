@@ -530,6 +530,26 @@ class FakeGitHub:
                 user=gh.user(item["author"]), state=item["state"],
                 created_at=item["created_at"], pull=item["pull"]))
 
+        @app.get("/repos/{owner}/{name}/contents/{path:path}")
+        async def get_content(request: Request, owner: str, name: str, path: str,
+                              ref: str | None = None) -> Response:
+            repo = repo_access(request, owner, name, "contents")
+            if isinstance(repo, Response):
+                return repo
+            if repo.bare is None:
+                return error(404, "Not Found")
+            rev = f"{ref or repo.default_branch}:{path}"
+            sha = subprocess.run(["git", "-C", str(repo.bare), "rev-parse", "--verify",
+                                  "--quiet", rev], capture_output=True, text=True).stdout.strip()
+            kind = subprocess.run(["git", "-C", str(repo.bare), "cat-file", "-t", sha or "-"],
+                                  capture_output=True, text=True).stdout.strip()
+            if not sha or kind != "blob":
+                return error(404, "Not Found")
+            content = subprocess.run(["git", "-C", str(repo.bare), "cat-file", "blob", sha],
+                                     capture_output=True, check=True).stdout
+            return JSONResponse(shapes.content_file(gh.base_url, full_name=repo.full_name,
+                                                    path=path, sha=sha, content=content))
+
         @app.get("/repos/{owner}/{name}/git/ref/{ref:path}")
         async def get_ref(request: Request, owner: str, name: str, ref: str) -> Response:
             repo = repo_access(request, owner, name, "contents")
@@ -666,6 +686,9 @@ class FakeGitHub:
             pulls = [p for p in repo.pulls.values() if state == "all" or p["state"] == state]
             if head:
                 pulls = [p for p in pulls if f"{repo.owner}:{p['head']}" == head]
+            for pr in pulls:  # a branch moves when someone pushes to it
+                pr["head_sha"] = gh.ref_sha(pr.get("head_repo") or repo.full_name,
+                                            f"refs/heads/{pr['head']}") or pr["head_sha"]
             return JSONResponse([gh.pull_json(repo, p) for p in sorted(
                 pulls, key=lambda p: -p["number"])])
 

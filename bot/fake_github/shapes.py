@@ -3,6 +3,7 @@ required for the operations qwenfix calls (githubkit validates them)."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 REPO_URLS = (
@@ -142,3 +143,18 @@ def review_comment(api: str, web: str, *, full_name: str, number: int,
             "author_association": "NONE",
             "_links": {"self": {"href": url}, "html": {"href": html},
                        "pull_request": {"href": pull_url}}}
+
+
+def content_file(api: str, *, full_name: str, path: str, sha: str, content: bytes
+                 ) -> dict[str, Any]:
+    """GET /repos/{owner}/{repo}/contents/{path} for a file (base64, as GitHub sends it:
+    wrapped at 60 characters)."""
+    encoded = base64.b64encode(content).decode()
+    wrapped = "\n".join(encoded[i:i + 60] for i in range(0, len(encoded), 60))
+    url = f"{api}/repos/{full_name}/contents/{path}"
+    git_url = f"{api}/repos/{full_name}/git/blobs/{sha}"
+    html = f"{api}/{full_name}/blob/HEAD/{path}"
+    return {"type": "file", "encoding": "base64", "size": len(content),
+            "name": path.rsplit("/", 1)[-1], "path": path, "content": wrapped, "sha": sha,
+            "url": url, "git_url": git_url, "html_url": html, "download_url": None,
+            "_links": {"self": url, "git": git_url, "html": html}}

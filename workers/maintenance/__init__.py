@@ -1,0 +1,1 @@
+"""Scheduled maintenance: schedules from `.qwenfix.yml`, the scheduler tick, the tasks."""
