@@ -203,6 +203,7 @@ def uv(root: Path, notes: list[str]) -> list[dict[str, str]]:
 
 def main(argv: list[str]) -> int:
     root = Path.cwd()
+    report = Path(argv[argv.index("--report") + 1]) if "--report" in argv else REPORT
     notes: list[str] = []
     try:
         upgrades = python(root, "--allow-major" in argv, notes) + npm(root, notes) + \
@@ -210,8 +211,8 @@ def main(argv: list[str]) -> int:
     except RuntimeError as exc:
         print(f"upgrade failed: {exc}", file=sys.stderr)
         return 1
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(json.dumps({"upgrades": upgrades, "notes": notes}, indent=2))
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps({"upgrades": upgrades, "notes": notes}, indent=2))
     for item in upgrades:
         print(f"{item['name']} {item['from']} -> {item['to']} ({item['file']})")
     for note in notes:
