@@ -1,5 +1,6 @@
 # The two commands of the quick start: `make demo` and `make test`.
-.PHONY: demo test lint bootstrap services image clean-sandboxes bench-pack bench-webhook
+.PHONY: demo test lint bootstrap services image clean-sandboxes bench-pack bench-webhook \
+	screenshots
 
 VENV := .venv/bin
 
@@ -11,6 +12,7 @@ services: bootstrap
 
 test-services: services
 	@bash scripts/ensure-postgres.sh
+	@bash scripts/ensure-chromium.sh
 
 image:
 	@bash scripts/build-sandbox-image.sh
@@ -26,6 +28,10 @@ test: test-services
 	$(VENV)/ruff check .
 	$(VENV)/mypy
 	$(VENV)/pytest
+
+# The dashboard's pages as docs/screenshots/*.png, taken by the browser test.
+screenshots: test-services
+	QWENFIX_SCREENSHOTS=docs/screenshots $(VENV)/pytest -q tests/test_dashboard_browser.py
 
 clean-sandboxes:
 	docker ps -aq --filter label=io.qwenfix.sandbox | xargs -r docker rm -f

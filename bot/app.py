@@ -20,10 +20,13 @@ from fastapi.responses import JSONResponse, Response
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.dashboard.routes import add_dashboard, has_session
 from bot.jobs import JobStore
 from bot.ledger import DeliveryLedger
+from bot.logs import DELIVERY
 from bot.metrics import ReceiverMetrics
 from bot.queue import JobQueue
+from bot.queues import queue_depths
 from bot.routing import ROUTES, ConfigChanged, Ignored, Record, Trigger, route
 from bot.schedules import ScheduleStore
 from bot.settings import BotSettings
@@ -45,13 +48,6 @@ class Receiver:
     schedules: ScheduleStore | None = None
 
 
-class DeliveryLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """Every line of one delivery carries its id."""
-
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return f"[delivery {self.extra['delivery'] if self.extra else '-'}] {msg}", kwargs
-
-
 def _answer(code: int, /, **body: Any) -> JSONResponse:
     return JSONResponse(body, status_code=code)
 
@@ -61,6 +57,7 @@ def create_app(receiver: Receiver) -> FastAPI:
     secrets = [s.get_secret_value() for s in settings.webhook_secret]
     api_token = settings.api_token.get_secret_value()
     schedules = receiver.schedules or ScheduleStore(receiver.store.engine)
+    queues = [settings.quick_queue, settings.agent_queue]
     app = FastAPI(title="qwenfix", version="0.1.0")
 
     @app.post("/webhook")
@@ -74,7 +71,8 @@ def create_app(receiver: Receiver) -> FastAPI:
 
     async def handle(request: Request, event: str) -> tuple[Response, str]:
         delivery = request.headers.get("x-github-delivery", "")
-        dlog = DeliveryLog(log, {"delivery": delivery or "-"})
+        DELIVERY.set(delivery or None)  # every log line of this delivery carries its id
+        dlog = log
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
             return _answer(413, error="payload too large"), "too_large"
@@ -118,7 +116,7 @@ def create_app(receiver: Receiver) -> FastAPI:
                                       "redeliver it later"), "unavailable"
 
     async def queue_job(delivery: str, event: str, trigger: Trigger,
-                        dlog: DeliveryLog) -> tuple[Response, str]:
+                        dlog: logging.Logger) -> tuple[Response, str]:
         if not await receiver.ledger.claim(delivery):
             earlier = await receiver.ledger.job_of(delivery)
             if earlier is None:  # claimed a moment ago, or by a receiver before this one
@@ -147,10 +145,12 @@ def create_app(receiver: Receiver) -> FastAPI:
         return _answer(202, status="queued", job_id=job.id, kind=trigger.kind.value), "queued"
 
     def authorised(request: Request) -> bool:
+        """The bearer token, or the dashboard's session cookie."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.encode(),
-                                                                  api_token.encode())
+        return (scheme.lower() == "bearer" and hmac.compare_digest(token.encode(),
+                                                                   api_token.encode())) \
+            or has_session(request, api_token)
 
     def unauthorised() -> JSONResponse:
         return JSONResponse({"error": "a valid bearer token is required"}, status_code=401,
@@ -175,6 +175,16 @@ def create_app(receiver: Receiver) -> FastAPI:
         if job is None:
             return JSONResponse({"error": f"no job {job_id}"}, status_code=404)
         return JSONResponse(json.loads(job.model_dump_json()))
+
+    @app.get("/api/jobs/{job_id}/records")
+    async def job_records(request: Request, job_id: int, after: int = 0,
+                          limit: int = 500) -> Response:
+        """The job's trajectory records after id `after` (poll with the last id seen)."""
+        if not authorised(request):
+            return unauthorised()
+        records = await run_in_threadpool(receiver.store.records, job_id, max(0, after),
+                                          max(1, min(limit, 5000)))
+        return JSONResponse([r.model_dump() for r in records])
 
     @app.get("/api/schedules")
     async def list_schedules(request: Request) -> Response:
@@ -207,7 +217,15 @@ def create_app(receiver: Receiver) -> FastAPI:
 
     @app.get("/metrics")
     async def metrics() -> Response:
+        try:
+            receiver.metrics.set_queue_depths(await queue_depths(receiver.ledger.client,
+                                                                 queues))
+            receiver.metrics.set_job_counts(await receiver.store.run(receiver.store.counts))
+        except UNAVAILABLE as exc:  # the delivery metrics are still worth answering
+            log.warning("metrics: %s: %s", type(exc).__name__, exc)
         return Response(receiver.metrics.exposition(),
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    add_dashboard(app, store=receiver.store, redis=receiver.ledger.client,
+                  api_token=api_token, queues=queues)
     return app

@@ -44,6 +44,31 @@ class Job(Base):
                                                  onupdate=utcnow)
 
 
+class JobEvent(Base):
+    """A job's status changes, in order: the timeline of the dashboard."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(Integer, index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class JobRecord(Base):
+    """One trajectory record of a job's run (a model message, a tool result, a test
+    run…), as the worker wrote it: what the dashboard shows turn by turn, live."""
+
+    __tablename__ = "job_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(Integer, index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    data: Mapped[str] = mapped_column(Text)
+    """The record as JSON; very long texts are cut (the trajectory file has them whole)."""
+
+
 class Installation(Base):
     __tablename__ = "installations"
 

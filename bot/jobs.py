@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,12 +13,12 @@ from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.db import Installation, InstalledRepository, Job, utcnow
+from bot.db import Installation, InstalledRepository, Job, JobEvent, JobRecord, utcnow
 from bot.routing import Record, Trigger
 
 
@@ -41,6 +42,18 @@ class JobView(BaseModel):
                    number=job.number, sender=job.sender, status=job.status,
                    created_at=job.created_at, event=job.event, instructions=job.instructions,
                    reason=job.reason, task=job.task)
+
+
+class RecordView(BaseModel):
+    id: int
+    event: str
+    data: dict[str, Any]
+
+
+class EventView(BaseModel):
+    at: datetime
+    status: str
+    reason: str | None
 
 
 _VIEW = frozenset(JobView.model_fields)
@@ -105,10 +118,40 @@ class JobStore:
         query = update(Job).where(Job.id == job_id)
         if expected is not None:
             query = query.where(Job.status == expected)
+        now = utcnow()
         with self._writing(), self.engine.begin() as connection:
             changed = connection.execute(query.values(status=status, reason=reason,
-                                                      updated_at=utcnow())).rowcount
+                                                      updated_at=now)).rowcount
+            if changed:
+                connection.execute(insert(JobEvent).values(job_id=job_id, at=now,
+                                                           status=status, reason=reason))
         return bool(changed)
+
+    def add_record(self, job_id: int, event: str, data: str) -> int:
+        """A trajectory record of the job's run (JSON text); its id orders the records."""
+        with self._writing(), self.engine.begin() as connection:
+            result = connection.execute(insert(JobRecord).values(job_id=job_id, event=event,
+                                                                 data=data))
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def records(self, job_id: int, after: int = 0, limit: int = 500) -> list[RecordView]:
+        query = select(JobRecord).where(JobRecord.job_id == job_id, JobRecord.id > after
+                                        ).order_by(JobRecord.id).limit(limit)
+        with Session(self.engine) as session:
+            return [RecordView(id=r.id, event=r.event, data=json.loads(r.data))
+                    for r in session.scalars(query)]
+
+    def events(self, job_id: int) -> list[EventView]:
+        query = select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+        with Session(self.engine) as session:
+            return [EventView(at=e.at, status=e.status, reason=e.reason)
+                    for e in session.scalars(query)]
+
+    def counts(self) -> list[tuple[str, str, int]]:
+        """(kind, status, number of jobs), for the metrics."""
+        query = select(Job.kind, Job.status, func.count()).group_by(Job.kind, Job.status)
+        with Session(self.engine) as session:
+            return [(kind, status, int(n)) for kind, status, n in session.execute(query)]
 
     def discard(self, job_id: int) -> None:
         with self._writing(), Session(self.engine) as session:

@@ -27,4 +27,6 @@ def build_receiver(settings: BotSettings) -> Receiver:
 
 def serve(settings: BotSettings, host: str, port: int) -> None:
     app = create_app(build_receiver(settings))
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    # log_config=None: uvicorn's lines go through qwenfix's logging (text or JSON).
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False,
+                log_config=None)

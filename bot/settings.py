@@ -6,7 +6,7 @@ secret(s), the broker, the database and the operator token. No App key, no token
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -23,6 +23,7 @@ def _split(value: object) -> object:
 class BotSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="QWENFIX_", extra="ignore")
 
+    log_format: Literal["text", "json"] = "text"
     webhook_secret: Annotated[list[SecretStr], NoDecode]
     """One secret, or several separated by commas while rotating."""
     redis_url: str = "redis://127.0.0.1:6379/0"

@@ -145,3 +145,21 @@ def make_receiver(database: str, redis_url: str, secret: str) -> tuple[Any, Any]
                            ledger=DeliveryLedger.from_url(redis_url, 3600),
                            queue=RedisJobQueue.from_url(redis_url, "quick"),
                            metrics=ReceiverMetrics())
+
+
+def worker_env(tmp: Path, *, redis_url: str, database: str, fake: Any, github_url: str,
+               model_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a worker (or beat, or CLI) process against the fake GitHub and
+    the scripted model; `extra` adds QWENFIX_ settings by their lowercase names."""
+    from .conftest import SANDBOX_IMAGE
+
+    return {
+        **os.environ, "QWENFIX_REDIS_URL": redis_url, "QWENFIX_DATABASE_URL": database,
+        "QWENFIX_GITHUB_API_URL": github_url, "QWENFIX_GITHUB_APP_ID": str(fake.app_id),
+        "QWENFIX_GITHUB_PRIVATE_KEY": fake.private_key_pem,
+        "QWENFIX_BOT_LOGIN": fake.bot_login,
+        "QWENFIX_LLM_BASE_URL": model_url, "QWENFIX_LLM_BACKOFF_S": "0.01",
+        "QWENFIX_SANDBOX_IMAGE": SANDBOX_IMAGE, "QWENFIX_SANDBOX_MEMORY_MB": "1024",
+        "QWENFIX_CACHE_DIR": str(tmp / "cache"),
+        "QWENFIX_TRAJECTORY_DIR": str(tmp / "trajectories"),
+        **{f"QWENFIX_{key.upper()}": value for key, value in extra.items()}}

@@ -5,7 +5,6 @@ scripted model. GitHub is the fake one; the model is scripted."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from bot.serving import ThreadedServer
 from workers.llm.scripted import ScriptedModelServer
 
 from . import github_payloads as gh
-from .conftest import SANDBOX_IMAGE, fresh_redis
+from .conftest import fresh_redis
 from .helpers import (
     BUGGY_REPO,
     FIX_STEPS,
@@ -33,6 +32,7 @@ from .helpers import (
     step,
     stop_process,
     wait_for,
+    worker_env,
 )
 
 REDIS_DB = 10
@@ -57,15 +57,9 @@ class Stack:
         self.github = ThreadedServer(self.fake.asgi()).__enter__()
         self.fake.base_url = self.github.url
         self.hook = ThreadedServer(create_app(receiver)).__enter__()
-        self.env = {
-            **os.environ, "QWENFIX_REDIS_URL": self.redis_url,
-            "QWENFIX_DATABASE_URL": database, "QWENFIX_GITHUB_API_URL": self.github.url,
-            "QWENFIX_GITHUB_APP_ID": str(self.fake.app_id),
-            "QWENFIX_GITHUB_PRIVATE_KEY": self.fake.private_key_pem,
-            "QWENFIX_LLM_BASE_URL": self.model.base_url, "QWENFIX_LLM_BACKOFF_S": "0.01",
-            "QWENFIX_SANDBOX_IMAGE": SANDBOX_IMAGE, "QWENFIX_SANDBOX_MEMORY_MB": "1024",
-            "QWENFIX_CACHE_DIR": str(tmp / "cache"),
-            "QWENFIX_TRAJECTORY_DIR": str(tmp / "trajectories")}
+        self.env = worker_env(tmp, redis_url=self.redis_url, database=database,
+                              fake=self.fake, github_url=self.github.url,
+                              model_url=self.model.base_url)
         self.worker: subprocess.Popen[str] | None = None
 
     def start_worker(self) -> None:

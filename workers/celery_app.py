@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import setup_logging, worker_ready
 
 from workers.settings import WorkerSettings
 
@@ -40,6 +40,30 @@ def celery_config(settings: WorkerSettings) -> dict[str, Any]:
 @app.on_configure.connect
 def _configure(sender: Celery, **_: Any) -> None:
     sender.conf.update(celery_config(WorkerSettings()))
+
+
+@setup_logging.connect
+def _logging(**_: Any) -> None:
+    """qwenfix's own logging (text or JSON, with job ids) instead of Celery's."""
+    from bot.logs import configure_logging
+
+    configure_logging(WorkerSettings().log_format)
+
+
+@worker_ready.connect
+def _announce(sender: Any, **_: Any) -> None:
+    """Metrics on QWENFIX_METRICS_PORT, and a heartbeat the dashboard lists workers by."""
+    from workers.heartbeat import Heartbeat
+    from workers.tasks import process_deps
+
+    deps = process_deps(app)
+    if deps.settings.metrics_port:
+        deps.metrics.serve(deps.settings.metrics_port)
+    # The sender is the worker's consumer; its controller knows the pool size.
+    queues = sorted(q.name for q in sender.task_consumer.queues) \
+        if getattr(sender, "task_consumer", None) else []
+    concurrency = int(getattr(getattr(sender, "controller", None), "concurrency", 0) or 0)
+    Heartbeat(deps.redis, sender.hostname, queues, concurrency).start()
 
 
 @worker_ready.connect

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -14,6 +13,7 @@ import typer
 from workers.settings import WorkerSettings
 
 if TYPE_CHECKING:  # the commands import what they need, so `qwenfix pack` starts fast
+    from bot.jobs import JobStore
     from workers.fix import FixRequest, FixResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -21,11 +21,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 
 
 def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("httpx", "httpcore", "urllib3", "docker"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from bot.logs import configure_logging
+
+    configure_logging(WorkerSettings().log_format, logging.DEBUG if verbose else logging.INFO)
 
 
 def execute_fix(request: FixRequest, settings: WorkerSettings) -> FixResult:
@@ -189,15 +187,16 @@ def serve(
 ) -> None:
     """Run the GitHub webhook receiver (POST /webhook, /api/jobs, /healthz, /readyz,
     /metrics)."""
+    from bot.logs import configure_logging
     from bot.server import serve as run_server
     from bot.settings import SettingsError, load_bot_settings
 
-    _logging(False)
     try:
         settings = load_bot_settings()
     except SettingsError as exc:
         typer.secho(f"error: cannot start: {exc}", fg="red", err=True)
         raise typer.Exit(2) from exc
+    configure_logging(settings.log_format)
     run_server(settings, host, port)
 
 
@@ -208,11 +207,15 @@ def worker(
         "quick,agent",
     concurrency: Annotated[int, typer.Option(help="Jobs at once in this process.")] = 1,
 ) -> None:
-    """Run a Celery worker for qwenfix jobs (extra arguments go to `celery worker`)."""
+    """Run a Celery worker for qwenfix jobs (extra arguments go to `celery worker`).
+    Threads by default: jobs wait on the model and the sandbox, not on this CPU, and the
+    metrics of one process are all its jobs'."""
     from workers.celery_app import app as celery
 
-    celery.worker_main(["worker", "--loglevel=INFO", f"--queues={queues}",
-                        f"--concurrency={concurrency}", *ctx.args])
+    # With JSON logs, no banner either: every line a log collector sees is one record.
+    quiet = ["--quiet"] if WorkerSettings().log_format == "json" else []
+    celery.worker_main([*quiet, "worker", "--loglevel=INFO", f"--queues={queues}",
+                        "--pool=threads", f"--concurrency={concurrency}", *ctx.args])
 
 
 @app.command()
@@ -279,6 +282,84 @@ def maintain(
     ok = status in ("resolved", "nothing-to-do", "skipped")
     typer.secho(f"job {job.id}: {status}: {reason}", fg="green" if ok else "red")
     raise typer.Exit(0 if ok else 1)
+
+
+def _store() -> JobStore:
+    from bot.db import make_engine, migrate
+    from bot.jobs import JobStore
+
+    store = JobStore(make_engine(WorkerSettings().database_url))
+    migrate(store.engine)
+    return store
+
+
+@app.command()
+def jobs(
+    status: Annotated[str | None, typer.Option(help="Only jobs with this status.")] = None,
+    repo: Annotated[str | None, typer.Option(help="Only jobs on OWNER/REPO.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only jobs of this kind.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array.")] = False,
+) -> None:
+    """The jobs, newest first (from QWENFIX_DATABASE_URL)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    found = _store().find(status=status, repo=repo, kind=kind, limit=limit)
+    if as_json:
+        typer.echo(json.dumps([json.loads(j.model_dump_json()) for j in found], indent=2))
+        return
+    table = Table("job", "status", "kind", "repository", "trigger", "created", "reason")
+    for j in found:
+        table.add_row(str(j.id), j.status, j.kind + (f" {j.task}" if j.task else ""),
+                      j.repo + (f"#{j.number}" if j.number else ""),
+                      j.event + (f" by @{j.sender}" if j.sender else ""),
+                      f"{j.created_at:%Y-%m-%d %H:%M}", (j.reason or "")[:80])
+    Console().print(table if found else "no jobs")
+
+
+@app.command()
+def job(
+    job_id: Annotated[int, typer.Argument(help="The job's id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """One job: trigger, status, pull request, tests, tokens, time, and each turn."""
+    from rich.console import Console
+
+    from bot.dashboard.summary import pull_url, summarise
+
+    store = _store()
+    found = store.get(job_id)
+    if found is None:
+        typer.secho(f"error: there is no job {job_id}", fg="red", err=True)
+        raise typer.Exit(2)
+    s = summarise(store.records(job_id, 0, 100_000))
+    facts = {
+        "job": json.loads(found.model_dump_json()), "pull_request": pull_url(found.reason),
+        "tests": {"before": s.tests_before, "after": s.tests_after}, "verdict": s.verdict,
+        "tokens": {"prompt": s.prompt_tokens, "completion": s.completion_tokens,
+                   "cached": s.cached_tokens},
+        "model_s": round(s.model_s, 3), "sandbox_s": round(s.sandbox_s, 3),
+        "turns": [{"number": t.number, "text": t.text,
+                   "calls": [c.name for c in t.calls]} for t in s.turns]}
+    if as_json:
+        typer.echo(json.dumps(facts, indent=2))
+        return
+    console = Console()
+    console.print(f"[bold]job {found.id}[/bold] {found.kind} on {found.repo}"
+                  f"{f'#{found.number}' if found.number else ''}: [bold]{found.status}[/bold]"
+                  f" — {found.reason or ''}", highlight=False)
+    console.print(f"trigger: {found.event}{f' by @{found.sender}' if found.sender else ''}",
+                  highlight=False)
+    console.print(f"pull request: {facts['pull_request'] or '—'}", highlight=False)
+    console.print(f"tests: {s.tests_before or 'not run'} → {s.tests_after or 'not run'}",
+                  highlight=False)
+    console.print(f"tokens: {s.prompt_tokens} prompt ({s.cached_tokens} cached) / "
+                  f"{s.completion_tokens} completion; {s.model_s:.1f} s model, "
+                  f"{s.sandbox_s:.1f} s sandbox", highlight=False)
+    for t in s.turns:
+        calls = ", ".join(c.name for c in t.calls) or "no tool call"
+        console.print(f"  turn {t.number}: {calls}", highlight=False)
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from sandbox.protocol import CommandResult, ca_environment, session
 from workers import git as gitops
 from workers.agent.loop import Agent, AgentResult, Limits, SubmitOutcome
 from workers.agent.tools import SubmitRequested, Toolbox, clip
-from workers.agent.trajectory import Trajectory
+from workers.agent.trajectory import Sink, Trajectory
 from workers.context import pack_commit, repository_instructions
 from workers.context.pack import BudgetTooSmall
 from workers.context.safety import fence_safe, neutralise
@@ -156,13 +156,14 @@ def run_fix(
     settings: WorkerSettings,
     forge: LocalForge | None = None,
     model_name: str = "",
+    sink: Sink | None = None,
 ) -> FixResult:
     started = time.monotonic()
     repo = request.repo.resolve()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = settings.trajectory_dir / f"{stamp}-{slugify(request.title or request.issue, 30)}-" \
         f"{uuid.uuid4().hex[:8]}.jsonl"
-    with Trajectory(path) as trajectory:
+    with Trajectory(path, sink) as trajectory:
         try:
             result = _fix(request, repo, model=model, backend=backend, settings=settings,
                           forge=forge or LocalForge(repo), trajectory=trajectory,
@@ -174,6 +175,8 @@ def run_fix(
                                report=nothing.report)
         result.trajectory = str(path)
         result.duration_s = round(time.monotonic() - started, 3)
+        if result.diff:
+            trajectory.record("diff", diff=result.diff[:2_000_000])
         trajectory.record("result", **result.model_dump(exclude={"diff", "pr_description"}))
     return result
 

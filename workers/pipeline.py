@@ -22,6 +22,7 @@ from bot.db import Job
 from bot.forge import Feedback, GitHubForge
 from bot.github_app import PUSH_PERMISSIONS, READ_PERMISSIONS, RUN_PERMISSIONS, GitHubApp
 from sandbox import SandboxBackend
+from workers.agent.trajectory import Sink
 from workers.context.safety import fence_safe
 from workers.fix import FixRequest, FixResult, run_fix
 from workers.forge.local import Identity, LocalForge
@@ -158,7 +159,7 @@ def forge_for(job: Job, app: GitHubApp, extra: dict[str, str] | None = None) -> 
 
 
 def run_fix_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBackend,
-                settings: WorkerSettings) -> tuple[str, str]:
+                settings: WorkerSettings, sink: Sink | None = None) -> tuple[str, str]:
     """(status, reason) of a fix job; the issue is told the outcome in its status comment."""
     if job.installation_id is None or job.number is None:
         return "error", "the job names no installation or issue"
@@ -175,7 +176,8 @@ def run_fix_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBacke
         request = FixRequest(repo=checkout, issue=_issue_text(title, body, job),
                              issue_number=job.number, title=title, co_author=job.sender)
         result = run_fix(request, model=model, backend=backend, settings=settings,
-                         forge=LocalForge(checkout, identity), model_name=settings.llm_model)
+                         forge=LocalForge(checkout, identity), model_name=settings.llm_model,
+                         sink=sink)
         if result.status == "error":
             forge.upsert_status(job.number, error_text(result.reason, job), settings.bot_login)
             return "error", result.reason
@@ -222,7 +224,7 @@ def run_fix_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBacke
 
 
 def run_review_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBackend,
-                   settings: WorkerSettings) -> tuple[str, str]:
+                   settings: WorkerSettings, sink: Sink | None = None) -> tuple[str, str]:
     """One review on the pull request: read-only, also for pull requests from forks."""
     from workers.review.run import ReviewRequest, run_review
 
@@ -248,7 +250,7 @@ def run_review_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBa
         result = run_review(ReviewRequest(
             repo=checkout, base="HEAD", head=head, number=job.number, title=pull.title,
             body=pull.body, requester=job.sender, request=job.instructions),
-            model=model, backend=backend, settings=settings)
+            model=model, backend=backend, settings=settings, sink=sink)
     if result.status != "reviewed":
         forge.upsert_status(job.number, f"❌ qwenfix could not review this pull request (job "
                                         f"{job.id}): {result.reason}", settings.bot_login)
@@ -288,7 +290,8 @@ def bot_identity(settings: WorkerSettings) -> Identity:
 
 def follow_up(job: Job, *, app: GitHubApp, forge: GitHubForge, clone_url: str,
                branch: str, task: Callable[[datetime], str | None], title: str,
-               model: Model, backend: SandboxBackend, settings: WorkerSettings) -> FollowUp:
+               model: Model, backend: SandboxBackend, settings: WorkerSettings,
+               sink: Sink | None = None) -> FollowUp:
     """A verified commit on top of one of qwenfix's pull-request branches, pushed as a
     plain fast-forward: if anyone pushed meanwhile it is refused, never forced over them.
     `task(last_push)` gives the request, or None when there is nothing to do."""
@@ -307,7 +310,8 @@ def follow_up(job: Job, *, app: GitHubApp, forge: GitHubForge, clone_url: str,
         result = run_fix(FixRequest(repo=checkout, issue=text, title=title,
                                     co_author=job.sender),
                          model=model, backend=backend, settings=settings,
-                         forge=LocalForge(checkout, identity), model_name=settings.llm_model)
+                         forge=LocalForge(checkout, identity), model_name=settings.llm_model,
+                         sink=sink)
         if result.status != "resolved" or result.branch is None:
             return FollowUp(status="unresolved" if result.status == "unresolved" else "error",
                             reason=result.reason, result=result)
@@ -321,7 +325,7 @@ def follow_up(job: Job, *, app: GitHubApp, forge: GitHubForge, clone_url: str,
 
 
 def run_feedback_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBackend,
-                     settings: WorkerSettings) -> tuple[str, str]:
+                     settings: WorkerSettings, sink: Sink | None = None) -> tuple[str, str]:
     """Follow-up commits on qwenfix's own pull request for what reviewers asked."""
     if job.installation_id is None or job.number is None:
         return "error", "the job names no installation or pull request"
@@ -344,7 +348,7 @@ def run_feedback_job(job: Job, *, app: GitHubApp, model: Model, backend: Sandbox
     done = follow_up(job, app=app, forge=forge, clone_url=forge.repository().clone_url,
                       branch=pull.head_ref, task=task,
                       title=f"Address review feedback on #{number}", model=model,
-                      backend=backend, settings=settings)
+                      backend=backend, settings=settings, sink=sink)
     if done.status != "resolved" or done.commit is None:
         if done.status != "skipped":
             forge.upsert_status(number, f"🤔 qwenfix could not address the feedback (job "
@@ -372,7 +376,8 @@ def run_feedback_job(job: Job, *, app: GitHubApp, model: Model, backend: Sandbox
 
 
 def run_fix_ci_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBackend,
-                   settings: WorkerSettings, attempts: int) -> tuple[str, str]:
+                   settings: WorkerSettings, attempts: int,
+                   sink: Sink | None = None) -> tuple[str, str]:
     """A fix for qwenfix's own pull request whose checks failed; at most
     `settings.max_ci_attempts` attempts per pull request (`attempts` made so far)."""
     if job.installation_id is None:
@@ -405,7 +410,7 @@ def run_fix_ci_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBa
     done = follow_up(job, app=app, forge=forge, clone_url=forge.repository().clone_url,
                       branch=pull.head_ref, task=lambda _: text,
                       title=f"Fix failing checks on #{number}", model=model, backend=backend,
-                      settings=settings)
+                      settings=settings, sink=sink)
     if done.status == "resolved" and done.commit is not None:
         forge.upsert_status(number, f"✅ qwenfix pushed {done.commit[:7]} for the failed "
                                     f"checks (job {job.id}).", settings.bot_login)

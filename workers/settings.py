@@ -87,6 +87,11 @@ class WorkerSettings(BaseSettings):
     on_unresolved: Literal["comment", "draft_pr"] = "comment"
     max_diff_lines: int = 2000
 
+    log_format: Literal["text", "json"] = "text"
+    """json: one JSON object per line, with the delivery and job ids."""
+    metrics_port: int | None = None
+    """A worker serves Prometheus metrics on this port (none when unset)."""
+
     # Scheduled maintenance (Celery beat: `qwenfix beat`).
     maintenance_defaults: list[MaintenanceTask] = Field(default_factory=list)
     """Tasks for repositories whose .qwenfix.yml has no `maintenance:` key, as JSON, e.g.

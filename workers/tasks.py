@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cached_property, partial
+from functools import partial
 
 import redis
-from celery import Task
+from celery import Celery, Task
 
 from bot.db import Job, make_engine
 from bot.forge import GitHubForge
 from bot.github_app import READ_PERMISSIONS, AppCredentials, GitHubApp
 from bot.jobs import JobStore
+from bot.logs import JOB
 from bot.schedules import ScheduleStore
 from workers.acknowledge import acknowledge
 from workers.celery_app import app
@@ -22,6 +25,7 @@ from workers.factory import make_backend, make_model
 from workers.locks import TargetLock, lock_holder
 from workers.maintenance.run import run_maintenance_job
 from workers.maintenance.tick import tick
+from workers.metrics import WorkerMetrics
 from workers.pipeline import (
     run_feedback_job,
     run_fix_ci_job,
@@ -29,6 +33,7 @@ from workers.pipeline import (
     run_review_job,
     tell_not_handled,
 )
+from workers.recorder import JobRecorder
 from workers.repo_config import CONFIG_FILE
 from workers.retry import transient_delay
 from workers.settings import WorkerSettings
@@ -44,6 +49,7 @@ class Deps:
     jobs: JobStore
     github: GitHubApp
     redis: redis.Redis
+    metrics: WorkerMetrics
 
     @classmethod
     def build(cls) -> Deps:
@@ -51,20 +57,34 @@ class Deps:
         credentials = AppCredentials.load(
             app_id=settings.github_app_id, private_key=settings.github_private_key,
             private_key_file=settings.github_private_key_file, api_url=settings.github_api_url)
+        client = redis.Redis.from_url(settings.redis_url)
         return cls(settings=settings, jobs=JobStore(make_engine(settings.database_url)),
-                   github=GitHubApp(credentials), redis=redis.Redis.from_url(settings.redis_url))
+                   github=GitHubApp(credentials), redis=client,
+                   metrics=WorkerMetrics(client, [settings.quick_queue, settings.agent_queue]))
+
+
+_BUILDING = threading.Lock()
+
+
+def process_deps(celery: Celery) -> Deps:
+    """The worker process's one Deps, kept on its Celery app (built at first use)."""
+    with _BUILDING:
+        deps: Deps | None = getattr(celery, "qwenfix_deps", None)
+        if deps is None:
+            deps = Deps.build()
+            celery.qwenfix_deps = deps
+        return deps
 
 
 class JobTask(Task):  # type: ignore[misc]
-    """Celery keeps one instance of a task per process: the natural home of its deps."""
-
-    @cached_property
+    @property
     def deps(self) -> Deps:
-        return Deps.build()
+        return process_deps(self.app)
 
 
 @app.task(bind=True, base=JobTask, name="qwenfix.acknowledge", max_retries=8)
 def acknowledge_job(self: JobTask, job_id: int) -> str:
+    JOB.set(job_id)
     deps = self.deps
     try:
         outcome = acknowledge(
@@ -107,6 +127,7 @@ def lock_target(job: Job) -> str:
 def run_job(self: JobTask, job_id: int) -> str:
     """The long part of a job, on the agent queue. Never retried blindly: a failure ends
     the job with its reason; only waiting for another job on the same target repeats."""
+    JOB.set(job_id)
     try:
         return execute(job_id, self.deps)
     except TargetBusy as busy:
@@ -140,14 +161,18 @@ def execute(job_id: int, deps: Deps) -> str:
         if not lock.held:
             raise TargetBusy(lock.holder())
         deps.jobs.set_status(job_id, "running")
+        recorder, started, status = JobRecorder(deps.jobs, job_id), time.monotonic(), "error"
         try:
             with make_model(settings) as model:
                 status, reason = pipelines[job.kind](
                     job, app=deps.github, model=model, backend=make_backend(settings),
-                    settings=settings)
+                    settings=settings, sink=recorder)
         except Exception as exc:
             deps.jobs.set_status(job_id, "error", reason=f"{type(exc).__name__}: {exc}")
             raise
+        finally:
+            deps.metrics.observe_job(job.kind, status, time.monotonic() - started,
+                                     recorder.total)
         deps.jobs.set_status(job_id, status, reason=reason)
         return status
 

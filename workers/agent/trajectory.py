@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+Sink = Callable[[dict[str, Any]], None]
+"""Also receives each record (the job's store, for the dashboard); must not raise."""
 
 
 class Trajectory:
     """Append-only event log of one run. Use as a context manager so the file is closed."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, sink: Sink | None = None) -> None:
         self.path = path
+        self.sink = sink
         self._file: IO[str] | None = None
         self._start = time.monotonic()
 
@@ -33,6 +38,8 @@ class Trajectory:
                 "time": time.time(), **data}
         self._file.write(json.dumps(line, default=str, ensure_ascii=False) + "\n")
         self._file.flush()
+        if self.sink is not None:
+            self.sink(line)
 
 
 def read_trajectory(path: Path) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from bot.db import Job
 from bot.forge import GitHubForge, PullInfo, RepositoryInfo
 from bot.github_app import PUSH_PERMISSIONS, GitHubApp
 from sandbox import SandboxBackend
+from workers.agent.trajectory import Sink
 from workers.fix import FixRequest, run_fix
 from workers.forge.local import LocalForge
 from workers.llm.types import Model
@@ -56,7 +57,8 @@ def repo_tasks(raw: bytes | None, defaults: list[MaintenanceTask]) -> list[Maint
 
 
 def run_maintenance_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBackend,
-                        settings: WorkerSettings, done_today: int) -> Outcome:
+                        settings: WorkerSettings, done_today: int,
+                        sink: Sink | None = None) -> Outcome:
     """`done_today`: this repository's maintenance pull requests in the last 24 hours."""
     if job.installation_id is None or not job.task:
         return "error", "the job names no installation or maintenance task"
@@ -86,7 +88,7 @@ def run_maintenance_job(job: Job, *, app: GitHubApp, model: Model, backend: Sand
     tell(f"⚙️ qwenfix is running the maintenance task `{task.id}` (job {job.id}).")
     run = repair_dependency_prs if task.task == "repair-dependency-prs" else maintenance_pull
     status, reason = run(job, task, forge=forge, info=info, app=app, model=model,
-                         backend=backend, settings=settings)
+                         backend=backend, settings=settings, sink=sink)
     mark = {"resolved": "✅", "nothing-to-do": "✅", "skipped": "⏭️"}.get(status, "🤔")
     what = "nothing to do" if status == "nothing-to-do" else status
     tell(f"{mark} qwenfix ran the maintenance task `{task.id}` (job {job.id}): {what}: "
@@ -157,7 +159,8 @@ def _title(task: MaintenanceTask, default_branch: str, report: Any) -> str:
 
 def maintenance_pull(job: Job, task: MaintenanceTask, *, forge: GitHubForge,
                      info: RepositoryInfo, app: GitHubApp, model: Model,
-                     backend: SandboxBackend, settings: WorkerSettings) -> Outcome:
+                     backend: SandboxBackend, settings: WorkerSettings,
+                     sink: Sink | None = None) -> Outcome:
     """Run the task on the default branch; publish on the task's own branch and keep its
     one pull request: opened the first time, updated by later runs."""
     if job.installation_id is None:
@@ -179,7 +182,8 @@ def maintenance_pull(job: Job, task: MaintenanceTask, *, forge: GitHubForge,
         except TaskUnusable as exc:
             return "error", str(exc)
         result = run_fix(request, model=model, backend=backend, settings=settings,
-                         forge=LocalForge(checkout, identity), model_name=settings.llm_model)
+                         forge=LocalForge(checkout, identity), model_name=settings.llm_model,
+                         sink=sink)
         if result.status == "nothing-to-do" and existing is not None:
             # The default branch needs it no more (fixed or upgraded by someone else).
             forge.close_pull(existing.number, f"🧹 qwenfix closed this: {result.reason} on "
@@ -237,7 +241,8 @@ def _candidates(forge: GitHubForge, task: MaintenanceTask, info: RepositoryInfo,
 
 def repair_dependency_prs(job: Job, task: MaintenanceTask, *, forge: GitHubForge,
                           info: RepositoryInfo, app: GitHubApp, model: Model,
-                          backend: SandboxBackend, settings: WorkerSettings) -> Outcome:
+                          backend: SandboxBackend, settings: WorkerSettings,
+                          sink: Sink | None = None) -> Outcome:
     """A commit on the oldest failing dependency pull request that makes the code work
     with the upgrade (one per run: each is a whole agent run). Each head commit is tried
     once: the status comment remembers it."""
@@ -257,7 +262,7 @@ def repair_dependency_prs(job: Job, task: MaintenanceTask, *, forge: GitHubForge
     done = follow_up(job, app=app, forge=forge, clone_url=info.clone_url,
                      branch=pull.head_ref, task=task_text,
                      title=f"Make the code work with {pull.title}"[:72], model=model,
-                     backend=backend, settings=settings)
+                     backend=backend, settings=settings, sink=sink)
     if done.status == "resolved" and done.commit is not None:
         after = done.result.tests_after if done.result else None
         forge.upsert_status(

@@ -16,7 +16,7 @@ from sandbox.protocol import session
 from workers import git as gitops
 from workers.agent.loop import Agent, Limits, SubmitOutcome
 from workers.agent.tools import REVIEW_TOOLS, SubmitRequested, SubmitReviewArgs, Toolbox, clip
-from workers.agent.trajectory import Trajectory
+from workers.agent.trajectory import Sink, Trajectory
 from workers.context import pack_commit, repository_instructions
 from workers.context.pack import BudgetTooSmall
 from workers.context.safety import neutralise
@@ -67,13 +67,13 @@ class ReviewResult(BaseModel):
 
 
 def run_review(request: ReviewRequest, *, model: Model, backend: SandboxBackend,
-               settings: WorkerSettings) -> ReviewResult:
+               settings: WorkerSettings, sink: Sink | None = None) -> ReviewResult:
     repo = request.repo
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = settings.trajectory_dir / f"{stamp}-review-{request.number}-{uuid.uuid4().hex[:8]}.jsonl"
     diff = gitops.git(repo, "diff", "--no-color", "-M", f"{request.base}...{request.head}"
                       ).decode("utf-8", errors="replace")
-    with Trajectory(path) as trajectory:
+    with Trajectory(path, sink) as trajectory:
         try:
             result = _review(request, diff, model=model, backend=backend, settings=settings,
                              trajectory=trajectory)
