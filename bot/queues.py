@@ -16,6 +16,21 @@ async def queue_depths(client: aioredis.Redis, queues: list[str]) -> dict[str, i
     return {queue: int(await client.llen(queue)) for queue in queues}  # type: ignore[misc]
 
 
+async def in_flight(client: aioredis.Redis, queues: list[str]) -> dict[str, int]:
+    """Messages a worker has taken and not yet acknowledged, per queue: what is running.
+    (kombu's Redis transport keeps them in the `unacked` hash as [message, exchange,
+    routing key] until the task ends.)"""
+    counts = dict.fromkeys(queues, 0)
+    for raw in await client.hvals("unacked"):  # type: ignore[misc]
+        try:
+            routing_key = json.loads(raw)[2]
+        except (ValueError, IndexError, TypeError):
+            continue
+        if routing_key in counts:
+            counts[routing_key] += 1
+    return counts
+
+
 async def workers_online(client: aioredis.Redis) -> list[dict[str, Any]]:
     out = []
     async for key in client.scan_iter(match=HEARTBEAT_PREFIX + "*", count=100):

@@ -136,3 +136,24 @@ def test_records_are_served_in_order_and_long_texts_cut(dash: Dashboard) -> None
     assert total.model_s == 1.5 and total.sandbox_s == 2.75
     events = dash.store.events(dash.job)
     assert [e.status for e in events] == ["resolved"]
+
+
+def test_the_queue_view_counts_waiting_and_taken_messages(dash: Dashboard) -> None:
+    """Waiting: the queue's list; running: what kombu's Redis transport keeps in its
+    `unacked` hash ([message, exchange, routing key]) until a worker acknowledges it."""
+    import json as _json
+
+    import redis
+
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/13")
+    client.lpush("agent", "m1", "m2")
+    client.hset("unacked", mapping={"t1": _json.dumps([{"body": "…"}, "", "agent"]),
+                                    "t2": _json.dumps([{"body": "…"}, "", "quick"]),
+                                    "t3": "not json"})
+    client.set("qwenfix:worker:celery@box", _json.dumps({
+        "hostname": "celery@box", "queues": ["agent"], "concurrency": 2, "seen": 0}))
+    page = dash.client().get("/queues/live").text
+    assert '<div class="card queue" data-queue="agent"><div class="muted">agent queue</div>' \
+           '<div class="n">2 ' in page
+    assert page.count('<span class="taken">1</span>') == 2
+    assert "celery@box" in page and '<div class="n" id="worker-count">1</div>' in page

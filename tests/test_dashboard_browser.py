@@ -224,9 +224,11 @@ def test_an_operator_follows_a_job_from_comment_to_pull_request(site: Site,
     # From the moment logging is set up (before it, Python may warn that the worker
     # runs as root), every line is one JSON record.
     logged = [json.loads(line) for line in lines[start:]]
-    ours = [entry for entry in logged if entry["logger"].startswith("workers.")]
-    assert ours and all(entry["job"] == job_id for entry in ours
-                        if "job" in entry["message"] or entry["logger"] == "workers.fix")
+    ours = [entry for entry in logged if entry["logger"].startswith("workers.fix")]
+    assert ours and all((entry["job"], entry["delivery"]) == (job_id, "delivery-dash")
+                        for entry in ours)
+    ticks = [entry for entry in logged if "succeeded" in entry["message"]]
+    assert {entry["job"] for entry in ticks} == {job_id}
 
     listed = subprocess.run([QWENFIX, "jobs", "--json", "--status", "resolved"],
                             env=site.env, capture_output=True, text=True, check=True)

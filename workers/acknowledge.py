@@ -14,6 +14,7 @@ from enum import StrEnum
 from bot.forge import GitHubForge
 from bot.github_app import ACKNOWLEDGE_PERMISSIONS, GitHubApp
 from bot.jobs import JobStore
+from bot.logs import DELIVERY
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ def acknowledge(job_id: int, *, jobs: JobStore, app: GitHubApp, bot_login: str,
     if job is None:
         log.warning("job %s does not exist", job_id)
         return Acknowledged.MISSING
+    DELIVERY.set(job.delivery_id)
     if job.status != "queued":
         log.info("job %s is already %s", job_id, job.status)
         return Acknowledged.ALREADY_HANDLED

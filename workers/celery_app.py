@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging, worker_ready
+from celery.signals import setup_logging, task_prerun, worker_ready
 
 from workers.settings import WorkerSettings
 
@@ -48,6 +48,15 @@ def _logging(**_: Any) -> None:
     from bot.logs import configure_logging
 
     configure_logging(WorkerSettings().log_format)
+
+
+@task_prerun.connect
+def _fresh_log_context(**_: Any) -> None:
+    """Pool threads run task after task: no line may carry the previous job's ids."""
+    from bot.logs import DELIVERY, JOB
+
+    JOB.set(None)
+    DELIVERY.set(None)
 
 
 @worker_ready.connect

@@ -17,7 +17,7 @@ from bot.db import Job, make_engine
 from bot.forge import GitHubForge
 from bot.github_app import READ_PERMISSIONS, AppCredentials, GitHubApp
 from bot.jobs import JobStore
-from bot.logs import JOB
+from bot.logs import DELIVERY, JOB
 from bot.schedules import ScheduleStore
 from workers.acknowledge import acknowledge
 from workers.celery_app import app
@@ -140,6 +140,7 @@ def execute(job_id: int, deps: Deps) -> str:
     job = deps.jobs.record(job_id)
     if job is None:
         return "missing"
+    DELIVERY.set(job.delivery_id)
     if job.status not in ("acknowledged", "running"):
         return f"already {job.status}"
     pipelines: dict[str, Callable[..., tuple[str, str]]] = {

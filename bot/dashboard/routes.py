@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from bot.dashboard.summary import JobSummary, StageView, pull_url, summarise
 from bot.jobs import JobStore, JobView
-from bot.queues import queue_depths, workers_online
+from bot.queues import in_flight, queue_depths, workers_online
 from bot.routing import JobKind
 
 COOKIE = "qwenfix_session"
@@ -173,6 +173,7 @@ def add_dashboard(app: FastAPI, *, store: JobStore, redis: Any, api_token: str,
         running = [j for status in ("running", "acknowledged") for j in
                    await run_in_threadpool(store.find, status=status, limit=200)]
         return {"depths": await queue_depths(redis, queues), "running": running,
+                "taken": await in_flight(redis, queues),
                 "workers": await workers_online(redis), "now": time.time()}
 
     @app.get("/queues", include_in_schema=False)
