@@ -362,6 +362,58 @@ def job(
         console.print(f"  turn {t.number}: {calls}", highlight=False)
 
 
+@app.command()
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array.")] = False,
+) -> None:
+    """Check that this machine can run qwenfix: settings, Redis, database, sandbox, the
+    model server (its name, window and tool-call parser), the GitHub App's key."""
+    from workers.doctor import report, run_checks
+
+    checks = run_checks()
+    typer.echo(report(checks, as_json))
+    raise typer.Exit(0 if all(c.ok for c in checks) else 1)
+
+
+model_app = typer.Typer(no_args_is_help=True, help="Serving the model (vLLM).")
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("serve")
+def model_serve(
+    model: Annotated[str, typer.Option(help="The model to serve.")] =
+        "Qwen/Qwen3-Coder-30B-A3B-Instruct",
+    gpus: Annotated[int, typer.Option(help="GPUs on this machine to use.")] = 1,
+    max_context: Annotated[int, typer.Option(help="262144 (native) or up to 1048576 "
+                                                  "(YaRN).")] = 262_144,
+    port: Annotated[int, typer.Option(help="Port of the OpenAI-compatible API.")] = 8000,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the command only.")] =
+        False,
+) -> None:
+    """Start `vllm serve` with the flags qwenfix needs for this model and GPU count
+    (tool-call parser, prefix caching, cached-token counts, parallelism, context).
+    Needs the `gpu` extra: pip install 'qwenfix[gpu]'."""
+    import os
+    import shutil
+
+    from workers.model_serving import ServingError, vllm_command
+
+    try:
+        command = vllm_command(model, gpus=gpus, max_context=max_context, port=port)
+    except ServingError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(command.shell())
+    if dry_run:
+        return
+    if shutil.which("vllm") is None:
+        typer.secho("error: vllm is not installed here: pip install 'qwenfix[gpu]' (on a "
+                    "machine with NVIDIA GPUs and CUDA), or use deploy/compose.yaml, which "
+                    "runs vLLM's own image", fg="red", err=True)
+        raise typer.Exit(2)
+    os.execvpe("vllm", command.argv, {**os.environ, **command.env})
+
+
 def main() -> None:
     app()
 
