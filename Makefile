@@ -12,7 +12,7 @@ services: bootstrap
 
 test-services: services
 	@bash scripts/ensure-postgres.sh
-	@bash scripts/ensure-chromium.sh
+	@bash scripts/ensure-test-tools.sh
 
 image:
 	@bash scripts/build-sandbox-image.sh
