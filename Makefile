@@ -1,6 +1,6 @@
 # The two commands of the quick start: `make demo` and `make test`.
 .PHONY: demo test lint bootstrap services image clean-sandboxes bench-pack bench-webhook \
-	screenshots
+	screenshots image-check
 
 VENV := .venv/bin
 
@@ -32,6 +32,10 @@ test: test-services
 # The dashboard's pages as docs/screenshots/*.png, taken by the browser test.
 screenshots: test-services
 	QWENFIX_SCREENSHOTS=docs/screenshots $(VENV)/pytest -q tests/test_dashboard_browser.py
+
+# The qwenfix image from the offline base (needs PyPI; not part of CI).
+image-check:
+	@bash scripts/check-image.sh
 
 clean-sandboxes:
 	docker ps -aq --filter label=io.qwenfix.sandbox | xargs -r docker rm -f
