@@ -107,9 +107,42 @@ def with_wrk(url: str, workdir: Path, seconds: int, concurrency: int, fixed: str
     out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency",
                           "-s", str(script), f"{url}/webhook"], capture_output=True, text=True,
                          timeout=seconds + 30).stdout
-    keep = ("Requests/sec", "50%", "99%", "Non-2xx", "Socket errors", "requests in")
+    keep = ("Requests/sec", "50%", "99%", "Non-2xx", "Socket errors")
     return "; ".join(" ".join(line.split()) for line in out.splitlines()
-                     if any(k in line for k in keep))
+                     if line.strip().startswith(keep) or "requests in" in line)
+
+
+def rate(line: str) -> float:
+    found = [part for part in line.split("; ") if part.startswith("Requests/sec")]
+    return float(found[0].split()[-1]) if found else 0.0
+
+
+def ratio(line: str, anchor: str) -> str:
+    return f"{rate(line) / rate(anchor):.0%}" if rate(anchor) else "n/a"
+
+
+def bare_anchor(workdir: Path, seconds: int, concurrency: int) -> str:
+    """The same load on a FastAPI endpoint that does nothing but answer 202."""
+    port = 19000 + os.getpid() % 1000
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "benchmarks.bare:app", "--port", str(port),
+         "--log-level", "warning", "--no-access-log"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.post(f"{url}/webhook", content=b"{}", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the anchor did not start") from None
+                time.sleep(0.1)
+        return with_wrk(url, workdir, seconds, concurrency, "")
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def main() -> None:
@@ -142,9 +175,12 @@ def main() -> None:
                 raise SystemExit("the receiver did not start")
             time.sleep(0.1)
         if shutil.which("wrk"):
+            bare = bare_anchor(workdir, args.seconds, args.concurrency)
+            print(f"wrk, anchor: bare FastAPI 202: {bare}")
             for name, fixed in (("wrk, distinct deliveries", ""),
                                 ("wrk, redeliveries of one delivery", "wrk-same")):
-                print(f"{name}: {with_wrk(url, workdir, args.seconds, args.concurrency, fixed)}")
+                line = with_wrk(url, workdir, args.seconds, args.concurrency, fixed)
+                print(f"{name}: {line}; {ratio(line, bare)} of the anchor")
             print(f"jobs queued in Redis: {broker.llen('quick')}")
             broker.flushdb()
         fresh = [(str(uuid.uuid4()), payload(i)) for i in range(args.deliveries)]

@@ -20,9 +20,16 @@ class Command:
 
 def visible_text(body: str) -> str:
     """What a person reads as theirs: no quoted lines, code or HTML comments."""
-    body = _HTML_COMMENT.sub("", body)
-    body = _FENCE.sub("", body)
-    body = _INLINE_CODE.sub("", body)
+    # Each pattern only where its marker occurs: comments run to many kilobytes, and
+    # this runs on every delivery.
+    if "<!--" in body:
+        body = _HTML_COMMENT.sub("", body)
+    if "```" in body or "~~~" in body:
+        body = _FENCE.sub("", body)
+    if "`" in body:
+        body = _INLINE_CODE.sub("", body)
+    if ">" not in body:
+        return body
     return "\n".join(line for line in body.splitlines() if not line.lstrip().startswith(">"))
 
 

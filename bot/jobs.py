@@ -85,10 +85,10 @@ class JobStore:
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
 
-    def create(self, delivery_id: str, event: str, trigger: Trigger) -> tuple[JobView, bool]:
-        """The job of this delivery, created if there is none yet (redeliveries converge)."""
+    @staticmethod
+    def new_row(delivery_id: str, event: str, trigger: Trigger) -> dict[str, Any]:
         now = utcnow()
-        row: dict[str, Any] = {
+        return {
                "delivery_id": delivery_id, "event": event, "kind": trigger.kind.value,
                "repo": trigger.repo, "number": trigger.number, "sender": trigger.sender,
                "installation_id": trigger.installation_id,
@@ -97,13 +97,31 @@ class JobStore:
                "head_sha": trigger.head_sha, "task": trigger.task, "status": "queued",
                "reason": None,
                "created_at": now, "updated_at": now}
+
+    def insert_rows(self, rows: list[dict[str, Any]]) -> list[int]:
+        """New job rows in one statement and one transaction; their ids, in order. Raises
+        IntegrityError (and inserts none) when a delivery has a job already."""
+        statement = insert(Job).returning(Job.id, sort_by_parameter_order=True)
+        with self._writing(), self.engine.begin() as connection:
+            return [int(i) for i in connection.execute(statement, rows).scalars()]
+
+    @staticmethod
+    def view(job_id: int, row: dict[str, Any]) -> JobView:
+        return JobView(id=job_id, **{k: v for k, v in row.items() if k in _VIEW})
+
+    def create(self, delivery_id: str, event: str, trigger: Trigger) -> tuple[JobView, bool]:
+        """The job of this delivery, created if there is none yet (redeliveries converge)."""
+        return self.create_row(self.new_row(delivery_id, event, trigger))
+
+    def create_row(self, row: dict[str, Any]) -> tuple[JobView, bool]:
+        delivery_id = str(row["delivery_id"])
         # A Core insert: this runs on every delivery, and the ORM's unit of work costs
         # several times more than the write itself.
         try:
             with self._writing(), self.engine.begin() as connection:
                 result = connection.execute(insert(Job).values(**row))
                 job_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-            return JobView(id=job_id, **{k: v for k, v in row.items() if k in _VIEW}), True
+            return self.view(job_id, row), True
         except IntegrityError:
             pass
         existing = self.by_delivery(delivery_id)

@@ -4,29 +4,36 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from bot.redis_batch import AutoPipeline
+
 PREFIX = "qwenfix:delivery:"
 
 
 class DeliveryLedger:
-    def __init__(self, client: aioredis.Redis, ttl_s: int) -> None:
+    def __init__(self, client: aioredis.Redis, ttl_s: int,
+                 redis: AutoPipeline | None = None) -> None:
         self.client = client
         self.ttl_s = ttl_s
+        # Every delivery claims, and most are remembered: batched with other requests'.
+        self.redis = redis or AutoPipeline(client)
 
     @classmethod
     def from_url(cls, url: str, ttl_s: int) -> DeliveryLedger:
-        return cls(aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2),
+        return cls(aioredis.Redis.from_url(url, socket_connect_timeout=2),
                    ttl_s)
 
     async def claim(self, delivery_id: str) -> bool:
         """True for the first sight of this delivery; False for a redelivery."""
-        return bool(await self.client.set(PREFIX + delivery_id, "", nx=True, ex=self.ttl_s))
+        return bool(await self.redis.execute("SET", PREFIX + delivery_id, "", "EX",
+                                             self.ttl_s, "NX"))
 
     async def remember(self, delivery_id: str, job_id: int) -> None:
         """Note the job of a claimed delivery, so redeliveries are answered from Redis."""
-        await self.client.set(PREFIX + delivery_id, str(job_id), xx=True, ex=self.ttl_s)
+        await self.redis.execute("SET", PREFIX + delivery_id, str(job_id), "EX", self.ttl_s,
+                                 "XX")
 
     async def job_of(self, delivery_id: str) -> int | None:
-        value = await self.client.get(PREFIX + delivery_id)
+        value = await self.redis.execute("GET", PREFIX + delivery_id)
         return int(value) if value else None
 
     async def release(self, delivery_id: str) -> None:

@@ -17,6 +17,8 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from celery import Celery
 
+from bot.redis_batch import AutoPipeline
+
 ACKNOWLEDGE_TASK = "qwenfix.acknowledge"
 
 
@@ -24,37 +26,49 @@ class JobQueue(Protocol):
     async def enqueue(self, job_id: int) -> None: ...
 
 
-def celery_message(protocol: Celery, task: str, args: list[object], queue: str) -> str:
-    """A task message as kombu's Redis transport stores it (protocol 2, JSON, base64)."""
-    task_id = str(uuid.uuid4())
-    message = protocol.amqp.as_task_v2(task_id, task, args=args, kwargs={})
-    body = json.dumps(list(message.body)).encode()
-    return json.dumps({
-        "body": base64.b64encode(body).decode(),
-        "content-encoding": "utf-8",
-        "content-type": "application/json",
-        "headers": message.headers,
-        "properties": {**message.properties, "delivery_mode": 2,
-                       "delivery_info": {"exchange": "", "routing_key": queue},
-                       "priority": 0, "body_encoding": "base64",
-                       "delivery_tag": str(uuid.uuid4())},
-    })
+class MessageTemplate:
+    """Celery's own message for a task, built once (hostname lookups, reprs and all), then
+    filled in per job with a fresh task id and the arguments: the receiver sends one per
+    delivery, and building it from scratch each time cost more than the Redis round trip."""
+
+    def __init__(self, protocol: Celery, task: str, queue: str) -> None:
+        message = protocol.amqp.as_task_v2("template", task, args=[], kwargs={})
+        self.headers = dict(message.headers)
+        self.properties = {**message.properties, "delivery_mode": 2,
+                           "delivery_info": {"exchange": "", "routing_key": queue},
+                           "priority": 0, "body_encoding": "base64"}
+        self.embed = list(message.body)[2]
+
+    def render(self, args: list[object]) -> str:
+        task_id = str(uuid.uuid4())
+        body = json.dumps([args, {}, self.embed]).encode()
+        return json.dumps({
+            "body": base64.b64encode(body).decode(),
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": {**self.headers, "id": task_id, "root_id": task_id,
+                        "argsrepr": repr(args)},
+            "properties": {**self.properties, "correlation_id": task_id,
+                           "delivery_tag": str(uuid.uuid4())},
+        })
 
 
 class RedisJobQueue:
     """Sends `qwenfix.acknowledge(job_id)` to the quick queue; the worker checks the
     sender's permission, acknowledges on GitHub and queues the long run itself."""
 
-    def __init__(self, client: aioredis.Redis, queue: str) -> None:
+    def __init__(self, client: aioredis.Redis, queue: str,
+                 redis: AutoPipeline | None = None) -> None:
         self.client = client
         self.queue = queue
-        self._protocol = Celery("qwenfix-receiver", set_as_current=False)
+        self.redis = redis or AutoPipeline(client)
+        self._message = MessageTemplate(Celery("qwenfix-receiver", set_as_current=False),
+                                        ACKNOWLEDGE_TASK, queue)
 
     @classmethod
     def from_url(cls, url: str, queue: str) -> RedisJobQueue:
-        return cls(aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2),
+        return cls(aioredis.Redis.from_url(url, socket_connect_timeout=2),
                    queue)
 
     async def enqueue(self, job_id: int) -> None:
-        await self.client.lpush(  # type: ignore[misc]  # redis-py types it sync|async
-            self.queue, celery_message(self._protocol, ACKNOWLEDGE_TASK, [job_id], self.queue))
+        await self.redis.execute("LPUSH", self.queue, self._message.render([job_id]))

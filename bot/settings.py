@@ -43,6 +43,8 @@ class BotSettings(BaseSettings):
     deny_repos: CommaList = Field(default_factory=list)
     max_body_bytes: int = 25 * 1024 * 1024
     dedup_ttl_s: int = 3 * 24 * 3600
+    dependency_timeout_s: float = 5.0
+    """How long a delivery may wait for Redis and the database before it is answered 503."""
     agent_queue: str = "agent"
     quick_queue: str = "quick"
 

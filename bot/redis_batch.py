@@ -1,0 +1,50 @@
+"""Automatic pipelining: Redis commands issued by concurrent requests in the same turn of
+the event loop go out together, as one pipeline on one connection, and each request gets
+its own reply. Under load this costs a third of sending each command on its own (one
+pool checkout, one write and one read for the lot); alone, a command waits one loop turn."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis.asyncio as aioredis
+
+Pending = tuple[tuple[Any, ...], "asyncio.Future[Any]"]
+
+
+class AutoPipeline:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        self._pending: list[Pending] = []
+        self._tasks: set[asyncio.Task[None]] = set()  # held: the loop keeps tasks weakly
+
+    async def execute(self, *command: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((command, future))
+        if len(self._pending) == 1:
+            loop.call_soon(self._start)
+        return await future
+
+    def _start(self) -> None:
+        batch, self._pending = self._pending, []
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, batch: list[Pending]) -> None:
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for command, _ in batch:
+                    pipe.execute_command(*command)
+                replies = await pipe.execute(raise_on_error=False)
+        except Exception as exc:  # the connection: every command of the batch hears it
+            replies = [exc] * len(batch)
+        for (_, future), reply in zip(batch, replies, strict=True):
+            if future.done():  # its request gave up (a deadline)
+                continue
+            if isinstance(reply, BaseException):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
