@@ -1,5 +1,5 @@
 # The two commands of the quick start: `make demo` and `make test`.
-.PHONY: demo test lint bootstrap services image clean-sandboxes bench-pack bench-webhook \
+.PHONY: demo test lint bootstrap services image clean-sandboxes bench bench-pack bench-webhook \
 	screenshots image-check
 
 VENV := .venv/bin
@@ -39,6 +39,12 @@ image-check:
 
 clean-sandboxes:
 	docker ps -aq --filter label=io.qwenfix.sandbox | xargs -r docker rm -f
+
+# Every benchmark next to its anchor: a table, and benchmarks/results/latest.json.
+bench: services
+	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null
+	@bash scripts/build-sandbox-image.sh >/dev/null
+	$(VENV)/python -m benchmarks
 
 bench-pack: bootstrap
 	$(VENV)/python -m benchmarks.pack

@@ -24,6 +24,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from benchmarks.measure import Summary, measure
 
@@ -85,6 +86,44 @@ def fixed_command(argv: list[str]) -> Callable[[int], tuple[list[str], dict[str,
     return lambda _run: (argv, {})
 
 
+def run(runs: int = 3, django: str = "5.2.*", versions: str = "latest") -> dict[str, Any]:
+    """qwenfix pack, cold and warm, next to repomix and gitingest on the same tree."""
+    tree = django_tree(django)
+    files = subprocess.run(["git", "-C", str(tree), "ls-files"], capture_output=True,
+                           text=True, check=True).stdout.count("\n")
+    size = sum(p.stat().st_size for p in tree.rglob("*") if p.is_file() and ".git" not in p.parts)
+    out = Path(tempfile.mkdtemp(prefix="qwenfix-bench-"))
+    qwenfix = [str(Path(sys.executable).parent / "qwenfix"), "pack", str(tree), "--task", TASK,
+               "--budget", str(BUDGET), "-o", str(out / "qwenfix.txt")]
+    warm_cache = str(out / "warm-cache")
+    rows: list[Summary] = [
+        measure("qwenfix pack (cold)", runs,
+                lambda i: (qwenfix, {"QWENFIX_CACHE_DIR": str(out / f"cold-{i}")})),
+        measure("qwenfix pack (warm)", runs,
+                lambda i: (qwenfix, {"QWENFIX_CACHE_DIR": warm_cache})),
+    ]
+    anchors: list[tuple[str, list[str] | None]] = []
+    for version in versions.split(","):
+        found = repomix(version)
+        anchors.append((f"repomix {found[1] if found else version}",
+                        [*found[0], "--quiet"] if found else None))
+    anchors.append(("gitingest", gitingest()))
+    skipped = []
+    for name, binary in anchors:
+        if binary is None:
+            skipped.append(f"{name}: not available here, skipped")
+            continue
+        rows.append(measure(name, runs, fixed_command(
+            [*binary, str(tree), "-o", str(out / "anchor.out")])))
+    cold = rows[0].wall_s
+    for row in rows[2:]:
+        row.note = f"qwenfix cold is {row.wall_s / cold:.1f}x faster"
+    rows[1].note = f"{cold / rows[1].wall_s:.1f}x faster than cold"
+    shutil.rmtree(out, ignore_errors=True)
+    return {"tree": tree.name, "files": files, "bytes": size, "budget": BUDGET,
+            "rows": [row.__dict__ for row in rows], "skipped": skipped}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -93,46 +132,16 @@ def main() -> None:
     parser.add_argument("--repomix", default="latest",
                         help="comma-separated npm versions of repomix to compare with")
     args = parser.parse_args()
-
-    tree = django_tree(args.django)
-    files = subprocess.run(["git", "-C", str(tree), "ls-files"], capture_output=True,
-                           text=True, check=True).stdout.count("\n")
-    size = sum(p.stat().st_size for p in tree.rglob("*") if p.is_file() and ".git" not in p.parts)
-    print(f"tree: {tree.name}, {files} files, {size / 1e6:.1f} MB; budget {BUDGET} tokens")
-    out = Path(tempfile.mkdtemp(prefix="qwenfix-bench-"))
-    qwenfix = [str(Path(sys.executable).parent / "qwenfix"), "pack", str(tree), "--task", TASK,
-               "--budget", str(BUDGET), "-o", str(out / "qwenfix.txt")]
-    warm_cache = str(out / "warm-cache")
-    rows: list[Summary] = [
-        measure("qwenfix pack (cold)", args.runs,
-                lambda i: (qwenfix, {"QWENFIX_CACHE_DIR": str(out / f"cold-{i}")})),
-        measure("qwenfix pack (warm)", args.runs,
-                lambda i: (qwenfix, {"QWENFIX_CACHE_DIR": warm_cache})),
-    ]
-    anchors: list[tuple[str, list[str] | None]] = []
-    for version in args.repomix.split(","):
-        found = repomix(version)
-        anchors.append((f"repomix {found[1] if found else version}",
-                        [*found[0], "--quiet"] if found else None))
-    anchors.append(("gitingest", gitingest()))
-    for name, binary in anchors:
-        if binary is None:
-            print(f"{name}: not available here, skipped")
-            continue
-        rows.append(measure(name, args.runs, fixed_command(
-            [*binary, str(tree), "-o", str(out / "anchor.out")])))
-    cold = rows[0].wall_s
-    for row in rows[2:]:
-        row.note = f"qwenfix cold is {row.wall_s / cold:.1f}x faster"
-    rows[1].note = f"{cold / rows[1].wall_s:.1f}x faster than cold"
+    result = run(args.runs, args.django, args.repomix)
+    print(f"tree: {result['tree']}, {result['files']} files, {result['bytes'] / 1e6:.1f} MB; "
+          f"budget {BUDGET} tokens")
+    for line in result["skipped"]:
+        print(line)
     print(f"{'':<34} {'median wall':>10}              {'peak RSS':>10}")
-    for row in rows:
-        print(row.row())
+    for row in result["rows"]:
+        print(Summary(**row).row())
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "pack-latest.json").write_text(json.dumps(
-        {"tree": tree.name, "files": files, "bytes": size, "budget": BUDGET,
-         "rows": [row.__dict__ for row in rows]}, indent=2))
-    shutil.rmtree(out, ignore_errors=True)
+    (RESULTS / "pack-latest.json").write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

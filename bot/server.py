@@ -6,6 +6,7 @@ import gc
 
 import redis.asyncio as aioredis
 import uvicorn
+from fastapi import FastAPI
 
 from bot.app import Receiver, create_app
 from bot.db import make_engine, migrate
@@ -14,7 +15,7 @@ from bot.ledger import DeliveryLedger
 from bot.metrics import ReceiverMetrics
 from bot.queue import RedisJobQueue
 from bot.redis_batch import AutoPipeline
-from bot.settings import BotSettings
+from bot.settings import BotSettings, load_bot_settings
 
 
 def build_receiver(settings: BotSettings) -> Receiver:
@@ -33,13 +34,29 @@ def build_receiver(settings: BotSettings) -> Receiver:
     )
 
 
-def serve(settings: BotSettings, host: str, port: int) -> None:
-    app = create_app(build_receiver(settings))
-    # Everything built so far lives as long as the process: keep the collector from
-    # walking it again and again (its full passes were the receiver's worst tail latency).
+def _settle() -> None:
+    """Everything built so far lives as long as the process: keep the collector from
+    walking it again and again (its full passes were the receiver's worst tail latency)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
+
+
+def app_from_environment() -> FastAPI:
+    """The receiver of one uvicorn worker process (`qwenfix serve --workers N`)."""
+    app = create_app(build_receiver(load_bot_settings()))
+    _settle()
+    return app
+
+
+def serve(settings: BotSettings, host: str, port: int, workers: int = 1) -> None:
+    if workers > 1:  # each process builds its own receiver from the same environment
+        uvicorn.run("bot.server:app_from_environment", factory=True, workers=workers,
+                    host=host, port=port, log_level="info", access_log=False,
+                    log_config=None)
+        return
+    app = create_app(build_receiver(settings))
+    _settle()
     # log_config=None: uvicorn's lines go through qwenfix's logging (text or JSON).
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False,
                 log_config=None)

@@ -184,6 +184,8 @@ def pack(
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(help="Processes (each with its own event "
+                                              "loop).")] = 1,
 ) -> None:
     """Run the GitHub webhook receiver (POST /webhook, /api/jobs, /healthz, /readyz,
     /metrics)."""
@@ -197,7 +199,7 @@ def serve(
         typer.secho(f"error: cannot start: {exc}", fg="red", err=True)
         raise typer.Exit(2) from exc
     configure_logging(settings.log_format)
-    run_server(settings, host, port)
+    run_server(settings, host, port, workers)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
