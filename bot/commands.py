@@ -37,6 +37,9 @@ def find_command(body: str | None, trigger: str) -> Command | None:
     """The first `@trigger VERB rest` (anywhere) or `/trigger VERB rest` (line start)."""
     if not body:
         return None
+    lowered = body.lower()
+    if f"@{trigger.lower()}" not in lowered and f"/{trigger.lower()}" not in lowered:
+        return None  # most comments: no need to scan them with the full pattern
     word = re.escape(trigger)
     pattern = re.compile(
         rf"(?:(?<![\w@/-])@{word}\b|^\s*/{word}\b)[ \t]*(?P<verb>[A-Za-z-]*)[ \t]*(?P<rest>.*)",

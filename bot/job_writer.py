@@ -12,13 +12,13 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from bot.jobs import JobStore, JobView
+from bot.jobs import JobStore
 from bot.routing import Trigger
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 500
 
-Pending = tuple[dict[str, Any], "asyncio.Future[tuple[JobView, bool]]"]
+Pending = tuple[dict[str, Any], "asyncio.Future[tuple[int, bool]]"]
 
 
 class JobWriter:
@@ -29,10 +29,10 @@ class JobWriter:
         self._task: asyncio.Task[None] | None = None  # held: the loop keeps tasks weakly
 
     async def create(self, delivery_id: str, event: str, trigger: Trigger
-                     ) -> tuple[JobView, bool]:
-        """The delivery's job, and whether this call created it (as JobStore.create)."""
+                     ) -> tuple[int, bool]:
+        """The delivery's job id, and whether this call created it (as JobStore.create)."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[JobView, bool]] = loop.create_future()
+        future: asyncio.Future[tuple[int, bool]] = loop.create_future()
         self._pending.append((self.store.new_row(delivery_id, event, trigger), future))
         if not self._flushing:
             self._flushing = True
@@ -51,16 +51,16 @@ class JobWriter:
         rows = [row for row, _ in batch]
         try:
             ids = await self.store.run(self.store.insert_rows, rows)
-            outcomes: list[tuple[JobView, bool] | BaseException] = [
-                (self.store.view(job_id, row), True) for job_id, row in zip(ids, rows,
-                                                                             strict=True)]
+            outcomes: list[tuple[int, bool] | BaseException] = [(job_id, True)
+                                                                 for job_id in ids]
         except IntegrityError:
             # A delivery in the batch has a job already (its dedup key was lost): one by
             # one, so that the others are still created and it finds its own.
             outcomes = []
             for row in rows:
                 try:
-                    outcomes.append(await self.store.run(self.store.create_row, row))
+                    job, created = await self.store.run(self.store.create_row, row)
+                    outcomes.append((job.id, created))
                 except Exception as exc:  # handed to that delivery's request
                     outcomes.append(exc)
         except Exception as exc:  # the database is away: every waiting delivery hears it

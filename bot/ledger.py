@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis.asyncio as aioredis
 
 from bot.redis_batch import AutoPipeline
@@ -29,8 +31,11 @@ class DeliveryLedger:
 
     async def remember(self, delivery_id: str, job_id: int) -> None:
         """Note the job of a claimed delivery, so redeliveries are answered from Redis."""
-        await self.redis.execute("SET", PREFIX + delivery_id, str(job_id), "EX", self.ttl_s,
-                                 "XX")
+        await self.redis.execute(*self.remember_command(delivery_id, job_id))
+
+    def remember_command(self, delivery_id: str, job_id: int) -> tuple[Any, ...]:
+        """The command of `remember`, to send with others (JobQueue.enqueue)."""
+        return ("SET", PREFIX + delivery_id, str(job_id), "EX", self.ttl_s, "XX")
 
     async def job_of(self, delivery_id: str) -> int | None:
         value = await self.redis.execute("GET", PREFIX + delivery_id)

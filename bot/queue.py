@@ -12,8 +12,9 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from typing import Protocol
+from typing import Any, Protocol
 
+import orjson
 import redis.asyncio as aioredis
 from celery import Celery
 
@@ -23,7 +24,10 @@ ACKNOWLEDGE_TASK = "qwenfix.acknowledge"
 
 
 class JobQueue(Protocol):
-    async def enqueue(self, job_id: int) -> None: ...
+    async def enqueue(self, job_id: int, *, with_command: tuple[Any, ...] | None = None
+                      ) -> None:
+        """Queue the job; `with_command` (a Redis command, the delivery's note) goes out
+        in the same round trip."""
 
 
 class MessageTemplate:
@@ -38,11 +42,12 @@ class MessageTemplate:
                            "delivery_info": {"exchange": "", "routing_key": queue},
                            "priority": 0, "body_encoding": "base64"}
         self.embed = list(message.body)[2]
+        self._embed_json = json.dumps(self.embed)
 
     def render(self, args: list[object]) -> str:
         task_id = str(uuid.uuid4())
-        body = json.dumps([args, {}, self.embed]).encode()
-        return json.dumps({
+        body = f"[{json.dumps(args)}, {{}}, {self._embed_json}]".encode()
+        return orjson.dumps({
             "body": base64.b64encode(body).decode(),
             "content-encoding": "utf-8",
             "content-type": "application/json",
@@ -50,7 +55,7 @@ class MessageTemplate:
                         "argsrepr": repr(args)},
             "properties": {**self.properties, "correlation_id": task_id,
                            "delivery_tag": str(uuid.uuid4())},
-        })
+        }).decode()
 
 
 class RedisJobQueue:
@@ -70,5 +75,7 @@ class RedisJobQueue:
         return cls(aioredis.Redis.from_url(url, socket_connect_timeout=2),
                    queue)
 
-    async def enqueue(self, job_id: int) -> None:
-        await self.redis.execute("LPUSH", self.queue, self._message.render([job_id]))
+    async def enqueue(self, job_id: int, *, with_command: tuple[Any, ...] | None = None
+                      ) -> None:
+        push = ("LPUSH", self.queue, self._message.render([job_id]))
+        await self.redis.execute_all(push, *([with_command] if with_command else []))

@@ -27,6 +27,17 @@ class AutoPipeline:
             loop.call_soon(self._start)
         return await future
 
+    async def execute_all(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """Several commands in the same batch; their replies, in order."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Any]] = []
+        for command in commands:
+            futures.append(loop.create_future())
+            self._pending.append((command, futures[-1]))
+        if len(self._pending) == len(commands):
+            loop.call_soon(self._start)
+        return [await future for future in futures]
+
     def _start(self) -> None:
         batch, self._pending = self._pending, []
         task = asyncio.get_running_loop().create_task(self._send(batch))
