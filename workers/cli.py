@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -375,6 +375,63 @@ def doctor(
     checks = run_checks()
     typer.echo(report(checks, as_json))
     raise typer.Exit(0 if all(c.ok for c in checks) else 1)
+
+
+@app.command("eval")
+def evaluate(
+    tasks: Annotated[Path, typer.Argument(help="Tasks in SWE-bench's JSONL format.")],
+    model: Annotated[str, typer.Option(help="`server` (QWENFIX_LLM_BASE_URL), or the "
+                                            "honesty checks `oracle` and `noop`.")] =
+        "server",
+    out: Annotated[Path, typer.Option(help="Results, one JSON line per task; an "
+                                           "existing file is resumed.")] =
+        Path("eval-results.jsonl"),
+    workers: Annotated[int, typer.Option(help="Tasks at once.")] = 1,
+    repos: Annotated[Path | None, typer.Option(help="Local mirrors: DIR/owner__name or "
+                                                    "DIR/name.")] = None,
+    only: Annotated[str | None, typer.Option(help="Comma-separated instance ids.")] = None,
+) -> None:
+    """Measure fix quality: the agent on each task's problem statement, then the task's
+    FAIL_TO_PASS and PASS_TO_PASS tests in a fresh sandbox. Prints a summary."""
+    from contextlib import contextmanager
+
+    from workers.eval.models import noop_script, oracle_script
+    from workers.eval.runner import run_eval, summary
+    from workers.eval.tasks import TaskSetError, load_tasks
+    from workers.factory import make_backend, make_model
+    from workers.llm.client import OpenAICompatibleModel
+    from workers.llm.scripted import ScriptedModelServer
+
+    _logging(False)
+    if model not in ("server", "oracle", "noop"):
+        raise typer.BadParameter("--model is server, oracle or noop")
+    try:
+        chosen = load_tasks(tasks)
+    except TaskSetError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    if only:
+        chosen = [t for t in chosen if t.instance_id in set(only.split(","))]
+    settings = WorkerSettings()
+
+    @contextmanager
+    def model_for(task: Any, checkout: Path) -> Any:
+        if model == "server":
+            with make_model(settings) as served:
+                yield served
+            return
+        script = oracle_script(checkout, task.patch) if model == "oracle" else noop_script()
+        with ScriptedModelServer(script) as server, \
+                OpenAICompatibleModel(base_url=server.base_url, model="scripted") as scripted:
+            yield scripted
+
+    results = run_eval(chosen, out, model_for=model_for, backend=make_backend(settings),
+                       settings=settings, workers=workers, mirrors=repos,
+                       progress=lambda r: typer.echo(f"{r.instance_id}: {r.status}: "
+                                                     f"{r.reason[:120]}"))
+    figures = summary(results)
+    typer.echo(json.dumps(figures, indent=2))
+    raise typer.Exit(0)
 
 
 model_app = typer.Typer(no_args_is_help=True, help="Serving the model (vLLM).")

@@ -62,6 +62,9 @@ class FixRequest(BaseModel):
     `autofix` changed is then published as it is, or there is nothing to do."""
     require_green: bool = False
     """Accept a change only when the whole test suite passes."""
+    test_command: str | None = None
+    """Instead of the repository's own (evaluation task sets name theirs)."""
+    setup_command: str | None = None
 
 
 class TestSummary(BaseModel):
@@ -101,6 +104,9 @@ class FixResult(BaseModel):
     duration_s: float = 0.0
     report: Any = None
     """What `upgrade` wrote to REPORT_PATH (JSON), if anything."""
+    failed_in: Literal["environment", "agent"] | None = None
+    """For an error: before the agent could start (config, sandbox, setup, baseline), or
+    in the agent's run (the model failing)."""
 
 
 class FixFailed(Exception):
@@ -169,7 +175,7 @@ def run_fix(
                           forge=forge or LocalForge(repo), trajectory=trajectory,
                           model_name=model_name)
         except FixFailed as failed:
-            result = FixResult(status="error", reason=failed.reason)
+            result = FixResult(status="error", reason=failed.reason, failed_in="environment")
         except NothingToDo as nothing:
             result = FixResult(status="nothing-to-do", reason=nothing.reason,
                                report=nothing.report)
@@ -195,6 +201,10 @@ def _fix(request: FixRequest, repo: Path, *, model: Model, backend: SandboxBacke
         config = load_repo_config(paths, lambda p: gitops.read_blob(repo, base, p))
     except RepoConfigError as exc:
         raise FixFailed(str(exc)) from exc
+    if request.test_command:
+        config.test = request.test_command
+    if request.setup_command is not None:
+        config.setup = request.setup_command or None
     if not config.test:
         raise FixFailed(
             "no test command: none could be detected (looked for pytest, tox, npm, go, cargo, "
@@ -259,6 +269,7 @@ def _fix(request: FixRequest, repo: Path, *, model: Model, backend: SandboxBacke
         turns=outcome.turns, usage=outcome.usage, title=outcome.title,
         summary=outcome.summary, declined=outcome.declined, config_source=config.source,
         red_baseline=bool(run.verdict and run.verdict.red_baseline), report=run.report,
+        failed_in="agent" if outcome.status == "error" else None,
     )
     if outcome.status == "resolved":
         _publish(result, run, forge, outcome.duration_s, model_name)

@@ -1,0 +1,1 @@
+"""`qwenfix eval`: fix quality on SWE-bench-format task sets."""

@@ -1,0 +1,211 @@
+"""Run an evaluation: for each task, the agent on the problem statement (the tests that
+judge it hidden), then, in a fresh sandbox, the agent's diff and the task's test patch,
+and the FAIL_TO_PASS and PASS_TO_PASS tests. Resolved means all of them pass.
+
+Environment failures (the repository cannot be fetched or set up, its tests do not run)
+are kept apart from agent failures. Each finished task is one line of the results file,
+written as it ends, so an interrupted evaluation resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from sandbox import SandboxBackend, SandboxError, SandboxUnavailable
+from sandbox.protocol import session
+from workers.agent.trajectory import Trajectory
+from workers.eval.tasks import EvalTask, junit_id
+from workers.fix import FixRequest, FixResult, run_fix
+from workers.llm.types import Model
+from workers.repo_config import RepoConfig
+from workers.settings import WorkerSettings
+from workers.verify import run_tests
+from workers.workspace import WorkspaceFailed, prepare_workspace, sandbox_spec
+
+Status = Literal["resolved", "unresolved", "env_error", "agent_error"]
+ModelFor = Callable[[EvalTask, Path], AbstractContextManager[Model]]
+"""The model for one task (the oracle's script depends on the task and its checkout)."""
+
+
+class TaskResult(BaseModel):
+    instance_id: str
+    status: Status
+    reason: str
+    turns: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    wall_s: float = 0.0
+    diff: str = ""
+    tests: dict[str, str] = Field(default_factory=dict)
+    """FAIL_TO_PASS and PASS_TO_PASS test -> outcome after the change."""
+
+
+class EnvironmentFailed(Exception):
+    pass
+
+
+def checkout(task: EvalTask, work: Path, mirrors: Path | None) -> Path:
+    """The task's repository at `base_commit`, in `work`."""
+    source = task.repo_path
+    if source is None and mirrors is not None:
+        for name in (task.repo.replace("/", "__"), task.repo.split("/")[-1]):
+            if (mirrors / name).exists():
+                source = str(mirrors / name)
+                break
+    if source is None:
+        source = f"https://github.com/{task.repo}.git"
+    target = work / "repo"
+    if Path(source).is_dir() and not (Path(source) / ".git").exists():
+        # A plain directory (the project's own task set): its files are the base commit.
+        subprocess.run(["cp", "-r", source, str(target)], check=True)
+        for args in (["init", "-q", "-b", "main"], ["add", "-A"],
+                     ["-c", "user.name=eval", "-c", "user.email=eval@localhost", "commit",
+                      "-qm", "base"]):
+            _git(target, *args)
+        return target
+    _git(work, "clone", "-q", "--no-checkout", source, str(target))
+    _git(target, "checkout", "-q", "--detach", task.base_commit)
+    return target
+
+
+def _git(cwd: Path, *args: str) -> str:
+    proc = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise EnvironmentFailed(f"git {args[0]} failed: {proc.stderr.strip()[-500:]}")
+    return proc.stdout
+
+
+def judge_task(task: EvalTask, repo: Path, diff: str, *, backend: SandboxBackend,
+               settings: WorkerSettings, work: Path) -> tuple[bool, dict[str, str], str]:
+    """(resolved, outcomes, why) with the agent's diff and the test patch applied."""
+    config = RepoConfig(test=task.test_cmd, setup=task.setup)
+    spec = sandbox_spec(config, settings, run_label=f"eval-{uuid.uuid4().hex[:8]}")
+    wanted = [*task.FAIL_TO_PASS, *task.PASS_TO_PASS]
+    with Trajectory(work / "judge.jsonl") as trajectory, session(backend, spec) as sb:
+        try:
+            prepare_workspace(sb, repo, "HEAD", config=config, settings=settings,
+                              trajectory=trajectory)
+        except WorkspaceFailed as exc:
+            raise EnvironmentFailed(exc.reason) from exc
+        for name, patch in (("the change", diff), ("the test patch", task.test_patch)):
+            if not patch.strip():
+                continue
+            sb.write_file("/tmp/qwenfix-eval.patch", patch.encode())
+            applied = sb.run("git apply --whitespace=nowarn /tmp/qwenfix-eval.patch",
+                             timeout=120)
+            if not applied.ok:
+                if name == "the change":
+                    return False, {}, f"the change does not apply: {applied.output[-300:]}"
+                return False, {}, f"the test patch does not apply over the change: " \
+                                  f"{applied.output[-300:]}"
+        command = task.test_cmd
+        if "pytest" in command and wanted:
+            files = sorted({w.split("::")[0] for w in wanted})
+            command = f"{command} {' '.join(shlex.quote(f) for f in files)}"
+        ran = run_tests(sb, command, timeout=settings.test_timeout_s, label="eval")
+    if ran.tests is None:
+        raise EnvironmentFailed(f"the tests gave no per-test results ({ran.summary()}): "
+                                f"{ran.output_tail[-300:]}")
+    outcomes = {w: ran.tests.get(junit_id(w), ran.tests.get(w, "missing")) for w in wanted}
+    failing = [w for w, o in outcomes.items() if o != "passed"]
+    return not failing, outcomes, (f"{len(failing)} of {len(wanted)} tests do not pass: "
+                                   f"{', '.join(failing[:5])}" if failing
+                                   else f"all {len(wanted)} tests pass")
+
+
+def evaluate(task: EvalTask, *, model_for: ModelFor, backend: SandboxBackend,
+             settings: WorkerSettings, mirrors: Path | None) -> TaskResult:
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="qwenfix-eval-") as tmp:
+        work = Path(tmp)
+        try:
+            repo = checkout(task, work, mirrors)
+        except (EnvironmentFailed, subprocess.CalledProcessError) as exc:
+            return TaskResult(instance_id=task.instance_id, status="env_error",
+                              reason=f"cannot get the repository: {exc}")
+        try:
+            with model_for(task, repo) as model:
+                fixed = run_fix(FixRequest(repo=repo, issue=task.problem_statement,
+                                           test_command=task.test_cmd,
+                                           setup_command=task.setup or ""),
+                                model=model, backend=backend, settings=settings)
+        except subprocess.CalledProcessError as exc:  # the oracle's patch itself is broken
+            return TaskResult(instance_id=task.instance_id, status="env_error",
+                              reason=f"the gold patch does not apply: {exc}")
+        result = _from_fix(task, fixed)
+        if fixed.status != "error":
+            try:
+                resolved, outcomes, why = judge_task(task, repo, fixed.diff, backend=backend,
+                                                     settings=settings, work=work)
+                result.status, result.reason = ("resolved" if resolved else "unresolved"), why
+                result.tests = outcomes
+            except (EnvironmentFailed, SandboxError, SandboxUnavailable) as exc:
+                result.status, result.reason = "env_error", f"judging failed: {exc}"
+    result.wall_s = round(time.monotonic() - started, 2)
+    return result
+
+
+def _from_fix(task: EvalTask, fixed: FixResult) -> TaskResult:
+    status: Status = "unresolved"
+    if fixed.status == "error":
+        status = "env_error" if fixed.failed_in == "environment" else "agent_error"
+    return TaskResult(instance_id=task.instance_id, status=status, reason=fixed.reason,
+                      turns=fixed.turns, prompt_tokens=fixed.usage.prompt_tokens,
+                      completion_tokens=fixed.usage.completion_tokens,
+                      cached_tokens=fixed.usage.cached_tokens, diff=fixed.diff)
+
+
+def run_eval(tasks: list[EvalTask], results: Path, *, model_for: ModelFor,
+             backend: SandboxBackend, settings: WorkerSettings, workers: int = 1,
+             mirrors: Path | None = None,
+             progress: Callable[[TaskResult], None] = lambda r: None) -> list[TaskResult]:
+    """Every task not already in `results` (resuming), `workers` at a time."""
+    done = {}
+    if results.exists():
+        for line in results.read_text().splitlines():
+            if line.strip():
+                earlier = TaskResult.model_validate_json(line)
+                done[earlier.instance_id] = earlier
+    todo = [t for t in tasks if t.instance_id not in done]
+    lock = threading.Lock()
+    results.parent.mkdir(parents=True, exist_ok=True)
+
+    def one(task: EvalTask) -> TaskResult:
+        result = evaluate(task, model_for=model_for, backend=backend, settings=settings,
+                          mirrors=mirrors)
+        with lock, results.open("a") as out:
+            out.write(result.model_dump_json() + "\n")
+        progress(result)
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        finished = list(pool.map(one, todo))
+    by_id = {**done, **{r.instance_id: r for r in finished}}
+    return [by_id[t.instance_id] for t in tasks if t.instance_id in by_id]
+
+
+def summary(results: list[TaskResult]) -> dict[str, float | int]:
+    counts = {s: sum(r.status == s for r in results)
+              for s in ("resolved", "unresolved", "env_error", "agent_error")}
+    buildable = len(results) - counts["env_error"]
+    return {"tasks": len(results), **counts,
+            "resolved_pct": round(100 * counts["resolved"] / len(results), 1) if results else 0,
+            "resolved_of_buildable_pct": round(100 * counts["resolved"] / buildable, 1)
+            if buildable else 0.0,
+            "prompt_tokens": sum(r.prompt_tokens for r in results),
+            "completion_tokens": sum(r.completion_tokens for r in results),
+            "cached_tokens": sum(r.cached_tokens for r in results)}
+
