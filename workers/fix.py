@@ -24,7 +24,7 @@ from workers.agent.tools import SubmitRequested, Toolbox, clip
 from workers.agent.trajectory import Sink, Trajectory
 from workers.context import pack_commit, repository_instructions
 from workers.context.pack import BudgetTooSmall
-from workers.context.safety import fence_safe, neutralise
+from workers.context.safety import fence_safe, neutralise, visible_only
 from workers.context.tokens import TokenCounter
 from workers.diffstat import diffstat
 from workers.forge.local import LocalForge, slugify
@@ -348,7 +348,7 @@ def _first_messages(run: _Run, repo: Path, paths: list[str]) -> list[Message]:
             repository=repository, test_command=run.config.test,
             baseline_summary=before.summary(), baseline_failing=before.failing()[:50],
             baseline_output=neutralise(clip(before.output_tail, 3000)),
-            issue=neutralise("\n\n".join([run.request.issue, *run.notes])),
+            issue=neutralise("\n\n".join([visible_only(run.request.issue), *run.notes])),
             issue_number=run.request.issue_number)
 
     counter = TokenCounter()

@@ -19,7 +19,7 @@ from workers.agent.tools import REVIEW_TOOLS, SubmitRequested, SubmitReviewArgs,
 from workers.agent.trajectory import Sink, Trajectory
 from workers.context import pack_commit, repository_instructions
 from workers.context.pack import BudgetTooSmall
-from workers.context.safety import neutralise
+from workers.context.safety import neutralise, untrusted
 from workers.context.tokens import TokenCounter
 from workers.llm.types import Model, Usage
 from workers.prompts import render
@@ -99,9 +99,9 @@ def _review(request: ReviewRequest, diff: str, *, model: Model, backend: Sandbox
         return render("review_task.md.j2", instructions=instructions,
                       instructions_source=source, repository=repository,
                       number=request.number, base=request.base[:12], head=head[:12],
-                      title=neutralise(request.title), body=neutralise(request.body),
+                      title=untrusted(request.title), body=untrusted(request.body),
                       diff=diff_text, requester=request.requester or "",
-                      request=neutralise(request.request))
+                      request=untrusted(request.request))
 
     frame = counter.count(system) + counter.count(task(""))
     budget = settings.llm_context_tokens - settings.context_reserve_tokens - frame
