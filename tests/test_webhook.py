@@ -156,6 +156,13 @@ def test_extra_instructions_are_kept(start: Any) -> None:
                                          sender_type="Bot"), "the sender is a bot"),
     ("issue_comment", gh.comment_created("@qwenfix fix", sender="qwenfix[bot]"),
      "the sender is a bot"),
+    # Other Apps, even with look-alike names, and whatever their author association.
+    ("issue_comment", gh.comment_created("@qwenfix fix", sender="qwenfix-helper[bot]",
+                                         sender_type="Bot"), "the sender is a bot"),
+    ("issue_comment", gh.comment_created("@qwenfix fix", sender="qwenfix",
+                                         sender_type="Bot"), "the sender is a bot"),
+    ("issue_comment", gh.comment_created("<!-- @qwenfix fix -->\nnothing visible"),
+     "no @qwenfix command"),
     ("issue_comment", gh.comment_created("@qwenfix fix", association="CONTRIBUTOR"),
      "not a collaborator (CONTRIBUTOR)"),
     ("issue_comment", gh.comment_created("@qwenfix fix", association="NONE"),
