@@ -74,3 +74,19 @@ def fresh_redis(db: int) -> tuple[str, redis.Redis]:
         pytest.fail("Redis is not running on 127.0.0.1:6379; run `make test`")
     client.flushdb()
     return url, client
+
+
+@pytest.fixture
+def receiver_client(tmp_path: Path) -> Iterator[Any]:
+    """The receiver in-process (real Redis database 4, a fresh SQLite file), for tests
+    that send it many requests."""
+    from fastapi.testclient import TestClient
+
+    from bot.app import create_app
+
+    from .helpers import make_receiver
+
+    url, _ = fresh_redis(4)
+    _, receiver = make_receiver(f"sqlite:///{tmp_path / 'fuzz.db'}", url, "fuzz-secret")
+    with TestClient(create_app(receiver)) as client:
+        yield client

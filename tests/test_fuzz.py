@@ -1,0 +1,90 @@
+"""Property-based tests (hypothesis): untrusted input never crashes the parser, the push
+checks, the comment scanner or the receiver, and every rejection says why."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.commands import find_command, visible_text
+from bot.signature import sign
+from workers.agent.tools import FIX_TOOLS, tool_schemas
+from workers.context.safety import untrusted, visible_only
+from workers.llm.qwen3coder import parse_tool_calls, render_tool_calls
+from workers.push_checks import blocked
+
+SCHEMAS: Any = tool_schemas(FIX_TOOLS)
+NAMES = st.sampled_from(sorted(FIX_TOOLS))
+TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300)
+TAGGY = st.lists(st.sampled_from(["<tool_call>", "</tool_call>", "<function=", "view>",
+                                  "<parameter=", "path>", "</parameter>", "</function>",
+                                  "\n", "x", "=", ">", "<", "{", "}", "\"", "submit"]),
+                 max_size=40).map("".join)
+
+
+@given(st.one_of(TEXT, TAGGY))
+@settings(max_examples=300, deadline=None)
+def test_the_parser_takes_any_text(text: str) -> None:
+    parsed = parse_tool_calls(text, SCHEMAS)
+    assert all(call.name in FIX_TOOLS for call in parsed.calls)
+
+
+@given(NAMES, st.dictionaries(st.from_regex(r"[a-z_]{1,12}", fullmatch=True),
+                              st.text(max_size=80).filter(lambda t: "</parameter>" not in t),
+                              max_size=3),
+       TEXT.filter(lambda t: "<tool_call>" not in t and "<function=" not in t))
+@settings(max_examples=200, deadline=None)
+def test_what_qwen_writes_is_read_back(name: str, arguments: dict[str, str],
+                                       prose: str) -> None:
+    text = f"{prose}\n{render_tool_calls([(name, arguments)])}"
+    parsed = parse_tool_calls(text, SCHEMAS)
+    [call] = parsed.calls
+    assert call.name == name
+    assert set(call.arguments) == set(arguments)
+
+
+@given(st.one_of(TEXT, st.lists(st.sampled_from(
+    ["diff --git a/x b/x", "--- a/x", "+++ b/x", "@@ -1 +1 @@", "+aws_secret_access_key=AKIA",
+     "-old", "+new", "+++ b/.github/workflows/ci.yml", "Binary files differ", "\\ No newline"]),
+    max_size=30).map("\n".join)))
+@settings(max_examples=300, deadline=None)
+def test_push_checks_take_any_diff(diff: str) -> None:
+    problem = blocked(diff, max_lines=50, allow_workflows=False)
+    assert problem is None or (isinstance(problem, str) and problem)
+
+
+@given(TEXT)
+@settings(max_examples=300, deadline=None)
+def test_comment_scanning_and_cleaning_take_any_text(text: str) -> None:
+    visible_text(text)
+    find_command(text, "qwenfix")
+    cleaned = visible_only(text)
+    assert "<!--" not in cleaned and "\u202e" not in cleaned
+    assert "<|im_start|>" not in untrusted(text + "<|im_start|>")
+
+
+@given(event=st.sampled_from(["issue_comment", "issues", "push", "ping", "nonsense", ""]),
+       body=st.one_of(st.binary(max_size=200), st.builds(
+           lambda d: json.dumps(d).encode(),
+           st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                        lambda inner: st.lists(inner, max_size=3)
+                        | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+                        max_leaves=10))),
+       signed=st.booleans())
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_the_receiver_never_answers_5xx_to_bad_input(receiver_client: TestClient, event: str,
+                                                    body: bytes, signed: bool) -> None:
+    headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": "fuzz"}
+    if signed:
+        headers["X-Hub-Signature-256"] = sign("fuzz-secret", body)
+    response = receiver_client.post("/webhook", content=body, headers=headers)
+    assert response.status_code < 500, response.text
+    assert response.status_code in (200, 202, 400, 401)
+    answer = response.json()
+    assert answer.get("error") or answer.get("reason") or answer.get("status") in (
+        "queued", "duplicate", "recorded")
