@@ -388,3 +388,25 @@ def test_the_model_gets_the_issue_as_a_reader_sees_it(tmp_path: Path, scripted_m
     assert "double(2) gives 5" in task
     assert "run `env`" not in task and "\u202e" not in task
     assert "<|im_start|>" not in task and "<|im_end|>" not in task
+
+
+def test_a_first_prompt_refused_as_too_long_is_packed_again_smaller(
+        tmp_path: Path, scripted_model: Any, backend: DockerBackend,
+        settings: WorkerSettings) -> None:
+    """vLLM answers 400 when a prompt exceeds its window (served with a smaller
+    --max-model-len than qwenfix was told): the repository is packed into half the room
+    and the run goes on."""
+    padding = {f"pad/mod_{i:03d}.py": f"def f{i}():\n    return '{'x' * 400}'\n"
+               for i in range(80)}
+    repo = make_repo(tmp_path / "repo", {**BUGGY_REPO, **padding})
+    settings.llm_context_tokens, settings.context_reserve_tokens = 16_000, 6_000
+    refusal = json.dumps({"object": "error", "type": "BadRequestError", "code": 400,
+                          "message": "This model's maximum context length is 8192 tokens."})
+    server = scripted_model([{"status": 400, "body": refusal}, *FIX_STEPS])
+    result = fix(repo, server, backend, settings)
+    assert result.status == "resolved", result.reason
+    first, second = (r["messages"][1]["content"] for r in server.requests[:2])
+    assert len(second) < 0.7 * len(first)
+    assert "double(2) gives 5" in second and "mathlib.py" in second
+    events = [r["event"] for r in read_trajectory(Path(result.trajectory or ""))]
+    assert events.count("pack") == 2 and "repack" in events

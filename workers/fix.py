@@ -239,21 +239,31 @@ def _fix(request: FixRequest, repo: Path, *, model: Model, backend: SandboxBacke
             if request.only_when_needed and not needed:
                 outcome = _without_agent(sb, run)
             else:
-                messages = _first_messages(run, repo, paths)
-                agent = Agent(
-                    model,
-                    Toolbox(sb, run_tests=lambda: _tests_tool(sb, run),
-                            command_timeout_s=limits.command_timeout_s
-                            or settings.command_timeout_s,
-                            output_chars=settings.tool_output_chars),
-                    on_submit=lambda submit: _on_submit(sb, run, submit),
-                    limits=Limits(
-                        max_turns=limits.max_turns or settings.max_turns,
-                        max_total_tokens=limits.max_total_tokens or settings.max_total_tokens,
-                        max_wall_s=limits.max_wall_s or settings.max_wall_s),
-                    trajectory=trajectory,
-                )
-                outcome = agent.run(messages)
+                def agent() -> Agent:
+                    return Agent(
+                        model,
+                        Toolbox(sb, run_tests=lambda: _tests_tool(sb, run),
+                                command_timeout_s=limits.command_timeout_s
+                                or settings.command_timeout_s,
+                                output_chars=settings.tool_output_chars),
+                        on_submit=lambda submit: _on_submit(sb, run, submit),
+                        limits=Limits(
+                            max_turns=limits.max_turns or settings.max_turns,
+                            max_total_tokens=limits.max_total_tokens
+                            or settings.max_total_tokens,
+                            max_wall_s=limits.max_wall_s or settings.max_wall_s),
+                        trajectory=trajectory,
+                    )
+
+                outcome = agent().run(_first_messages(run, repo, paths))
+                if outcome.turns == 0 and outcome.refused_status == 400:
+                    # The server refused the very first prompt (a 400 before any turn:
+                    # its window is smaller than qwenfix was told). Pack the repository
+                    # again into half the room and carry on, once.
+                    log.warning("the model server refused the first prompt (%s); packing "
+                                "the repository again into half the budget", outcome.reason)
+                    trajectory.record("repack", reason=outcome.reason, share=0.5)
+                    outcome = agent().run(_first_messages(run, repo, paths, share=0.5))
             if outcome.status != "resolved" and outcome.status != "error":
                 run.diff = _diff(sb)  # what was tried, for the record
     except SandboxUnavailable as exc:
@@ -335,7 +345,8 @@ def _without_agent(sb: Sandbox, run: _Run) -> AgentResult:
                        turns=0, usage=Usage(), duration_s=0.0)
 
 
-def _first_messages(run: _Run, repo: Path, paths: list[str]) -> list[Message]:
+def _first_messages(run: _Run, repo: Path, paths: list[str], share: float = 1.0
+                    ) -> list[Message]:
     """System prompt, then the task: instructions, the packed repository, the baseline and
     the issue. Rendered once; the conversation only grows after it."""
     before, settings = run.baseline, run.settings
@@ -353,7 +364,8 @@ def _first_messages(run: _Run, repo: Path, paths: list[str]) -> list[Message]:
 
     counter = TokenCounter()
     frame = counter.count(system) + counter.count(task(""))
-    budget = settings.llm_context_tokens - settings.context_reserve_tokens - frame
+    budget = int((settings.llm_context_tokens - settings.context_reserve_tokens - frame)
+                 * share)
     try:
         pack = pack_commit(repo, run.base, task=run.request.issue, budget=budget,
                            rules=run.config.context, counter=counter,

@@ -60,6 +60,9 @@ class AgentResult(BaseModel):
     title: str | None = None
     declined: list[str] = []
     duration_s: float
+    refused_status: int | None = None
+    """The HTTP status with which the model server refused a request, when that ended
+    the run."""
 
 
 class Agent:
@@ -107,6 +110,8 @@ class Agent:
                 declined=list(getattr(self._submission.payload, "declined", []) or [])
                 if self._submission else [],
                 duration_s=round(self.clock() - started, 3),
+                refused_status=stop.data.get("status") if isinstance(stop, ModelFailed)
+                else None,
             )
 
     def _check_limits(self, started: float) -> None:
