@@ -217,6 +217,8 @@ class DockerBackend:
             "memswap_limit": f"{spec.memory_mb}m",
             "nano_cpus": int(spec.cpus * 1e9),
             "pids_limit": spec.pids_limit,
+            "ulimits": [docker.types.Ulimit(name="fsize", soft=spec.max_file_mb * 1024 * 1024,
+                                            hard=spec.max_file_mb * 1024 * 1024)],
             "cap_drop": DROPPED_CAPS,
             "security_opt": ["no-new-privileges"],
             "labels": {LABEL: "1", **spec.labels},

@@ -74,7 +74,8 @@ class LocalSandbox:
         workdir: str | None = None,
         max_output_bytes: int = 1_000_000,
     ) -> CommandResult:
-        limits = f"ulimit -u {self.spec.pids_limit} -v {self.spec.memory_mb * 1024} 2>/dev/null; "
+        limits = (f"ulimit -u {self.spec.pids_limit} -v {self.spec.memory_mb * 1024} "
+                  f"-f {self.spec.max_file_mb * 1024} 2>/dev/null; ")
         argv = [*self._bwrap(as_root, workdir or self.spec.workdir),
                 "bash", "-c", limits + command]
         started = time.monotonic()

@@ -25,6 +25,9 @@ class SandboxSpec(BaseModel):
     memory_mb: int = Field(default=4096, ge=64)
     cpus: float = Field(default=2.0, gt=0)
     pids_limit: int = Field(default=512, ge=16)
+    max_file_mb: int = Field(default=4096, ge=1)
+    """The largest file a command may write (RLIMIT_FSIZE): a runaway write stops there
+    instead of filling the host's disk."""
     ca_bundle: str | None = None
     """Host path of a CA bundle mounted read-only, for TLS-intercepting proxies."""
     labels: dict[str, str] = Field(default_factory=dict)

@@ -142,6 +142,16 @@ def test_memory_and_pid_limits_apply(backend: DockerBackend,
         assert words[:2] == ["limited", "at"] and int(words[2]) < 64
 
 
+def test_a_runaway_write_stops_at_the_file_size_limit(any_backend: SandboxBackend) -> None:
+    """A command writing without end gets SIGXFSZ at the limit; the sandbox goes on."""
+    with session(any_backend, SPEC.model_copy(update={"max_file_mb": 8})) as sb:
+        wrote = sb.run("head -c 64M /dev/zero > big.bin; echo exit=$?; stat -c %s big.bin",
+                       timeout=60)
+        assert "exit=0" not in wrote.output
+        assert int(wrote.output.split()[-1]) <= 8 * 1024 * 1024
+        assert sb.run("rm big.bin && echo alive", timeout=30).output.strip() == "alive"
+
+
 def test_container_is_removed_when_the_body_raises(backend: DockerBackend,
                                                    docker_client: docker.DockerClient) -> None:
     with pytest.raises(RuntimeError), session(backend, SPEC) as sb:
