@@ -42,7 +42,7 @@ clean-sandboxes:
 
 # Every benchmark next to its anchor: a table, and benchmarks/results/latest.json.
 bench: services
-	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null
+	@command -v wrk >/dev/null || bash scripts/apt-install.sh wrk
 	@bash scripts/build-sandbox-image.sh >/dev/null
 	$(VENV)/python -m benchmarks
 
@@ -50,5 +50,5 @@ bench-pack: bootstrap
 	$(VENV)/python -m benchmarks.pack
 
 bench-webhook: services
-	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null
+	@command -v wrk >/dev/null || bash scripts/apt-install.sh wrk
 	$(VENV)/python -m benchmarks.webhook

@@ -29,12 +29,9 @@ class DeliveryLedger:
         return bool(await self.redis.execute("SET", PREFIX + delivery_id, "", "EX",
                                              self.ttl_s, "NX"))
 
-    async def remember(self, delivery_id: str, job_id: int) -> None:
-        """Note the job of a claimed delivery, so redeliveries are answered from Redis."""
-        await self.redis.execute(*self.remember_command(delivery_id, job_id))
-
     def remember_command(self, delivery_id: str, job_id: int) -> tuple[Any, ...]:
-        """The command of `remember`, to send with others (JobQueue.enqueue)."""
+        """Notes the job of a claimed delivery, so that redeliveries are answered from
+        Redis; sent with the job's message (JobQueue.enqueue)."""
         return ("SET", PREFIX + delivery_id, str(job_id), "EX", self.ttl_s, "XX")
 
     async def job_of(self, delivery_id: str) -> int | None:

@@ -20,12 +20,7 @@ class AutoPipeline:
         self._tasks: set[asyncio.Task[None]] = set()  # held: the loop keeps tasks weakly
 
     async def execute(self, *command: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((command, future))
-        if len(self._pending) == 1:
-            loop.call_soon(self._start)
-        return await future
+        return (await self.execute_all(command))[0]
 
     async def execute_all(self, *commands: tuple[Any, ...]) -> list[Any]:
         """Several commands in the same batch; their replies, in order."""

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import threading
 from contextlib import AbstractContextManager, nullcontext
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bot.db import MaintenanceSchedule, utcnow
+from bot.db import MaintenanceSchedule, as_utc, utcnow
 
 
 class ScheduleView(BaseModel):
@@ -30,14 +30,10 @@ class ScheduleView(BaseModel):
     @classmethod
     def of(cls, row: MaintenanceSchedule) -> ScheduleView:
         return cls(repo=row.repo, config_sha=row.config_sha, tasks=row.tasks, error=row.error,
-                   stale=row.stale, checked_at=_utc(row.checked_at),
-                   evaluated_until=_utc(row.evaluated_until))
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    """SQLite gives datetimes back without their zone; they are stored in UTC."""
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None \
-        else moment
+                   stale=row.stale,
+                   checked_at=as_utc(row.checked_at) if row.checked_at else None,
+                   evaluated_until=as_utc(row.evaluated_until) if row.evaluated_until
+                   else None)
 
 
 class ScheduleStore:

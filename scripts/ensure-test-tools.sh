@@ -6,11 +6,4 @@ set -euo pipefail
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v docker-compose >/dev/null || need+=(docker-compose)
-((${#need[@]})) || exit 0
-if [ "$(id -u)" != 0 ]; then
-    echo "missing system packages for the tests: ${need[*]} (run as root, or install them)" >&2
-    exit 1
-fi
-echo "installing ${need[*]} (for the tests)"
-apt-get update -q >/dev/null
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
+bash "$(dirname "$0")/apt-install.sh" "${need[@]}"

@@ -8,12 +8,4 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v git >/dev/null || need+=(git)
 command -v bwrap >/dev/null || need+=(bubblewrap)
-if ((${#need[@]})); then
-    if [ "$(id -u)" != 0 ]; then
-        echo "missing system packages: ${need[*]} (run as root, or install them)" >&2
-        exit 1
-    fi
-    echo "installing system packages: ${need[*]}"
-    apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
-fi
+bash "$(dirname "$0")/apt-install.sh" "${need[@]}"

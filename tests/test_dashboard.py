@@ -132,7 +132,7 @@ def test_records_are_served_in_order_and_long_texts_cut(dash: Dashboard) -> None
     later = client.get(f"/api/jobs/{dash.job}/records", params={"after": records[3]["id"]})
     assert [r["event"] for r in later.json()] == ["message", "diff"]
     total = dash.recorder.total
-    assert (total.prompt_tokens, total.cached_tokens, total.turns) == (1000, 800, 1)
+    assert (total.prompt_tokens, total.cached_tokens, total.model_calls) == (1000, 800, 1)
     assert total.model_s == 1.5 and total.sandbox_s == 2.75
     events = dash.store.events(dash.job)
     assert [e.status for e in events] == ["resolved"]

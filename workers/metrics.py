@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from workers.recorder import Tally
+from bot.dashboard.summary import Costs
 
 log = logging.getLogger(__name__)
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
@@ -53,7 +53,7 @@ class WorkerMetrics:
         if client is not None and queues:
             self.registry.register(QueueDepth(client, queues))
 
-    def observe_job(self, kind: str, status: str, seconds: float, total: Tally) -> None:
+    def observe_job(self, kind: str, status: str, seconds: float, total: Costs) -> None:
         self.jobs.labels(kind=kind, status=status).inc()
         self.duration.labels(kind=kind).observe(seconds)
         self.tokens.labels(type="prompt").inc(total.prompt_tokens)

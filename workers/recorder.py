@@ -1,5 +1,5 @@
 """A job's trajectory, also in the job store: the dashboard follows runs live from there,
-and the worker's metrics are summed from the same records."""
+and the worker's metrics are summed from the same records (the same accounting)."""
 
 from __future__ import annotations
 
@@ -7,24 +7,15 @@ import json
 import logging
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.dashboard.summary import Costs
 from bot.jobs import JobStore
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT = 64_000
 """Longer texts (the packed repository) are cut in the store; the file keeps them whole."""
-
-
-class Tally(BaseModel):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    model_s: float = 0.0
-    sandbox_s: float = 0.0
-    turns: int = 0
 
 
 def _cut(value: Any) -> Any:
@@ -38,31 +29,13 @@ def _cut(value: Any) -> Any:
     return value
 
 
-def tally(total: Tally, line: dict[str, Any]) -> None:
-    """Model tokens and time, and sandbox time (tools, setup, tests), from one record."""
-    event = line.get("event")
-    if event == "message" and isinstance(line.get("usage"), dict):
-        usage = line["usage"]
-        total.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-        total.completion_tokens += int(usage.get("completion_tokens") or 0)
-        total.cached_tokens += int(usage.get("cached_tokens") or 0)
-        total.model_s += float(line.get("latency_s") or 0)
-        total.turns += 1
-    elif event == "message" and line.get("elapsed_s") is not None:
-        total.sandbox_s += float(line["elapsed_s"])
-    elif event in ("setup", "upgrade", "autofix", "check", "tests_before", "tests_head"):
-        total.sandbox_s += float(line.get("duration_s") or 0)
-    elif event == "verify":
-        total.sandbox_s += float((line.get("tests") or {}).get("duration_s") or 0)
-
-
 class JobRecorder:
     def __init__(self, jobs: JobStore, job_id: int) -> None:
         self.jobs, self.job_id = jobs, job_id
-        self.total = Tally()
+        self.total = Costs()
 
     def __call__(self, line: dict[str, Any]) -> None:
-        tally(self.total, line)
+        self.total.add(str(line.get("event")), line)
         try:
             self.jobs.add_record(self.job_id, str(line.get("event")),
                                  json.dumps(_cut(line), default=str, ensure_ascii=False))

@@ -22,6 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from bot.dashboard.summary import JobSummary, StageView, pull_url, summarise
+from bot.db import as_utc
 from bot.jobs import JobStore, JobView
 from bot.queues import in_flight, queue_depths, workers_online
 from bot.routing import JobKind
@@ -59,14 +60,10 @@ def diff_lines(diff: str) -> list[tuple[str, str]]:
 
 
 def timeline(job: JobView, events: list[Any], summary: JobSummary) -> list[StageView]:
-    stages = [StageView(at=_utc(job.created_at), label="queued",
+    stages = [StageView(at=as_utc(job.created_at), label="queued",
                         detail=f"{job.event}{f' by @{job.sender}' if job.sender else ''}")]
-    stages += [StageView(at=_utc(e.at), label=e.status, detail=e.reason or "") for e in events]
+    stages += [StageView(at=as_utc(e.at), label=e.status, detail=e.reason or "") for e in events]
     return sorted(stages + summary.stages, key=lambda s: s.at)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def add_dashboard(app: FastAPI, *, store: JobStore, redis: Any, api_token: str,
@@ -92,10 +89,10 @@ def add_dashboard(app: FastAPI, *, store: JobStore, redis: Any, api_token: str,
         records = await run_in_threadpool(store.records, job_id, 0, 100_000)
         events = await run_in_threadpool(store.events, job_id)
         summary = summarise(records)
-        end = _utc(events[-1].at) if events and job.status in FINISHED else datetime.now(UTC)
+        end = as_utc(events[-1].at) if events and job.status in FINISHED else datetime.now(UTC)
         return {"job": job, "s": summary, "finished": job.status in FINISHED,
                 "pull": pull_url(job.reason), "timeline": timeline(job, events, summary),
-                "wall_s": (end - _utc(job.created_at)).total_seconds()}
+                "wall_s": (end - as_utc(job.created_at)).total_seconds()}
 
     def job_page(template: str) -> Callable[..., Any]:
         async def handler(request: Request, job_id: int) -> Response:

@@ -43,18 +43,44 @@ class StageView(BaseModel):
     detail: str = ""
 
 
-class JobSummary(BaseModel):
+SANDBOX_EVENTS = ("setup", "upgrade", "autofix", "check", "tests_before", "tests_head")
+
+
+class Costs(BaseModel):
+    """What a run spent: model tokens and time, and time in the sandbox (tools, setup,
+    tests). One accounting for the dashboard and the worker's metrics."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    model_s: float = 0.0
+    sandbox_s: float = 0.0
+    model_calls: int = 0
+
+    def add(self, event: str, data: dict[str, Any]) -> None:
+        """Count one trajectory record."""
+        if event in SANDBOX_EVENTS:
+            self.sandbox_s += float(data.get("duration_s") or 0)
+        elif event == "verify":
+            self.sandbox_s += float((data.get("tests") or {}).get("duration_s") or 0)
+        elif event == "message" and (data.get("message") or {}).get("role") == "assistant":
+            usage = data.get("usage") or {}
+            self.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+            self.completion_tokens += int(usage.get("completion_tokens") or 0)
+            self.cached_tokens += int(usage.get("cached_tokens") or 0)
+            self.model_s += float(data.get("latency_s") or 0)
+            self.model_calls += 1
+        elif event == "message" and data.get("elapsed_s") is not None:
+            self.sandbox_s += float(data["elapsed_s"])
+
+
+class JobSummary(Costs):
     stages: list[StageView] = Field(default_factory=list)
     turns: list[TurnView] = Field(default_factory=list)
     task: str = ""
     tests_before: str | None = None
     tests_after: str | None = None
     verdict: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    model_s: float = 0.0
-    sandbox_s: float = 0.0
     diff: str = ""
     last_record: int = 0
 
@@ -131,14 +157,12 @@ def summarise(records: list[RecordView]) -> JobSummary:
         stage = _stage(event, data)
         if stage is not None:
             out.stages.append(StageView(at=_at(data), label=stage[0], detail=stage[1]))
-        if event in ("setup", "upgrade", "autofix", "check", "tests_before", "tests_head"):
-            out.sandbox_s += float(data.get("duration_s") or 0)
+        out.add(event, data)
         if event == "tests_before":
             out.tests_before = tests_summary(data)
         elif event == "verify":
             out.tests_after = tests_summary(data.get("tests") or {})
             out.verdict = (data.get("verdict") or {}).get("reason")
-            out.sandbox_s += float((data.get("tests") or {}).get("duration_s") or 0)
         elif event == "diff":
             out.diff = str(data.get("diff") or "")
         elif event == "start":
@@ -155,10 +179,6 @@ def summarise(records: list[RecordView]) -> JobSummary:
                             cached_tokens=int(usage.get("cached_tokens") or 0),
                             latency_s=float(data.get("latency_s") or 0))
             out.turns.append(turn)
-            out.prompt_tokens += turn.prompt_tokens
-            out.completion_tokens += turn.completion_tokens
-            out.cached_tokens += turn.cached_tokens
-            out.model_s += turn.latency_s
             for call in message.get("tool_calls") or []:
                 function = call.get("function") or {}
                 turn.calls.append(CallView(name=str(function.get("name") or "tool"),
@@ -177,7 +197,6 @@ def summarise(records: list[RecordView]) -> JobSummary:
                 turn.calls.append(call)
             call.head, call.rest, call.rest_lines = head, rest, lines
             call.elapsed_s = float(elapsed or 0)
-            out.sandbox_s += float(elapsed or 0)
         elif role == "user" and turn is not None:
             turn.notes.append(str(message.get("content") or ""))
     return out

@@ -13,11 +13,11 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
-from bot.db import utcnow
+from bot.db import as_utc, utcnow
 from bot.jobs import JobStore
 from bot.routing import JobKind, Trigger
 from bot.schedules import ScheduleStore, ScheduleView
@@ -70,11 +70,6 @@ def schedule_of(repo: str, installation: int, *, schedules: ScheduleStore,
                           else json.dumps([t.model_dump(exclude_defaults=True) for t in tasks]))
 
 
-def _utc(moment: datetime) -> datetime:
-    """SQLite hands datetimes back without their zone; they are stored in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def tasks_of(row: ScheduleView, defaults: list[MaintenanceTask]) -> list[MaintenanceTask]:
     if row.tasks is None:
         return list(defaults)
@@ -108,7 +103,7 @@ def tick(now: datetime, *, jobs: JobStore, schedules: ScheduleStore, read_config
             # A job long queued may have lost its message (a tick that died between the
             # two steps); sending it again is safe: acknowledging is compare-and-set.
             if created or (job.status == "queued" and
-                           _utc(job.created_at) < utcnow() - LOST_AFTER):
+                           as_utc(job.created_at) < utcnow() - LOST_AFTER):
                 enqueue(job.id)
                 report.queued.append(job.id)
                 log.info("%s: %s is due (%s at %s UTC): job %s", repo, task.id,
