@@ -20,6 +20,7 @@ class ReceiverMetrics:
                                  registry=self.registry)
         self.jobs = Gauge("qwenfix_jobs", "Jobs recorded, by kind and status",
                           ["kind", "status"], registry=self.registry)
+        self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
 
     def set_queue_depths(self, depths: dict[str, int]) -> None:
         for queue, depth in depths.items():
@@ -30,8 +31,15 @@ class ReceiverMetrics:
             self.jobs.labels(kind=kind, status=status).set(n)
 
     def observe(self, event: str, outcome: str, seconds: float) -> None:
-        self.deliveries.labels(event=event or "-", outcome=outcome).inc()
-        self.latency.labels(outcome=outcome).observe(seconds)
+        # The labelled children, looked up once: labels() costs more than the update.
+        key = (event or "-", outcome)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.deliveries.labels(event=key[0], outcome=outcome),
+                self.latency.labels(outcome=outcome))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Iterable
 
@@ -10,7 +9,8 @@ PREFIX = "sha256="
 
 
 def sign(secret: str, body: bytes) -> str:
-    return PREFIX + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    # One-shot in C (OpenSSL), without building an HMAC object per delivery.
+    return PREFIX + hmac.digest(secret.encode("utf-8"), body, "sha256").hex()
 
 
 def verify(body: bytes, header: str | None, secrets: Iterable[str]) -> bool:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -254,6 +256,28 @@ def test_oversized_body_is_413(start: Any) -> None:
     streamed = httpx.post(f"{app.url}/webhook", content=chunks, timeout=10,
                           headers={"X-GitHub-Event": "ping", "X-GitHub-Delivery": "big"})
     assert streamed.status_code == 413
+
+
+def test_other_methods_on_the_webhook_are_405(start: Any) -> None:
+    app = start()
+    response = httpx.get(f"{app.url}/webhook", timeout=10)
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+    assert httpx.get(f"{app.url}/no-such-page", timeout=10).status_code == 404
+
+
+def test_a_sender_hanging_up_mid_body_leaves_nothing_and_the_receiver_carries_on(
+        start: Any) -> None:
+    app = start()
+    host, port = app.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: issue_comment\r\n"
+                     b"X-GitHub-Delivery: cut\r\nContent-Length: 5000\r\n\r\n{\"act")
+    deadline = time.monotonic() + 10
+    while "disconnected" not in app.receiver.metrics.exposition().decode():
+        assert time.monotonic() < deadline, "the receiver never noticed the hang-up"
+        time.sleep(0.05)
+    assert app.receiver.store.find() == [] and not app.broker.exists(PREFIX + "cut")
+    assert app.post("issue_comment", gh.comment_created("@qwenfix fix")).status_code == 202
 
 
 def test_redis_down_is_503_and_nothing_is_recorded(start: Any) -> None:
