@@ -170,8 +170,13 @@ def create_app(receiver: Receiver) -> FastAPI:
         if not await receiver.ledger.claim(delivery):
             earlier = await receiver.ledger.job_of(delivery)
             if earlier is None:  # claimed a moment ago, or by a receiver before this one
-                existing = await run_in_threadpool(receiver.store.by_delivery, delivery)
+                existing = await receiver.store.run(receiver.store.by_delivery, delivery)
                 earlier = existing.id if existing else None
+            if earlier is None:
+                # Claimed, and no job yet: another request is handling it, or one died
+                # half-way. Not a 2xx: GitHub keeps it failed, so a redelivery can follow.
+                return _answer(503, error="this delivery is being handled; redeliver it "
+                                          "if no job appears"), "in_flight"
             return _answer(200, status="duplicate", job_id=earlier), "duplicate"
         created = False
         job_id: int | None = None
@@ -181,13 +186,20 @@ def create_app(receiver: Receiver) -> FastAPI:
             await receiver.queue.enqueue(
                 job_id, with_command=receiver.ledger.remember_command(delivery, job_id))
         except UNAVAILABLE:
-            # Undo what was done, so that GitHub's redelivery starts from scratch.
+            # Undo what was done, so that GitHub's redelivery starts from scratch. Each
+            # step on its own: with Redis gone the claim stays until it expires, and the
+            # job row must go regardless.
+            if created and job_id is not None:
+                try:
+                    await receiver.store.run(receiver.store.discard, job_id)
+                except UNAVAILABLE:
+                    dlog.exception("could not discard job %s of a half-recorded delivery; "
+                                   "the requeue sweep will send it", job_id)
             try:
                 await receiver.ledger.release(delivery)
-                if created and job_id is not None:
-                    await receiver.store.run(receiver.store.discard, job_id)
-            except UNAVAILABLE:
-                dlog.exception("could not undo a half-recorded delivery")
+            except UNAVAILABLE as exc:
+                dlog.warning("could not release the claim (%s); a redelivery is accepted "
+                             "once it expires", type(exc).__name__)
             raise
         # Debug: at thousands a second this line would cost more than the delivery; the
         # job itself is in the jobs API and the dashboard.

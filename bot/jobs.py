@@ -195,6 +195,17 @@ class JobStore:
         with Session(self.engine) as session:
             return [(kind, status, int(n)) for kind, status, n in session.execute(query)]
 
+    def stranded(self, older_than: datetime) -> list[int]:
+        """Jobs still queued and untouched since `older_than` — their message was most
+        likely lost — touched now, so that the next sweep waits as long again."""
+        query = select(Job.id).where(Job.status == "queued", Job.updated_at < older_than)
+        with self._writing(), self.engine.begin() as connection:
+            ids = [int(i) for i in connection.execute(query).scalars()]
+            if ids:
+                connection.execute(update(Job).where(Job.id.in_(ids)).values(
+                    updated_at=utcnow()))
+        return ids
+
     def discard(self, job_id: int) -> None:
         with self._writing(), Session(self.engine) as session:
             session.execute(delete(Job).where(Job.id == job_id))

@@ -13,9 +13,12 @@ PREFIX = "qwenfix:delivery:"
 
 class DeliveryLedger:
     def __init__(self, client: aioredis.Redis, ttl_s: int,
-                 redis: AutoPipeline | None = None) -> None:
+                 redis: AutoPipeline | None = None, *, claim_ttl_s: int = 300) -> None:
         self.client = client
         self.ttl_s = ttl_s
+        # A claim without a job lasts this long: a delivery still being handled after it
+        # was abandoned (its receiver died, or Redis restarted in between).
+        self.claim_ttl_s = claim_ttl_s
         # Every delivery claims, and most are remembered: batched with other requests'.
         self.redis = redis or AutoPipeline(client)
 
@@ -25,9 +28,10 @@ class DeliveryLedger:
                    ttl_s)
 
     async def claim(self, delivery_id: str) -> bool:
-        """True for the first sight of this delivery; False for a redelivery."""
+        """True for the first sight of this delivery; False for a redelivery (or one being
+        handled right now)."""
         return bool(await self.redis.execute("SET", PREFIX + delivery_id, "", "EX",
-                                             self.ttl_s, "NX"))
+                                             self.claim_ttl_s, "NX"))
 
     def remember_command(self, delivery_id: str, job_id: int) -> tuple[Any, ...]:
         """Notes the job of a claimed delivery, so that redeliveries are answered from

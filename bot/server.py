@@ -29,7 +29,8 @@ def build_receiver(settings: BotSettings) -> Receiver:
     return Receiver(
         settings=settings,
         store=JobStore(engine),
-        ledger=DeliveryLedger(client, settings.dedup_ttl_s, redis),
+        ledger=DeliveryLedger(client, settings.dedup_ttl_s, redis,
+                              claim_ttl_s=settings.claim_ttl_s),
         queue=RedisJobQueue(client, settings.quick_queue, redis),
         metrics=ReceiverMetrics(),
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
@@ -45,6 +45,9 @@ class BotSettings(BaseSettings):
     dedup_ttl_s: int = 3 * 24 * 3600
     dependency_timeout_s: float = 5.0
     """How long a delivery may wait for Redis and the database before it is answered 503."""
+    claim_ttl_s: int = Field(default=300, ge=1)
+    """How long a claimed delivery without a job stands before a redelivery may claim it
+    again (its receiver died half-way, or Redis restarted). Longer than any request."""
     agent_queue: str = "agent"
     quick_queue: str = "quick"
 
@@ -64,6 +67,13 @@ class BotSettings(BaseSettings):
         if not value:
             raise ValueError("at least one webhook secret is required")
         return value
+
+    @model_validator(mode="after")
+    def _claims_outlast_requests(self) -> BotSettings:
+        if self.claim_ttl_s <= self.dependency_timeout_s:
+            raise ValueError("QWENFIX_CLAIM_TTL_S must be longer than "
+                             "QWENFIX_DEPENDENCY_TIMEOUT_S")
+        return self
 
 
 class SettingsError(Exception):

@@ -10,14 +10,18 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from bot.app import create_app
+from bot.db import Job, utcnow
 from bot.fake_github import FakeGitHub
+from bot.routing import JobKind, Trigger
 from bot.serving import ThreadedServer
 from workers.llm.scripted import ScriptedModelServer
 
@@ -126,10 +130,22 @@ def test_the_schedule_fixes_the_red_repository_once_and_leaves_the_green_alone(
                                  {"id": 2, "name": "green", "full_name": GREEN}]
     assert d.deliver("installation", installed, "install-1")["status"] == "recorded"
 
+    # A job whose message was lost an hour ago (Redis restarted without persistence):
+    # the sweep on beat's tick sends it again. (Without an installation, acknowledging it
+    # is quick and says nothing on GitHub.)
+    lost, _ = d.store.create("lost-message", "issue_comment", Trigger(
+        kind=JobKind.FIX, repo=GREEN, number=5, sender="octocat", installation_id=None))
+    with d.store.engine.begin() as connection:
+        connection.execute(update(Job).where(Job.id == lost.id).values(
+            updated_at=utcnow() - timedelta(hours=1)))
+
     d.start("worker", "worker", "--queues", "quick,agent", "--pool", "threads",
             "--concurrency", "2")
     d.start("beat-a", "beat")
     d.start("beat-b", "beat")
+    wait_for(lambda: d.store.get(lost.id).status == "failed", "the sweep to send the lost job",
+             60)
+    assert "sent 1 job(s) again" in d.log("worker")
 
     red = wait_for(lambda: d.first_finished(RED), "the red repository's scheduled run", 150)
     green = wait_for(lambda: d.first_finished(GREEN), "the green repository's scheduled run",

@@ -258,6 +258,20 @@ def test_oversized_body_is_413(start: Any) -> None:
     assert streamed.status_code == 413
 
 
+def test_a_claim_left_without_a_job_is_503_until_it_expires(start: Any) -> None:
+    app = start()
+    payload = gh.comment_created("@qwenfix fix")
+    # A receiver claimed this delivery and died (or Redis restarted) before its job.
+    app.broker.set(PREFIX + "orphan", "", px=1500)
+    first = app.post("issue_comment", payload, delivery="orphan")
+    assert first.status_code == 503 and "redeliver" in first.json()["error"]
+    assert app.receiver.store.find() == []
+    time.sleep(1.6)
+    again = app.post("issue_comment", payload, delivery="orphan")
+    assert again.status_code == 202
+    assert 0 < app.broker.ttl(PREFIX + "orphan") <= app.receiver.settings.dedup_ttl_s
+
+
 def test_other_methods_on_the_webhook_are_405(start: Any) -> None:
     app = start()
     response = httpx.get(f"{app.url}/webhook", timeout=10)

@@ -100,6 +100,11 @@ class WorkerSettings(BaseSettings):
     [{"task": "fix-failing-tests", "schedule": "0 4 * * *"}]. Empty: opt-in per repo."""
     maintenance_tick_s: float = Field(default=60.0, gt=0)
     """How often beat asks a worker which scheduled tasks are due."""
+    requeue_after_s: int = Field(default=600, ge=60)
+    """A job still `queued` this long after it was recorded (or last sent) is sent to the
+    quick queue again on beat's tick: its message was lost (Redis restarted without
+    persistence, a tick died half-way). Sending twice is safe: acknowledging is
+    compare-and-set."""
     maintenance_catchup_s: int = Field(default=3600, ge=60)
     """A run missed while no beat was up is made up for if it is at most this old."""
     maintenance_refresh_s: int = Field(default=3600, ge=60)

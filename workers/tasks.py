@@ -13,7 +13,7 @@ from functools import partial
 import redis
 from celery import Celery, Task
 
-from bot.db import Job, make_engine
+from bot.db import Job, make_engine, utcnow
 from bot.forge import GitHubForge
 from bot.github_app import READ_PERMISSIONS, AppCredentials, GitHubApp
 from bot.jobs import JobStore
@@ -192,6 +192,12 @@ def maintenance_tick(self: JobTask, beat: str = "") -> int:
         refresh_s=settings.maintenance_refresh_s)
     log.info("maintenance tick from beat %s: %d job(s) queued, %d repository config "
              "error(s)", beat or "-", len(report.queued), len(report.errors))
+    stranded = deps.jobs.stranded(utcnow() - timedelta(seconds=settings.requeue_after_s))
+    for job_id in stranded:
+        app.send_task("qwenfix.acknowledge", args=[job_id], queue=settings.quick_queue)
+    if stranded:
+        log.warning("sent %d job(s) again that were queued for over %ds without being "
+                    "picked up: %s", len(stranded), settings.requeue_after_s, stranded)
     return len(report.queued)
 
 

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
-from bot.db import as_utc, utcnow
 from bot.jobs import JobStore
 from bot.routing import JobKind, Trigger
 from bot.schedules import ScheduleStore, ScheduleView
@@ -25,7 +24,6 @@ from workers.maintenance.entries import MaintenanceTask
 from workers.repo_config import RepoConfigError, parse_repo_config
 
 log = logging.getLogger(__name__)
-LOST_AFTER = timedelta(minutes=10)
 
 ReadConfig = Callable[[str, int], tuple[str, bytes] | None]
 """(repository, installation) -> (blob sha, content) of `.qwenfix.yml` on the default
@@ -100,10 +98,9 @@ def tick(now: datetime, *, jobs: JobStore, schedules: ScheduleStore, read_config
                 kind=JobKind.MAINTENANCE, repo=repo, number=None, sender="",
                 installation_id=installation, task=task.id,
                 instructions=""))
-            # A job long queued may have lost its message (a tick that died between the
-            # two steps); sending it again is safe: acknowledging is compare-and-set.
-            if created or (job.status == "queued" and
-                           as_utc(job.created_at) < utcnow() - LOST_AFTER):
+            # (A tick that died between the two steps leaves a job queued without a
+            # message: the stranded-job sweep sends it.)
+            if created:
                 enqueue(job.id)
                 report.queued.append(job.id)
                 log.info("%s: %s is due (%s at %s UTC): job %s", repo, task.id,
