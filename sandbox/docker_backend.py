@@ -22,6 +22,7 @@ from typing import Any
 
 import docker
 import docker.errors
+import requests
 from docker.models.containers import Container
 
 from sandbox.errors import SandboxError, SandboxUnavailable
@@ -35,6 +36,9 @@ LABEL = "io.qwenfix.sandbox"
 # Capabilities a repository's tests never need, dropped even in the root setup phase.
 DROPPED_CAPS = ["NET_RAW", "MKNOD", "AUDIT_WRITE", "SYS_CHROOT", "SETFCAP"]
 KILL_GRACE_S = 5.0
+# What talking to the engine raises: docker-py's own errors, and requests' when the engine
+# is gone altogether (its socket refused or missing while dockerd restarts).
+ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
 
 
 def _kill_script(marker: str) -> str:
@@ -83,7 +87,7 @@ class DockerSandbox:
                 workdir=workdir or self.spec.workdir,
             )["Id"]
             stream = api.exec_start(exec_id, stream=True)
-        except docker.errors.APIError as exc:
+        except ENGINE_ERRORS as exc:
             raise SandboxError(f"could not start command in sandbox: {exc}") from exc
 
         buffer = HeadTailBuffer(max_output_bytes)
@@ -102,7 +106,10 @@ class DockerSandbox:
         if timed_out:
             self._kill(marker, user)
             reader.join(KILL_GRACE_S)
-        exit_code = None if timed_out else api.exec_inspect(exec_id).get("ExitCode")
+        try:
+            exit_code = None if timed_out else api.exec_inspect(exec_id).get("ExitCode")
+        except ENGINE_ERRORS as exc:  # the engine went away while the command ran
+            raise SandboxError(f"lost the sandbox while running a command: {exc}") from exc
         return CommandResult(
             command=command,
             exit_code=exit_code,
@@ -120,7 +127,7 @@ class DockerSandbox:
                 # Also whatever the command detached from its environment: in the agent
                 # phase one command runs at a time, so nothing of the user's should survive.
                 self._container.exec_run(["bash", "-c", "kill -9 -1"], user=user)
-        except docker.errors.APIError:
+        except ENGINE_ERRORS:
             log.warning("could not kill timed-out command in %s", self.id, exc_info=True)
 
     def read_file(self, path: str) -> bytes:
@@ -129,7 +136,7 @@ class DockerSandbox:
             chunks, _ = self._container.get_archive(full)
         except docker.errors.NotFound as exc:
             raise FileNotFoundError(path) from exc
-        except docker.errors.APIError as exc:
+        except ENGINE_ERRORS as exc:
             raise SandboxError(f"could not read {path}: {exc}") from exc
         with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
             member = tar.next()
@@ -161,16 +168,19 @@ class DockerSandbox:
         try:
             if not self._container.put_archive(self._abs(dest), tar_bytes):
                 raise SandboxError(f"could not copy files to {dest}")
-        except docker.errors.APIError as exc:
+        except ENGINE_ERRORS as exc:
             raise SandboxError(f"could not copy files to {dest}: {exc}") from exc
 
     def disable_network(self) -> None:
-        self._container.reload()
-        networks = self._container.attrs["NetworkSettings"]["Networks"] or {}
-        for name in list(networks):
-            if name == "none":
-                continue
-            self._client.networks.get(name).disconnect(self._container, force=True)
+        try:
+            self._container.reload()
+            networks = self._container.attrs["NetworkSettings"]["Networks"] or {}
+            for name in list(networks):
+                if name == "none":
+                    continue
+                self._client.networks.get(name).disconnect(self._container, force=True)
+        except ENGINE_ERRORS as exc:
+            raise SandboxError(f"could not take the sandbox off the network: {exc}") from exc
 
     def _abs(self, path: str) -> str:
         return posixpath.normpath(posixpath.join(self.spec.workdir, path))
@@ -206,6 +216,10 @@ class DockerBackend:
                 hint="build it with scripts/build-sandbox-image.sh "
                 "or docker build deploy/sandbox",
             ) from exc
+        except ENGINE_ERRORS as exc:  # the client was fine once; the engine went away since
+            raise SandboxUnavailable(f"the Docker engine stopped answering: {exc}",
+                                     hint="start dockerd, or run scripts/ensure-docker.sh"
+                                     ) from exc
         kwargs: dict[str, Any] = {
             "command": ["sleep", "infinity"],
             "init": True,
@@ -227,7 +241,7 @@ class DockerBackend:
             kwargs["volumes"] = {spec.ca_bundle: {"bind": CA_BUNDLE_PATH, "mode": "ro"}}
         try:
             container = client.containers.run(spec.image, **kwargs)
-        except docker.errors.APIError as exc:
+        except ENGINE_ERRORS as exc:
             raise SandboxError(f"could not start sandbox from {spec.image}: {exc}") from exc
         log.info("sandbox %s started from %s", container.short_id, spec.image)
         return DockerSandbox(client, container, spec)
@@ -258,5 +272,7 @@ class DockerBackend:
             log.info("sandbox %s removed", sandbox.id[:12])
         except docker.errors.NotFound:
             pass
-        except docker.errors.APIError:
-            log.exception("could not remove sandbox %s", sandbox.id[:12])
+        except ENGINE_ERRORS as exc:
+            # Cleanup runs in `finally`: raising here would hide the run's own error. A
+            # worker prunes what is left when it starts (`prune`).
+            log.warning("could not remove sandbox %s: %s", sandbox.id[:12], exc)

@@ -90,3 +90,8 @@ def receiver_client(tmp_path: Path) -> Iterator[Any]:
     _, receiver = make_receiver(f"sqlite:///{tmp_path / 'fuzz.db'}", url, "fuzz-secret")
     with TestClient(create_app(receiver)) as client:
         yield client
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that restart the Docker engine go last: nothing else is using it then."""
+    items.sort(key=lambda item: item.get_closest_marker("engine_restart") is not None)
