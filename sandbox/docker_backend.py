@@ -36,6 +36,7 @@ LABEL = "io.qwenfix.sandbox"
 # Capabilities a repository's tests never need, dropped even in the root setup phase.
 DROPPED_CAPS = ["NET_RAW", "MKNOD", "AUDIT_WRITE", "SYS_CHROOT", "SETFCAP"]
 KILL_GRACE_S = 5.0
+DISK_CHECK_S = 1.0
 # What talking to the engine raises: docker-py's own errors, and requests' when the engine
 # is gone altogether (its socket refused or missing while dockerd restarts).
 ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
@@ -56,6 +57,7 @@ class DockerSandbox:
         self.spec = spec
         self._client = client
         self._container = container
+        self._disk_checked = 0.0
 
     @property
     def id(self) -> str:
@@ -101,24 +103,50 @@ class DockerSandbox:
 
         reader = threading.Thread(target=pump, name="sandbox-output", daemon=True)
         reader.start()
-        reader.join(timeout)
-        timed_out = reader.is_alive()
-        if timed_out:
+        deadline, disk_exceeded = started + timeout, False
+        # Waiting in slices: the disk is looked at every second while the command runs.
+        while reader.is_alive() and time.monotonic() < deadline and not disk_exceeded:
+            reader.join(min(DISK_CHECK_S, max(deadline - time.monotonic(), 0.0)))
+            disk_exceeded = reader.is_alive() and self._over_disk()
+        killed = reader.is_alive()
+        if killed:
             self._kill(marker, user)
             reader.join(KILL_GRACE_S)
+        elif time.monotonic() - self._disk_checked >= DISK_CHECK_S:
+            # Quick commands too, at most once a second: many small writes add up.
+            disk_exceeded = self._over_disk()
         try:
-            exit_code = None if timed_out else api.exec_inspect(exec_id).get("ExitCode")
+            exit_code = None if killed else api.exec_inspect(exec_id).get("ExitCode")
         except ENGINE_ERRORS as exc:  # the engine went away while the command ran
             raise SandboxError(f"lost the sandbox while running a command: {exc}") from exc
+        output = buffer.text()
+        if disk_exceeded:
+            output += (f"\n[the sandbox has written more than {self.spec.max_disk_mb} MB to "
+                       f"disk{'; the command was stopped' if killed else ''}; delete files "
+                       "to go on]")
         return CommandResult(
             command=command,
             exit_code=exit_code,
-            output=buffer.text(),
-            timed_out=timed_out,
+            output=output,
+            timed_out=killed and not disk_exceeded,
+            disk_exceeded=disk_exceeded,
             truncated=buffer.truncated,
             output_bytes=buffer.total,
             duration_s=round(time.monotonic() - started, 3),
         )
+
+    def _over_disk(self) -> bool:
+        """Whether the container's writable layer holds more than `max_disk_mb`. (Docker
+        has no disk quota on the usual overlay2-on-ext4; the daemon sizes the layer, some
+        tens of milliseconds for a repository's worth of files.)"""
+        self._disk_checked = time.monotonic()
+        try:
+            found = self._client.api.containers(all=True, size=True,
+                                                filters={"id": self.id})
+        except ENGINE_ERRORS:
+            return False  # the command's own result will say what happened to the engine
+        used = int(found[0].get("SizeRw") or 0) if found else 0
+        return used > self.spec.max_disk_mb * 1024 * 1024
 
     def _kill(self, marker: str, user: str) -> None:
         try:

@@ -28,6 +28,9 @@ class SandboxSpec(BaseModel):
     max_file_mb: int = Field(default=4096, ge=1)
     """The largest file a command may write (RLIMIT_FSIZE): a runaway write stops there
     instead of filling the host's disk."""
+    max_disk_mb: int = Field(default=10240, ge=1)
+    """All a sandbox may write (its writable layer: the workspace, installed packages,
+    /tmp). A command that goes past it is stopped (Docker backend; polled every second)."""
     ca_bundle: str | None = None
     """Host path of a CA bundle mounted read-only, for TLS-intercepting proxies."""
     labels: dict[str, str] = Field(default_factory=dict)
@@ -54,13 +57,16 @@ class CommandResult(BaseModel):
     output: str
     """stdout and stderr interleaved; head and tail only when `truncated`."""
     timed_out: bool = False
+    disk_exceeded: bool = False
+    """The sandbox has written more than `max_disk_mb`: stopped, if it was still running;
+    the output says so. Deleting files makes room again."""
     truncated: bool = False
     output_bytes: int = 0
     duration_s: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out
+        return self.exit_code == 0 and not self.timed_out and not self.disk_exceeded
 
 
 class Sandbox(Protocol):

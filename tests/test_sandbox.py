@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import ssl
 import tarfile
+import time
 from pathlib import Path
 
 import docker
@@ -150,6 +151,24 @@ def test_a_runaway_write_stops_at_the_file_size_limit(any_backend: SandboxBacken
         assert "exit=0" not in wrote.output
         assert int(wrote.output.split()[-1]) <= 8 * 1024 * 1024
         assert sb.run("rm big.bin && echo alive", timeout=30).output.strip() == "alive"
+
+
+def test_a_sandbox_filling_its_disk_is_stopped_and_can_make_room(
+        backend: DockerBackend) -> None:
+    """Many files, each under the file-size cap: the total is what stops them."""
+    spec = SPEC.model_copy(update={"max_disk_mb": 64, "max_file_mb": 16})
+    with session(backend, spec) as sb:
+        filling = sb.run("for i in $(seq 64); do head -c 8M /dev/zero > fill$i.bin; "
+                         "sleep 0.1; done; echo finished", timeout=120)
+        assert filling.disk_exceeded and not filling.ok and not filling.timed_out
+        assert "finished" not in filling.output
+        assert "more than 64 MB" in filling.output and "delete files" in filling.output
+        written = int(sb.run("ls fill*.bin | wc -l", timeout=30).output.split()[0])
+        assert written < 30, f"{written} files of 8 MB were written before the stop"
+        freed = sb.run("rm -f fill*.bin && echo room", timeout=30)
+        assert freed.output.strip().endswith("room")
+        time.sleep(1.1)  # the next look at the disk
+        assert sb.run("echo fine", timeout=30).ok
 
 
 def test_container_is_removed_when_the_body_raises(backend: DockerBackend,

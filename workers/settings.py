@@ -47,6 +47,8 @@ class WorkerSettings(BaseSettings):
     sandbox_pids_limit: int = 512
     sandbox_max_file_mb: int = 4096
     """The largest file a sandboxed command may write."""
+    sandbox_max_disk_mb: int = 10240
+    """All a sandbox may write to disk (Docker backend); a command past it is stopped."""
     sandbox_ca_bundle: str | None = Field(default_factory=_system_ca_bundle)
     """CA bundle mounted for the setup phase; empty disables. Needed behind TLS proxies."""
     setup_network: bool = True

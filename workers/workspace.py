@@ -39,7 +39,7 @@ def sandbox_spec(config: RepoConfig, settings: WorkerSettings, *, run_label: str
         image=settings.sandbox_image, network=network,
         memory_mb=settings.sandbox_memory_mb, cpus=settings.sandbox_cpus,
         pids_limit=settings.sandbox_pids_limit,
-        max_file_mb=settings.sandbox_max_file_mb,
+        max_file_mb=settings.sandbox_max_file_mb, max_disk_mb=settings.sandbox_max_disk_mb,
         ca_bundle=(settings.sandbox_ca_bundle or None) if network else None,
         labels={"io.qwenfix.run": run_label},
     )

@@ -162,6 +162,8 @@ def format_command(result: CommandResult, limit: int) -> str:
         out += f"\n[output was {result.output_bytes} bytes; only its head and tail were kept]"
     if result.timed_out:
         return f"{out}\n[command timed out and was killed after {result.duration_s:.0f}s]"
+    if result.exit_code is None:  # stopped for the disk: its output ends saying so
+        return out
     return f"{out}\n[exit code {result.exit_code}]"
 
 
