@@ -148,6 +148,30 @@ def test_malformed_and_unknown_calls_are_answered_and_the_loop_goes_on(
     assert "did not call a tool" in replies[4] and "did not call a tool" in replies[5]
 
 
+def test_answers_cut_short_are_retried_or_sent_back_never_run(
+        tmp_path: Path, scripted_model: Any, backend: DockerBackend,
+        settings: WorkerSettings) -> None:
+    """The connection breaks mid-answer (retried), and twice the generation stops at
+    max_tokens mid-call, in both tool-call formats: neither half call is run."""
+    repo = make_repo(tmp_path / "repo", BUGGY_REPO)
+    cut = [
+        {**step(call("view", path="mathlib.py")), "cut_after_bytes": 60},
+        {**step(call("str_replace", path="mathlib.py", old_str="def", new_str="BROKEN")),
+         "finish_reason": "length"},
+        {"text": "<tool_call>\n<function=bash>\n<parameter=command>\nrm -rf math",
+         "finish_reason": "length"},
+    ]
+    server = scripted_model(cut + FIX_STEPS)
+    result = fix(repo, server, backend, settings)
+    assert result.status == "resolved", result.reason
+    assert len(server.requests) == len(cut) + len(FIX_STEPS)  # the broken answer retried
+    last = server.requests[-1]["messages"]
+    replies = [m["content"] for m in last if m["role"] in ("tool", "user")][1:]
+    assert "cut off at the output token limit" in replies[0]
+    assert "cut off at the output token limit" in replies[1]
+    assert result.diff and "BROKEN" not in result.diff
+
+
 def test_a_command_that_never_ends_is_killed(tmp_path: Path, scripted_model: Any,
                                             backend: DockerBackend,
                                             settings: WorkerSettings) -> None:

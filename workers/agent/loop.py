@@ -37,6 +37,11 @@ NO_CALL_NUDGE = (
     "Your reply did not call a tool. Use the tools to work on the issue; when the fix is "
     "complete and the tests pass, call `submit`."
 )
+CUT_NOTE = (
+    "Your reply was cut off at the output token limit before it ended, so nothing in it was "
+    "run. Send it again in smaller pieces: edit a file instead of rewriting it, or write a "
+    "large file in parts."
+)
 
 
 class Limits(BaseModel):
@@ -133,6 +138,16 @@ class Agent:
         self.usage += turn.usage
         self._append(turn.message, latency_s=turn.latency_s, usage=turn.usage.model_dump(),
                      finish_reason=turn.finish_reason, raw_tool_text=turn.raw_tool_text)
+        if turn.finish_reason == "length":
+            # Cut off at max_tokens: a call in it may have lost its end (half a file).
+            log.info("turn %d: cut off at the output limit; nothing run", self.turns)
+            self._observe_repeat(f"cut:{turn.content}", "")
+            if turn.message.get("tool_calls"):  # every call announced needs its answer
+                for call in turn.tool_calls:
+                    self._append(self._tool_message(call, CUT_NOTE), tool=call.name)
+            else:
+                self._append({"role": "user", "content": self._with_repeat_note(CUT_NOTE)})
+            return
         if not turn.tool_calls:
             log.info("turn %d: no tool call", self.turns)
             self._observe_repeat(f"text:{turn.content}", "")

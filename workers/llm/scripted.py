@@ -15,7 +15,9 @@ Script (JSON)::
         {"text": "literal assistant content"},
         {"raw_tool_calls": [...]},         # OpenAI tool_calls sent as given (malformed ones)
         {"status": 500, "body": "..."},   # an HTTP error instead of a completion
-        {"delay_s": 30}                    # answer late (combined with any of the above)
+        {"delay_s": 30},                   # answer late (combined with any of the above)
+        {"cut_after_bytes": 40, ...},      # the connection breaks mid-answer
+        {"finish_reason": "length", ...}   # the generation hit max_tokens (text cut short)
      ]}
 """
 
@@ -82,7 +84,8 @@ class ScriptedModelServer:
 
     # -- answering ---------------------------------------------------------------
 
-    def next_step(self, body: dict[str, Any]) -> tuple[int, dict[str, Any] | str, float]:
+    def next_step(self, body: dict[str, Any]
+                  ) -> tuple[int, dict[str, Any] | str, float, int | None]:
         with self._lock:
             index = len(self.requests)
             self.requests.append(body)
@@ -92,9 +95,11 @@ class ScriptedModelServer:
             shared = _common_prefix(prompt, self._previous_prompt)
             self._previous_prompt = prompt
         delay = float(step.get("delay_s", 0))
+        cut = int(step["cut_after_bytes"]) if "cut_after_bytes" in step else None
         if "status" in step:
-            return int(step["status"]), str(step.get("body", "scripted failure")), delay
+            return int(step["status"]), str(step.get("body", "scripted failure")), delay, cut
         message, finish = self._message(step)
+        finish = str(step.get("finish_reason", finish))
         completion_text = json.dumps(message)
         prompt_tokens = len(prompt) // CHARS_PER_TOKEN
         cached = (shared // CHARS_PER_TOKEN) // CACHE_BLOCK * CACHE_BLOCK
@@ -110,7 +115,7 @@ class ScriptedModelServer:
                 "total_tokens": prompt_tokens + len(completion_text) // CHARS_PER_TOKEN,
                 "prompt_tokens_details": {"cached_tokens": min(cached, prompt_tokens)},
             },
-        }, delay
+        }, delay, cut
 
     def _message(self, step: dict[str, Any]) -> tuple[dict[str, Any], str]:
         mode = step.get("mode", self.script.get("mode", "openai"))
@@ -202,11 +207,26 @@ def _make_handler(server: ScriptedModelServer) -> type[BaseHTTPRequestHandler]:
             if problem:
                 self._send(400, {"error": {"message": problem, "type": "BadRequestError"}})
                 return
-            status, payload, delay = server.next_step(body)
+            status, payload, delay, cut = server.next_step(body)
             if delay:
                 time.sleep(delay)
             if status != 200 and isinstance(payload, str):
                 payload = {"error": {"message": payload, "code": status}}
-            self._send(status, payload)
+            if cut is not None:
+                self._send_cut(status, payload, cut)
+            else:
+                self._send(status, payload)
+
+        def _send_cut(self, status: int, payload: dict[str, Any] | str, cut: int) -> None:
+            """The whole answer's length announced, its first `cut` bytes sent, then the
+            connection closed: a server that died mid-answer."""
+            data = (json.dumps(payload) if isinstance(payload, dict) else payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[:cut])
+            self.wfile.flush()
+            self.close_connection = True
 
     return Handler
