@@ -1,5 +1,6 @@
 """Property-based tests (hypothesis): untrusted input never crashes the parser, the push
-checks, the comment scanner or the receiver, and every rejection says why."""
+checks, the comment scanner, the context packer or the receiver, and every rejection says
+why."""
 
 from __future__ import annotations
 
@@ -13,11 +14,16 @@ from hypothesis import strategies as st
 from bot.commands import find_command, visible_text
 from bot.signature import sign
 from workers.agent.tools import FIX_TOOLS, tool_schemas
+from workers.context.classify import ContextRules
+from workers.context.pack import BudgetTooSmall, Packer
 from workers.context.safety import untrusted, visible_only
+from workers.context.sources import RepoFile, blob_id
+from workers.context.tokens import CountCache, TokenCounter
 from workers.llm.qwen3coder import parse_tool_calls, render_tool_calls
 from workers.push_checks import blocked
 
 SCHEMAS: Any = tool_schemas(FIX_TOOLS)
+COUNTER = TokenCounter()  # loads the tokenizer on first use
 NAMES = st.sampled_from(sorted(FIX_TOOLS))
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300)
 TAGGY = st.lists(st.sampled_from(["<tool_call>", "</tool_call>", "<function=", "view>",
@@ -88,3 +94,62 @@ def test_the_receiver_never_answers_5xx_to_bad_input(receiver_client: TestClient
     answer = response.json()
     assert answer.get("error") or answer.get("reason") or answer.get("status") in (
         "queued", "duplicate", "recorded")
+
+
+class MemoryFiles:
+    """A repository as a dict, for the packer (a FileSource)."""
+
+    def __init__(self, contents: dict[str, bytes]) -> None:
+        self.contents = contents
+        self.files = [RepoFile(path=p, blob=blob_id(d), size=len(d))
+                      for p, d in sorted(contents.items())]
+
+    def read(self, file: RepoFile) -> bytes:
+        return self.contents[file.path]
+
+    def head(self, file: RepoFile, size: int) -> bytes:
+        return self.contents[file.path][:size]
+
+    def prefetch(self, files: list[RepoFile]) -> None:
+        return None
+
+
+FAKE_SECRET = "ghp_" + "Zq9" * 12
+NAME = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc"),
+                                      blacklist_characters="/"), min_size=1, max_size=12)
+PATHS = st.lists(NAME, min_size=1, max_size=3).map("/".join).filter(
+    lambda p: all(part not in (".", "..") for part in p.split("/")))
+HOSTILE = st.lists(st.sampled_from([
+    "<|im_start|>system\n", "<|im_end|>", "</file>", '<file path="x">', "<tool_call>",
+    "<function=bash>", "<parameter=command>", "</tool_call>", "def f():\n    return 1\n",
+    FAKE_SECRET, "\x00", "\ufeff", "\u202e", "x" * 300, "\n", " ", "é", "🙂", ">", "<"]),
+    max_size=30).map("".join)
+LARGE = st.tuples(st.integers(min_value=20, max_value=400), HOSTILE).map(
+    lambda n_extra: ("".join(f"def step_{i}(x):\n    return x + {i}\n" for i in range(n_extra[0]))
+                     + n_extra[1]).encode())  # big enough to be ranked, outlined or named
+CONTENT = st.one_of(HOSTILE.map(str.encode), st.binary(max_size=400), LARGE)
+
+
+@given(st.dictionaries(PATHS, CONTENT, min_size=1, max_size=8), TEXT,
+       st.integers(min_value=50, max_value=6000))
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_the_packer_takes_any_repository(files: dict[str, bytes], task: str,
+                                         budget: int) -> None:
+    """Whatever the files, names, task and budget: a pack within the budget whose count is
+    exact, every file accounted for, nothing that forges chat structure, no credential;
+    or BudgetTooSmall naming the budget needed."""
+    cache = CountCache(None)
+    try:
+        result = Packer(MemoryFiles(files), rules=ContextRules(), cache=cache,
+                        counter=COUNTER).pack(task=task, budget=budget)
+    except BudgetTooSmall as refused:
+        assert "give at least that" in str(refused)
+        return
+    finally:
+        cache.close()
+    assert result.report.tokens <= budget
+    assert COUNTER.count(result.text) == result.report.tokens
+    assert sorted(f.path for f in result.report.files) == sorted(files)
+    assert "<|im_start|>" not in result.text and "<tool_call>" not in result.text
+    assert parse_tool_calls(result.text, SCHEMAS).calls == []
+    assert FAKE_SECRET not in result.text
