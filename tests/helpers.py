@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +165,30 @@ def worker_env(tmp: Path, *, redis_url: str, database: str, fake: Any, github_ur
         "QWENFIX_CACHE_DIR": str(tmp / "cache"),
         "QWENFIX_TRAJECTORY_DIR": str(tmp / "trajectories"),
         **{f"QWENFIX_{key.upper()}": value for key, value in extra.items()}}
+
+
+POSTGRES_ADMIN_URL = "postgresql+psycopg://qwenfix:qwenfix@127.0.0.1:5432/qwenfix"
+
+
+@contextlib.contextmanager
+def postgres_database(prefix: str) -> Iterator[str]:
+    """A scratch database on the local PostgreSQL (`make test` starts it): its name;
+    dropped afterwards, whoever is still connected."""
+    import pytest
+    import sqlalchemy as sa
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not running on 127.0.0.1:5432 ({exc}); run `make test`")
+    try:
+        yield name
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text("SELECT pg_terminate_backend(pid) FROM "
+                                       f"pg_stat_activity WHERE datname = '{name}'"))
+            connection.execute(sa.text(f'DROP DATABASE "{name}"'))
+        admin.dispose()

@@ -12,7 +12,6 @@ import json
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -32,7 +31,7 @@ from workers.retry import transient_delay
 
 from . import github_payloads as gh
 from .conftest import fresh_redis
-from .test_postgres import ADMIN_URL
+from .helpers import POSTGRES_ADMIN_URL, postgres_database
 
 SECRET = "outage-secret"
 REDIS_DB = 14
@@ -96,28 +95,17 @@ class Relay:
 
 @pytest.fixture
 def relayed_database() -> Iterator[tuple[str, Relay]]:
-    name = f"qwenfix_outage_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is not running on 127.0.0.1:5432 ({exc}); run `make test`")
-    relay = Relay(("127.0.0.1", 5432))
-    base = ADMIN_URL.rsplit("@", 1)[0]
-    url = f"{base}@127.0.0.1:{relay.port}/{name}"
-    engine = make_engine(url)
-    migrate(engine)
-    engine.dispose()
-    try:
-        yield url, relay
-    finally:
-        relay.close()
-        with admin.connect() as connection:
-            connection.execute(sa.text(
-                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
-            connection.execute(sa.text(f'DROP DATABASE "{name}"'))
-        admin.dispose()
+    with postgres_database("qwenfix_outage") as name:
+        relay = Relay(("127.0.0.1", 5432))
+        base = POSTGRES_ADMIN_URL.rsplit("@", 1)[0]
+        url = f"{base}@127.0.0.1:{relay.port}/{name}"
+        engine = make_engine(url)
+        migrate(engine)
+        engine.dispose()
+        try:
+            yield url, relay
+        finally:
+            relay.close()
 
 
 def post(url: str, delivery: str) -> httpx.Response:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -14,26 +13,17 @@ from bot.db import make_engine, migrate
 from bot.jobs import JobStore
 from bot.routing import JobKind, Record, Trigger
 
-ADMIN_URL = "postgresql+psycopg://qwenfix:qwenfix@127.0.0.1:5432/qwenfix"
+from .helpers import POSTGRES_ADMIN_URL, postgres_database
 
 
 @pytest.fixture
 def engine() -> Iterator[Engine]:
-    name = f"qwenfix_test_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is not running on 127.0.0.1:5432 ({exc}); run `make test`")
-    engine = make_engine(ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE "{name}"'))
-        admin.dispose()
+    with postgres_database("qwenfix_test") as name:
+        engine = make_engine(POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 def test_migrations_and_jobs_on_postgresql(engine: Engine) -> None:
