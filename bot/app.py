@@ -32,6 +32,7 @@ from bot.logs import DELIVERY
 from bot.metrics import ReceiverMetrics
 from bot.queue import JobQueue
 from bot.queues import queue_depths
+from bot.redis_batch import abandon
 from bot.routing import ROUTES, ConfigChanged, Ignored, Record, Trigger, route
 from bot.schedules import ScheduleStore
 from bot.settings import BotSettings
@@ -182,9 +183,14 @@ def create_app(receiver: Receiver) -> FastAPI:
         job_id: int | None = None
         try:
             job_id, created = await writer.create(delivery, event, trigger)
-            # The message and the delivery's note in one round trip.
-            await receiver.queue.enqueue(
-                job_id, with_command=receiver.ledger.remember_command(delivery, job_id))
+            # The delivery's note and the job's message go out in one round trip.
+            remembered = receiver.ledger.remember(delivery, job_id)
+            try:
+                await receiver.queue.enqueue(job_id)
+            except BaseException:
+                abandon(remembered)
+                raise
+            await remembered
         except UNAVAILABLE:
             # Undo what was done, so that GitHub's redelivery starts from scratch. Each
             # step on its own: with Redis gone the claim stays until it expires, and the

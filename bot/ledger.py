@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -33,10 +34,12 @@ class DeliveryLedger:
         return bool(await self.redis.execute("SET", PREFIX + delivery_id, "", "EX",
                                              self.claim_ttl_s, "NX"))
 
-    def remember_command(self, delivery_id: str, job_id: int) -> tuple[Any, ...]:
+    def remember(self, delivery_id: str, job_id: int) -> asyncio.Future[Any]:
         """Notes the job of a claimed delivery, so that redeliveries are answered from
-        Redis; sent with the job's message (JobQueue.enqueue)."""
-        return ("SET", PREFIX + delivery_id, str(job_id), "EX", self.ttl_s, "XX")
+        Redis. Sent at once with whatever else this turn sends (the job's message); await
+        the result for the outcome."""
+        return self.redis.submit("SET", PREFIX + delivery_id, str(job_id), "EX", self.ttl_s,
+                                 "XX")
 
     async def job_of(self, delivery_id: str) -> int | None:
         value = await self.redis.execute("GET", PREFIX + delivery_id)

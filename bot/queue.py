@@ -14,7 +14,7 @@ import json
 import os
 import random
 import uuid
-from typing import Any, Protocol
+from typing import Protocol
 
 import orjson
 import redis.asyncio as aioredis
@@ -26,10 +26,8 @@ ACKNOWLEDGE_TASK = "qwenfix.acknowledge"
 
 
 class JobQueue(Protocol):
-    async def enqueue(self, job_id: int, *, with_command: tuple[Any, ...] | None = None
-                      ) -> None:
-        """Queue the job; `with_command` (a Redis command, the delivery's note) goes out
-        in the same round trip."""
+    async def enqueue(self, job_id: int) -> None:
+        """Queue the job."""
 
 
 class MessageTemplate:
@@ -83,7 +81,5 @@ class RedisJobQueue:
         return cls(aioredis.Redis.from_url(url, socket_connect_timeout=2),
                    queue)
 
-    async def enqueue(self, job_id: int, *, with_command: tuple[Any, ...] | None = None
-                      ) -> None:
-        push = ("LPUSH", self.queue, self._message.render([job_id]))
-        await self.redis.execute_all(push, *([with_command] if with_command else []))
+    async def enqueue(self, job_id: int) -> None:
+        await self.redis.submit("LPUSH", self.queue, self._message.render([job_id]))

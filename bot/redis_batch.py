@@ -23,18 +23,17 @@ class AutoPipeline:
         self._tasks: set[asyncio.Task[None]] = set()  # held: the loop keeps tasks weakly
 
     async def execute(self, *command: Any) -> Any:
-        return (await self.execute_all(command))[0]
+        return await self.submit(*command)
 
-    async def execute_all(self, *commands: tuple[Any, ...]) -> list[Any]:
-        """Several commands in the same batch; their replies, in order."""
+    def submit(self, *command: Any) -> asyncio.Future[Any]:
+        """Queue a command for the next batch now; its reply, when awaited. Commands
+        submitted one after another in the same turn travel together."""
         loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[Any]] = []
-        for command in commands:
-            futures.append(loop.create_future())
-            self._pending.append((command, futures[-1]))
-        if len(self._pending) == len(commands):
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((command, future))
+        if len(self._pending) == 1:
             loop.call_soon(self._start)
-        return [await future for future in futures]
+        return future
 
     def _start(self) -> None:
         batch, self._pending = self._pending, []
@@ -70,3 +69,12 @@ class AutoPipeline:
                 future.set_exception(reply)
             else:
                 future.set_result(reply)
+
+
+def abandon(future: asyncio.Future[Any]) -> None:
+    """Give up on a submitted command's reply: cancel it, or take its error, so that nothing
+    is reported as never retrieved."""
+    if not future.done():
+        future.cancel()
+    elif not future.cancelled():
+        future.exception()

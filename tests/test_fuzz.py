@@ -40,7 +40,11 @@ def test_the_parser_takes_any_text(text: str) -> None:
 
 
 @given(NAMES, st.dictionaries(st.from_regex(r"[a-z_]{1,12}", fullmatch=True),
-                              st.text(max_size=80).filter(lambda t: "</parameter>" not in t),
+                              # The format's own ambiguity (vLLM's parser shares it): a
+                              # value cannot hold the tags that end a value.
+                              st.text(max_size=80).filter(lambda t: not any(
+                                  tag in t for tag in ("</parameter>", "<parameter=",
+                                                       "</function>", "</tool_call>"))),
                               max_size=3),
        TEXT.filter(lambda t: "<tool_call>" not in t and "<function=" not in t))
 @settings(max_examples=200, deadline=None)

@@ -59,6 +59,15 @@ def test_several_calls_and_missing_closing_tags() -> None:
     assert parsed.calls[1].arguments == {"summary": "done"}
 
 
+def test_a_value_may_hold_a_function_tag() -> None:
+    """A file about tool calls: its text is one value, not the start of another call."""
+    about = "Qwen writes <function=NAME> after <tool_call>."
+    text = render_tool_calls([("submit", {"summary": about}), ("edit", {"path": "b.py"})])
+    parsed = parse_tool_calls(text, TOOLS)
+    assert [(c.name, c.arguments) for c in parsed.calls] == [
+        ("submit", {"summary": about}), ("edit", {"path": "b.py"})]
+
+
 def test_unknown_functions_are_dropped_and_unknown_parameters_stay_strings() -> None:
     text = (
         "<tool_call>\n<function=rm_rf>\n<parameter=path>\n/\n</parameter>\n</function>\n"

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 _CALL_START = re.compile(r"<tool_call>|<function=")
 _FUNCTION = re.compile(r"<function=([^>\n]*)>")
 _PARAMETER = re.compile(r"<parameter=([^>\n]*)>")
+_FUNCTION_END = re.compile(r"</function>|</tool_call>")
 _VALUE_END = re.compile(r"</parameter>|<parameter=|</function>|</tool_call>")
 
 
@@ -115,11 +116,14 @@ def parse_tool_calls(text: str, tools: list[dict[str, Any]]) -> ParsedCalls:
 
     known = _schema_types(tools)
     calls: list[ParsedCall] = []
-    functions = list(_FUNCTION.finditer(text, first.start()))
-    for index, match in enumerate(functions):
+    position = first.start()
+    while (match := _FUNCTION.search(text, position)) is not None:
+        # A function runs to its `</function>` (or the call's end), as vLLM's parser reads
+        # it: a value may then hold `<function=` itself (a file about tool calls).
+        close = _FUNCTION_END.search(text, match.end())
+        body = text[match.end() : close.start() if close else len(text)]
+        position = close.end() if close else len(text)
         name = match.group(1).strip()
-        end = functions[index + 1].start() if index + 1 < len(functions) else len(text)
-        body = text[match.end() : end]
         if name not in known:
             continue
         params = known[name]
