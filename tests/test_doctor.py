@@ -65,6 +65,9 @@ def test_a_ready_machine_passes_every_check(machine: tuple[WorkerSettings, FakeG
                                              "262144, tool calls parsed by the server")
         assert checks["github"]["detail"].startswith(f"App qwenfix (id {fake.app_id})")
         assert checks["database"]["detail"] == "schema 0003"
+        # The test Redis keeps nothing on disk; the operator is told what that means.
+        assert "not persistent" in checks["redis"]["detail"]
+        assert "--appendonly yes" in checks["redis"]["detail"]
         probe = model.requests[0]
         assert probe["tools"][0]["function"]["name"] == "qwenfix_probe"
 

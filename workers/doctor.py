@@ -36,13 +36,26 @@ class Failed(Exception):
 def check_redis(settings: WorkerSettings) -> str:
     import redis
 
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3,
+                                  decode_responses=True)
     try:
-        redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3).ping()
+        client.ping()
     except redis.RedisError as exc:
         raise Failed(f"cannot reach {settings.redis_url}: {exc}",
                      "start Redis (scripts/ensure-redis.sh here; the redis service in "
                      "deploy/compose.yaml) or set QWENFIX_REDIS_URL") from exc
-    return settings.redis_url
+    try:
+        config: dict[str, str] = {**client.config_get("appendonly"),  # type: ignore[dict-item]
+                                  **client.config_get("save")}  # type: ignore[dict-item]
+    except redis.RedisError:  # CONFIG is often disabled on managed Redis
+        return settings.redis_url
+    if config.get("appendonly") == "yes":
+        return f"{settings.redis_url} (persistent: appendonly)"
+    if config.get("save"):
+        return f"{settings.redis_url} (snapshots only: a crash loses recent queued jobs " \
+               f"until they are sent again after QWENFIX_REQUEUE_AFTER_S)"
+    return f"{settings.redis_url} (not persistent: a restart loses queued jobs until they " \
+           f"are sent again after QWENFIX_REQUEUE_AFTER_S; run it with --appendonly yes)"
 
 
 def check_database(settings: WorkerSettings) -> str:
