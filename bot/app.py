@@ -32,7 +32,6 @@ from bot.logs import DELIVERY
 from bot.metrics import ReceiverMetrics
 from bot.queue import JobQueue
 from bot.queues import queue_depths
-from bot.redis_batch import abandon
 from bot.routing import ROUTES, ConfigChanged, Ignored, Record, Trigger, route
 from bot.schedules import ScheduleStore
 from bot.settings import BotSettings
@@ -123,7 +122,6 @@ def create_app(receiver: Receiver) -> FastAPI:
                      ) -> tuple[Response, str]:
         delivery = headers.get("x-github-delivery", "")
         DELIVERY.set(delivery or None)  # every log line of this delivery carries its id
-        dlog = log
         declared = headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
             return _answer(413, error="payload too large"), "too_large"
@@ -131,7 +129,7 @@ def create_app(receiver: Receiver) -> FastAPI:
         if raw is None:
             return _answer(413, error="payload too large"), "too_large"
         if not verify(raw, headers.get("x-hub-signature-256"), secrets):
-            dlog.warning("refused: missing or wrong signature")
+            log.warning("refused: missing or wrong signature")
             return _answer(401, error="missing or invalid X-Hub-Signature-256"), "unsigned"
         if not event or not delivery:
             return _answer(400, error="missing X-GitHub-Event or X-GitHub-Delivery"), "malformed"
@@ -144,30 +142,30 @@ def create_app(receiver: Receiver) -> FastAPI:
 
         decision = route(event, payload, settings)
         if isinstance(decision, Ignored):
-            dlog.info("%s: %s", event, decision.reason)
+            log.info("%s: %s", event, decision.reason)
             return _answer(200, status="ignored", reason=decision.reason), "ignored"
         try:
             if isinstance(decision, Record):
                 await receiver.store.run(receiver.store.record_installation, decision)
-                dlog.info("installation %s %s", decision.installation_id, decision.action)
+                log.info("installation %s %s", decision.installation_id, decision.action)
                 return _answer(200, status="recorded"), "recorded"
             if isinstance(decision, ConfigChanged):
                 # On the store's own thread: SQLite writes take turns there.
                 await receiver.store.run(schedules.mark_stale, decision.repo)
-                dlog.info("%s: the config changed; its schedule will be read again",
+                log.info("%s: the config changed; its schedule will be read again",
                           decision.repo)
                 return _answer(200, status="recorded"), "recorded"
             # One deadline for the whole exchange with Redis and the database (cheaper than
             # a timer per command); TimeoutError is an OSError: a 503, as below.
             async with asyncio.timeout(settings.dependency_timeout_s):
-                return await queue_job(delivery, event, decision, dlog)
+                return await queue_job(delivery, event, decision)
         except UNAVAILABLE as exc:
-            dlog.error("dependency unavailable: %s: %s", type(exc).__name__, exc)
+            log.error("dependency unavailable: %s: %s", type(exc).__name__, exc)
             return _answer(503, error="temporarily unable to record the delivery; "
                                       "redeliver it later"), "unavailable"
 
-    async def queue_job(delivery: str, event: str, trigger: Trigger,
-                        dlog: logging.Logger) -> tuple[Response, str]:
+    async def queue_job(delivery: str, event: str, trigger: Trigger
+                        ) -> tuple[Response, str]:
         if not await receiver.ledger.claim(delivery):
             earlier = await receiver.ledger.job_of(delivery)
             if earlier is None:  # claimed a moment ago, or by a receiver before this one
@@ -183,14 +181,9 @@ def create_app(receiver: Receiver) -> FastAPI:
         job_id: int | None = None
         try:
             job_id, created = await writer.create(delivery, event, trigger)
-            # The delivery's note and the job's message go out in one round trip.
-            remembered = receiver.ledger.remember(delivery, job_id)
-            try:
-                await receiver.queue.enqueue(job_id)
-            except BaseException:
-                abandon(remembered)
-                raise
-            await remembered
+            # The job's message and the delivery's note, submitted together: one round trip.
+            await asyncio.gather(receiver.queue.enqueue(job_id),
+                                 receiver.ledger.remember(delivery, job_id))
         except UNAVAILABLE:
             # Undo what was done, so that GitHub's redelivery starts from scratch. Each
             # step on its own: with Redis gone the claim stays until it expires, and the
@@ -199,17 +192,17 @@ def create_app(receiver: Receiver) -> FastAPI:
                 try:
                     await receiver.store.run(receiver.store.discard, job_id)
                 except UNAVAILABLE:
-                    dlog.exception("could not discard job %s of a half-recorded delivery; "
+                    log.exception("could not discard job %s of a half-recorded delivery; "
                                    "the requeue sweep will send it", job_id)
             try:
                 await receiver.ledger.release(delivery)
             except UNAVAILABLE as exc:
-                dlog.warning("could not release the claim (%s); a redelivery is accepted "
+                log.warning("could not release the claim (%s); a redelivery is accepted "
                              "once it expires", type(exc).__name__)
             raise
         # Debug: at thousands a second this line would cost more than the delivery; the
         # job itself is in the jobs API and the dashboard.
-        dlog.debug("queued job %s: %s on %s#%s by %s", job_id, trigger.kind.value,
+        log.debug("queued job %s: %s on %s#%s by %s", job_id, trigger.kind.value,
                    trigger.repo, trigger.number, trigger.sender)
         return _answer(202, status="queued", job_id=job_id, kind=trigger.kind.value), "queued"
 

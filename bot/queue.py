@@ -9,12 +9,14 @@ messages is part of the test suite.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
 import random
 import uuid
-from typing import Protocol
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
 import orjson
 import redis.asyncio as aioredis
@@ -26,8 +28,9 @@ ACKNOWLEDGE_TASK = "qwenfix.acknowledge"
 
 
 class JobQueue(Protocol):
-    async def enqueue(self, job_id: int) -> None:
-        """Queue the job."""
+    def enqueue(self, job_id: int) -> Awaitable[object]:
+        """Queue the job: sent with whatever else this turn of the event loop sends; await
+        the result for the outcome."""
 
 
 class MessageTemplate:
@@ -81,5 +84,5 @@ class RedisJobQueue:
         return cls(aioredis.Redis.from_url(url, socket_connect_timeout=2),
                    queue)
 
-    async def enqueue(self, job_id: int) -> None:
-        await self.redis.submit("LPUSH", self.queue, self._message.render([job_id]))
+    def enqueue(self, job_id: int) -> asyncio.Future[Any]:
+        return self.redis.submit("LPUSH", self.queue, self._message.render([job_id]))

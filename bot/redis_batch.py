@@ -70,11 +70,3 @@ class AutoPipeline:
             else:
                 future.set_result(reply)
 
-
-def abandon(future: asyncio.Future[Any]) -> None:
-    """Give up on a submitted command's reply: cancel it, or take its error, so that nothing
-    is reported as never retrieved."""
-    if not future.done():
-        future.cancel()
-    elif not future.cancelled():
-        future.exception()

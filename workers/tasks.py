@@ -180,21 +180,20 @@ def execute(job_id: int, deps: Deps) -> str:
 
 @app.task(bind=True, base=JobTask, name="qwenfix.maintenance.tick")
 def maintenance_tick(self: JobTask, beat: str = "") -> int:
-    """Queue the maintenance runs that fell due since the last tick; sent by `qwenfix beat`
-    (`beat` names the sender, for the log)."""
+    """Queue the maintenance runs that fell due since the last tick, and send again the
+    jobs stranded in `queued` (their message lost); sent by `qwenfix beat` (`beat` names
+    the sender, for the log)."""
     deps, settings = self.deps, self.deps.settings
     report = tick(
         datetime.now(UTC), jobs=deps.jobs, schedules=ScheduleStore(deps.jobs.engine),
         read_config=lambda repo, installation: read_config(deps.github, repo, installation),
-        enqueue=lambda job_id: app.send_task("qwenfix.acknowledge", args=[job_id],
-                                             queue=settings.quick_queue),
-        defaults=settings.maintenance_defaults, catchup_s=settings.maintenance_catchup_s,
-        refresh_s=settings.maintenance_refresh_s)
+        enqueue=acknowledge_job.delay, defaults=settings.maintenance_defaults,
+        catchup_s=settings.maintenance_catchup_s, refresh_s=settings.maintenance_refresh_s)
     log.info("maintenance tick from beat %s: %d job(s) queued, %d repository config "
              "error(s)", beat or "-", len(report.queued), len(report.errors))
     stranded = deps.jobs.stranded(utcnow() - timedelta(seconds=settings.requeue_after_s))
     for job_id in stranded:
-        app.send_task("qwenfix.acknowledge", args=[job_id], queue=settings.quick_queue)
+        acknowledge_job.delay(job_id)
     if stranded:
         log.warning("sent %d job(s) again that were queued for over %ds without being "
                     "picked up: %s", len(stranded), settings.requeue_after_s, stranded)
