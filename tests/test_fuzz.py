@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.commands import find_command, visible_text
@@ -136,6 +136,7 @@ CONTENT = st.one_of(HOSTILE.map(str.encode), st.binary(max_size=400), LARGE)
 
 @given(st.dictionaries(PATHS, CONTENT, min_size=1, max_size=8), TEXT,
        st.integers(min_value=50, max_value=6000))
+@example(files={"0": b"x" * 40 + FAKE_SECRET.encode()}, task="", budget=161)  # found once
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_the_packer_takes_any_repository(files: dict[str, bytes], task: str,
                                          budget: int) -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import fnmatch
 import re
 
+# Prefixes distinctive enough to need no word boundary before them: a token glued to other
+# text ("xxghp_…", inside a blob) is still a token. Shorter ones keep theirs.
 SECRET_PATTERNS: dict[str, re.Pattern[bytes]] = {
-    "GitHub token": re.compile(rb"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
+    "GitHub token": re.compile(rb"(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
     "private key": re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----"),
     "AWS access key": re.compile(rb"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-    "Slack token": re.compile(rb"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
-    "GitLab token": re.compile(rb"\bglpat-[A-Za-z0-9_-]{20,}"),
+    "Slack token": re.compile(rb"xox[abposr]-[A-Za-z0-9-]{10,}"),
+    "GitLab token": re.compile(rb"glpat-[A-Za-z0-9_-]{20,}"),
     "Google API key": re.compile(rb"\bAIza[0-9A-Za-z_-]{35}\b"),
     "OpenAI-style key": re.compile(rb"\bsk-(?:proj-)?[A-Za-z0-9_-]{32,}"),
 }
