@@ -213,7 +213,9 @@ def test_an_operator_follows_a_job_from_comment_to_pull_request(site: Site,
     prompt = re.search(r'qwenfix_model_tokens_total\{type="prompt"\} ([\d.e+]+)', metrics)
     assert prompt and float(prompt.group(1)) > 1000
     assert 'qwenfix_job_duration_seconds_count{kind="fix"} 1.0' in metrics
-    assert re.search(r"qwenfix_sandbox_seconds_total [1-9]", metrics)
+    # Sandbox time was counted; how much is a timing, and timings live in benchmarks/.
+    sandbox_seconds = re.search(r"qwenfix_sandbox_seconds_total ([\d.e+-]+)", metrics)
+    assert sandbox_seconds and float(sandbox_seconds.group(1)) > 0
     assert 'qwenfix_queue_depth{queue="agent"}' in metrics
     receiver_metrics = httpx.get(f"{base}/metrics", timeout=10).text
     assert 'qwenfix_jobs{kind="fix",status="resolved"} 1.0' in receiver_metrics
