@@ -1,14 +1,15 @@
 """`python -m benchmarks` (or `make bench`): every benchmark, each next to its anchor,
 as one table; the figures also go to benchmarks/results/latest.json.
 
-    python -m benchmarks [--only webhook,pack,prefix,sandbox,harness] [--quick]
+    python -m benchmarks [--only webhook,pack,prefix,sandbox,harness,verdict] [--quick]
 
 Sections: the webhook receiver under load (1 and 2 uvicorn workers) next to a bare
 endpoint; packing Django next to repomix and gitingest (downloaded on first use); the
 share of each model request that the server's prefix cache can reuse, next to a naive
 agent; sandbox start and per-command cost next to the Docker CLI; the harness's own time
-per agent turn. Needs Redis, Docker with the sandbox image, and wrk (`make bench`
-provides them).
+per agent turn; the verdict in a fresh sandbox next to the in-sandbox one it replaced, and a
+repository's second job from its setup snapshot next to its first. Needs Redis, Docker
+with the sandbox image, and wrk (`make bench` provides them).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
-SECTIONS = ("webhook", "pack", "prefix", "sandbox", "harness")
+SECTIONS = ("webhook", "pack", "prefix", "sandbox", "harness", "verdict")
 
 
 class Table:
@@ -112,6 +113,24 @@ def sandbox(table: Table, quick: bool) -> dict[str, Any]:
     return result
 
 
+def verdict(table: Table, quick: bool) -> dict[str, Any]:
+    from benchmarks.verdict import run
+
+    result = run(runs=3 if quick else 5)
+    table.add("verdict", "fresh sandbox from the snapshot + tests, demo",
+              result["fresh_sandbox_verdict_s"] * 1000, "ms",
+              "in-sandbox verdict (tests only)", result["in_sandbox_verdict_s"] * 1000,
+              better="lower")
+    table.add("verdict", "  of which beyond the test run itself",
+              result["fresh_sandbox_overhead_s"] * 1000, "ms", "target", 1000.0,
+              better="lower")
+    table.add("verdict", "second job: setup from the snapshot",
+              result["second_job_from_snapshot_s"] * 1000, "ms",
+              "first job: setup + snapshot", result["first_job_setup_s"] * 1000,
+              better="lower")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -131,6 +150,8 @@ def main() -> None:
         raw["agent_run"] = agent_run(table, sections)
     if "sandbox" in sections:
         raw["sandbox"] = sandbox(table, args.quick)
+    if "verdict" in sections:
+        raw["verdict"] = verdict(table, args.quick)
     table.print()
     elapsed = time.monotonic() - started
     print(f"\n{elapsed:.0f} s in all; written to {RESULTS / 'latest.json'}")

@@ -219,8 +219,8 @@ class JobStore:
     def count_finished(self, repo: str, number: int, kind: str) -> int:
         """Finished jobs of a kind on one issue or pull request (attempt caps)."""
         query = select(Job.id).where(Job.repo == repo, Job.number == number, Job.kind == kind,
-                                     Job.status.in_(("resolved", "unresolved", "error",
-                                                     "blocked")))
+                                     Job.status.in_(("resolved", "unresolved", "unverified",
+                                                     "error", "blocked")))
         with Session(self.engine) as session:
             return len(session.scalars(query).all())
 

@@ -4,7 +4,7 @@ This package imports nothing else of qwenfix, so it can be reused or replaced al
 """
 
 from sandbox.errors import SandboxError, SandboxUnavailable
-from sandbox.protocol import CommandResult, Sandbox, SandboxBackend, SandboxSpec
+from sandbox.protocol import CommandResult, Sandbox, SandboxBackend, SandboxSpec, Snapshot
 
 __all__ = [
     "CommandResult",
@@ -13,4 +13,5 @@ __all__ = [
     "SandboxError",
     "SandboxSpec",
     "SandboxUnavailable",
+    "Snapshot",
 ]

@@ -4,6 +4,10 @@ The container's main process is an idle `sleep` under docker-init; every command
 `docker exec`. A command that outlives its timeout is killed together with everything it
 started (found by a per-command marker in the environment), and the caller gets a result
 with `timed_out=True` instead of an exception.
+
+A snapshot is `docker commit` of a sandbox: an image in the `qwenfix-snapshot` repository
+whose top layer is the sandbox's writable layer, so starting from it costs what starting
+from the base image does.
 """
 
 from __future__ import annotations
@@ -24,15 +28,18 @@ import docker
 import docker.errors
 import requests
 from docker.models.containers import Container
+from docker.models.images import Image
 
 from sandbox.errors import SandboxError, SandboxUnavailable
 from sandbox.output import HeadTailBuffer
-from sandbox.protocol import CA_BUNDLE_PATH, CommandResult, Sandbox, SandboxSpec
+from sandbox.protocol import CA_BUNDLE_PATH, CommandResult, Sandbox, SandboxSpec, Snapshot
 
 log = logging.getLogger(__name__)
 
 MARKER_VAR = "QWENFIX_CMD_ID"
 LABEL = "io.qwenfix.sandbox"
+SNAPSHOT_LABEL = "io.qwenfix.snapshot"
+SNAPSHOT_REPOSITORY = "qwenfix-snapshot"
 # Capabilities a repository's tests never need, dropped even in the root setup phase.
 DROPPED_CAPS = ["NET_RAW", "MKNOD", "AUDIT_WRITE", "SYS_CHROOT", "SETFCAP"]
 KILL_GRACE_S = 5.0
@@ -40,6 +47,30 @@ DISK_CHECK_S = 1.0
 # What talking to the engine raises: docker-py's own errors, and requests' when the engine
 # is gone altogether (its socket refused or missing while dockerd restarts).
 ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
+
+
+def _engine_time(stamp: str) -> float:
+    """Epoch seconds of the engine's RFC 3339 times (nanoseconds, `Z`): ValueError if not."""
+    when = datetime.fromisoformat(stamp)
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def _is_snapshot(image: Image) -> bool:
+    return (image.labels or {}).get(SNAPSHOT_LABEL) == "1"
+
+
+def _as_snapshot(image: Image) -> Snapshot:
+    # Blank values are the setup sandbox's own labels, blanked when it was committed.
+    labels = {key: value for key, value in (image.labels or {}).items()
+              if value and key not in (SNAPSHOT_LABEL, LABEL)}
+    try:
+        created = _engine_time(str(image.attrs.get("Created", "")))
+    except ValueError:
+        created = 0.0
+    # The commit's own layer: what the snapshot costs on disk beyond the image it shares.
+    layers = image.history()
+    size = int(layers[0].get("Size") or 0) if layers else int(image.attrs.get("Size") or 0)
+    return Snapshot(id=str(image.id), size_bytes=size, created=created, labels=labels)
 
 
 def _kill_script(marker: str) -> str:
@@ -236,8 +267,17 @@ class DockerBackend:
 
     def start(self, spec: SandboxSpec) -> DockerSandbox:
         client = self.client
+        image = spec.image
         try:
-            client.images.get(spec.image)
+            if spec.snapshot is not None:
+                found = self._snapshot_image(spec.snapshot)
+                if found is None:
+                    raise SandboxUnavailable(
+                        f"snapshot {spec.snapshot!r} of {spec.image} is missing",
+                        hint="start from the image, set it up again and take a new snapshot")
+                image = str(found.id)
+            else:
+                client.images.get(spec.image)
         except docker.errors.ImageNotFound as exc:
             raise SandboxUnavailable(
                 f"sandbox image {spec.image!r} is missing",
@@ -266,13 +306,90 @@ class DockerBackend:
             "labels": {LABEL: "1", **spec.labels},
         }
         if spec.ca_bundle:
-            kwargs["volumes"] = {spec.ca_bundle: {"bind": CA_BUNDLE_PATH, "mode": "ro"}}
+            # A mount, not `volumes=`: docker-py would also declare a VOLUME there, which a
+            # snapshot keeps, and every container from it would fail over the bundle's file.
+            kwargs["mounts"] = [docker.types.Mount(CA_BUNDLE_PATH, spec.ca_bundle, type="bind",
+                                                   read_only=True)]
+        source = spec.image if spec.snapshot is None else f"snapshot {image[:19]} of {spec.image}"
         try:
-            container = client.containers.run(spec.image, **kwargs)
+            container = client.containers.run(image, **kwargs)
         except ENGINE_ERRORS as exc:
-            raise SandboxError(f"could not start sandbox from {spec.image}: {exc}") from exc
-        log.info("sandbox %s started from %s", container.short_id, spec.image)
+            raise SandboxError(f"could not start sandbox from {source}: {exc}") from exc
+        log.info("sandbox %s started from %s", container.short_id, source)
         return DockerSandbox(client, container, spec)
+
+    def snapshot(self, sandbox: Sandbox, *, labels: dict[str, str] | None = None) -> Snapshot:
+        if not isinstance(sandbox, DockerSandbox):
+            raise TypeError(f"not a Docker sandbox: {sandbox!r}")
+        client = self.client
+        container = sandbox._container
+        try:
+            container.reload()
+            config = container.attrs["Config"]
+            base = client.images.get(container.attrs["Image"])
+            base_config = base.attrs.get("Config") or {}
+            # A commit keeps the container's labels, and every container started from the
+            # image would inherit them: blank those the sandbox got from its own spec (a
+            # run's id, say), so that they mislead neither `snapshots()` nor later sandboxes.
+            base_labels = base_config.get("Labels") or {}
+            own = {key: "" for key, value in (config.get("Labels") or {}).items()
+                   if base_labels.get(key) != value}
+            conf = {
+                "Labels": {**own, SNAPSHOT_LABEL: "1", **(labels or {})},
+                # The image's own command and user, not the idle `sleep` as root that `start`
+                # asks for (the engine fills what is empty, and ENV and WORKDIR, from the
+                # container: they are the image's, as `start` sets neither).
+                "Cmd": base_config.get("Cmd"),
+                "Entrypoint": base_config.get("Entrypoint"),
+                "User": base_config.get("User") or "",
+            }
+            # Paused while the layer is copied, so that a background process cannot change
+            # files half-way through: the snapshot is one moment's state.
+            image = container.commit(repository=SNAPSHOT_REPOSITORY, tag=uuid.uuid4().hex,
+                                     message="qwenfix sandbox snapshot", pause=True, conf=conf)
+        except ENGINE_ERRORS as exc:
+            raise SandboxError(f"could not snapshot sandbox {sandbox.id[:12]}: {exc}") from exc
+        snap = _as_snapshot(image)
+        log.info("sandbox %s snapshotted as %s (%d MB)", sandbox.id[:12], snap.id[:19],
+                 snap.size_bytes // 1_000_000)
+        return snap
+
+    def snapshots(self) -> list[Snapshot]:
+        try:
+            images = self.client.images.list(filters={"label": f"{SNAPSHOT_LABEL}=1"})
+        except ENGINE_ERRORS as exc:
+            raise SandboxError(f"could not list snapshots: {exc}") from exc
+        return [_as_snapshot(image) for image in images]
+
+    def remove_snapshot(self, snapshot_id: str) -> bool:
+        client = self.client
+        try:
+            image = self._snapshot_image(snapshot_id)
+            if image is None:
+                return False
+            client.images.remove(str(image.id), force=False, noprune=False)
+        except docker.errors.NotFound:
+            return False
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # a container uses it, or it has another tag too
+                log.info("snapshot %s is in use: %s", snapshot_id[:19], exc.explanation)
+                return False
+            raise SandboxError(f"could not remove snapshot {snapshot_id}: {exc}") from exc
+        except ENGINE_ERRORS as exc:
+            raise SandboxError(f"could not remove snapshot {snapshot_id}: {exc}") from exc
+        log.info("snapshot %s removed", snapshot_id[:19])
+        return True
+
+    def _snapshot_image(self, snapshot_id: str) -> Image | None:
+        """The snapshot's image, or None when there is none or the image is not a
+        snapshot: an id is never a way to run, or remove, some other image."""
+        if not snapshot_id:
+            return None
+        try:
+            image = self.client.images.get(snapshot_id)
+        except docker.errors.ImageNotFound:
+            return None
+        return image if _is_snapshot(image) else None
 
     def prune(self, older_than_s: float) -> list[str]:
         """Remove sandboxes older than `older_than_s`: left by a worker that was killed
@@ -280,9 +397,8 @@ class DockerBackend:
         removed = []
         now = time.time()
         for container in self.client.containers.list(all=True, filters={"label": LABEL}):
-            created = str(container.attrs.get("Created", "")).split(".")[0].rstrip("Z")
             try:
-                age = now - datetime.fromisoformat(created).replace(tzinfo=UTC).timestamp()
+                age = now - _engine_time(str(container.attrs.get("Created", "")))
             except ValueError:
                 continue
             if age >= older_than_s:

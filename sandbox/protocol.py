@@ -2,6 +2,10 @@
 
 `SandboxBackend.start(spec)` gives a running `Sandbox`; `stop` removes it. Callers use
 `session()` so that the sandbox is removed on every path, errors included.
+
+`SandboxBackend.snapshot(sandbox)` keeps a prepared sandbox's filesystem so that fresh
+sandboxes can start from it (`SandboxSpec.snapshot`): verification then sees only what the
+repository's diff carries, not what a model left elsewhere, and later jobs skip the setup.
 """
 
 from __future__ import annotations
@@ -19,6 +23,11 @@ class SandboxSpec(BaseModel):
     """What to start. Small and serialisable, so a job record can keep it."""
 
     image: str
+    """The image, or for a `snapshot` the image it was made from (named in messages)."""
+    snapshot: str | None = None
+    """Start from this snapshot (an id from `SandboxBackend.snapshot`) instead of `image`;
+    the rest of the spec (network, limits, labels, CA bundle) applies as it does to an
+    image."""
     workdir: str = WORKDIR
     user: str = "1000:1000"
     network: bool = False
@@ -96,10 +105,35 @@ class Sandbox(Protocol):
     def disable_network(self) -> None: ...
 
 
+class Snapshot(BaseModel):
+    """A sandbox's filesystem as commands saw it, owners and modes included; no processes."""
+
+    id: str
+    size_bytes: int
+    """What the snapshot takes on disk beyond what it shares (Docker: its own layer)."""
+    created: float
+    """Epoch seconds."""
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
 class SandboxBackend(Protocol):
     def start(self, spec: SandboxSpec) -> Sandbox: ...
 
     def stop(self, sandbox: Sandbox) -> None: ...
+
+    def snapshot(self, sandbox: Sandbox, *, labels: dict[str, str] | None = None) -> Snapshot:
+        """Keep everything `sandbox` can write (Docker: its writable layer; bubblewrap: the
+        workspace and /tmp). The sandbox goes on running, unchanged."""
+        ...
+
+    def snapshots(self) -> list[Snapshot]:
+        """This backend's snapshots, whoever took them."""
+        ...
+
+    def remove_snapshot(self, snapshot_id: str) -> bool:
+        """True when removed; False when there is no such snapshot or a running sandbox
+        still uses it. Only an engine failure raises (`SandboxError`)."""
+        ...
 
 
 @contextmanager

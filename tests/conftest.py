@@ -47,6 +47,9 @@ def settings(tmp_path: Path) -> WorkerSettings:
         llm_timeout_s=30,
         command_timeout_s=30,
         sandbox_memory_mb=1024,
+        # Each run snapshots its setup and removes the snapshot after; the tests of the
+        # cache itself turn it on.
+        setup_cache=False,
     )
 
 

@@ -67,6 +67,26 @@ BUGGY_REPO: dict[str, str | bytes] = {
     ".qwenfix.yml": "test: python -m pytest -q\n",
 }
 
+ISSUE = "double() is wrong: double(2) gives 5. test_double fails."
+
+
+def fix(repo: Path, server: Any, backend: Any, settings: Any, issue: str = ISSUE,
+        number: int | None = 7) -> Any:
+    """`run_fix` on `repo` with the scripted model `server`, as the CLI would run it."""
+    from workers.fix import FixRequest, run_fix
+    from workers.llm.client import OpenAICompatibleModel
+
+    settings.llm_base_url = server.base_url if server else settings.llm_base_url
+    with OpenAICompatibleModel(base_url=settings.llm_base_url, model="qwen", max_retries=2,
+                               backoff_s=0.01, timeout_s=30) as model:
+        return run_fix(FixRequest(repo=repo, issue=issue, issue_number=number),
+                       model=model, backend=backend, settings=settings, model_name="qwen")
+
+
+def branches(repo: Path) -> list[str]:
+    return git(repo, "branch", "--list", "qwenfix/*", "--format=%(refname:short)").split()
+
+
 FIX_STEPS = [
     step(call("view", path="mathlib.py")),
     step(call("str_replace", path="mathlib.py", old_str="x + x + 1", new_str="x * 2")),

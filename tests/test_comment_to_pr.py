@@ -96,8 +96,8 @@ class Stack:
 
     def finished(self, job_id: int) -> str | None:
         job = self.store.get(job_id)
-        done = {"resolved", "unresolved", "error", "blocked", "refused", "failed",
-                "reviewed", "skipped"}
+        done = {"resolved", "unresolved", "unverified", "error", "blocked", "refused",
+                "failed", "reviewed", "skipped"}
         return job.status if job is not None and job.status in done else None
 
     def status_comments(self) -> list[str]:
@@ -224,6 +224,34 @@ def test_unresolved_can_leave_a_draft_pull_request(stack: Callable[..., Stack]) 
     assert "x + x + 2" in s.git("show", "qwenfix/issue-7:mathlib.py")
     statuses = s.status_comments()
     assert len(statuses) == 1 and "The attempt is in a draft pull request:" in statuses[0]
+
+
+@pytest.mark.parametrize("on_unverified", ["comment", "draft_pr"])
+def test_a_fix_that_edits_a_test_is_unverified_and_says_why(stack: Callable[..., Stack],
+                                                            on_unverified: str) -> None:
+    fix = step(call("str_replace", path="mathlib.py", old_str="x + x + 1", new_str="x * 2"))
+    edit = step(call("str_replace", path="tests/test_mathlib.py",
+                     old_str="double(0) == 1  # wrong", new_str="double(0) == 0"))
+    submit = step(call("submit", summary="Fixed double() and a wrong assertion."))
+    files = {**BUGGY_REPO, ".qwenfix.yml": f"test: python -m pytest -q\n"
+                                           f"on_unverified: {on_unverified}\n",
+             "tests/test_mathlib.py": "from mathlib import double\n\n\ndef test_double():\n"
+                                      "    assert double(2) == 4\n\n\ndef test_double_zero():"
+                                      "\n    assert double(0) == 1  # wrong\n"}
+    s = stack([fix, edit, submit, submit], files)
+    s.start_worker()
+    job_id = s.comment("@qwenfix fix", f"delivery-u-{on_unverified}").json()["job_id"]
+    assert wait_for(lambda: s.finished(job_id), "the job to finish") == "unverified"
+    [status] = s.status_comments()
+    assert "could not verify" in status
+    assert "`tests/test_mathlib.py (test, modified)`" in status
+    pulls = s.fake.open_pulls(REPO)
+    if on_unverified == "comment":
+        assert pulls == [] and "No pull request was opened." in status
+    else:
+        assert len(pulls) == 1 and pulls[0]["draft"]
+        assert "it passes only with its own edits to the tests" in pulls[0]["body"]
+        assert "The attempt is in a draft pull request:" in status
 
 
 def test_an_error_is_explained_with_what_to_do(stack: Callable[..., Stack]) -> None:

@@ -12,26 +12,11 @@ import pytest
 
 from sandbox.docker_backend import DockerBackend
 from workers.agent.trajectory import read_trajectory
-from workers.fix import FixRequest, FixResult, run_fix
+from workers.fix import FixRequest, run_fix
 from workers.llm.client import OpenAICompatibleModel
 from workers.settings import WorkerSettings
 
-from .helpers import BUGGY_REPO, FIX_STEPS, call, git, make_repo, step
-
-ISSUE = "double() is wrong: double(2) gives 5. test_double fails."
-
-
-def fix(repo: Path, server: Any, backend: DockerBackend, settings: WorkerSettings,
-        issue: str = ISSUE, number: int | None = 7) -> FixResult:
-    settings.llm_base_url = server.base_url if server else settings.llm_base_url
-    with OpenAICompatibleModel(base_url=settings.llm_base_url, model="qwen", max_retries=2,
-                               backoff_s=0.01, timeout_s=30) as model:
-        return run_fix(FixRequest(repo=repo, issue=issue, issue_number=number),
-                       model=model, backend=backend, settings=settings, model_name="qwen")
-
-
-def branches(repo: Path) -> list[str]:
-    return git(repo, "branch", "--list", "qwenfix/*", "--format=%(refname:short)").split()
+from .helpers import BUGGY_REPO, FIX_STEPS, ISSUE, branches, call, fix, git, make_repo, step
 
 
 def tool_replies(server: Any) -> list[str]:
@@ -284,8 +269,10 @@ def test_deleting_the_failing_test_is_not_a_fix(tmp_path: Path, scripted_model: 
     server = scripted_model([cheat, submit, submit])
     result = fix(repo, server, backend, settings)
     assert result.status == "unresolved"
-    assert result.reason == "turn limit reached (3 turns)"
-    assert "removed instead of fixed" in tool_replies(server)[1]
+    assert result.reason.startswith("turn limit reached (3 turns); the last change submitted")
+    # Judged with the base commit's tests, the deleted test is back, and still fails.
+    assert "tests/test_mathlib.py (test, deleted)" in tool_replies(server)[1]
+    assert "test_double" in tool_replies(server)[1]
     assert branches(repo) == []
 
 

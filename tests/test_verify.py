@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from workers.verify import TestRun, judge, parse_junit
 
 JUNIT = b"""<?xml version="1.0" encoding="utf-8"?>
@@ -92,5 +94,68 @@ def test_removing_a_failing_test_is_not_a_fix() -> None:
     verdict = judge(run(1, {"t::test_bug": "failed", "t::b": "passed"}),
                     run(0, {"t::b": "passed"}), diff=DIFF, issue_text="")
     assert not verdict.resolved
-    assert verdict.regressions == ["t::test_bug"]
+    assert verdict.still_failing == ["t::test_bug"]
+    assert verdict.missing == ["t::test_bug"]
     assert "removed instead of fixed" in verdict.reason
+    assert "t::test_bug (missing)" in verdict.reason
+
+
+def test_parse_junit_tells_xfail_from_skip() -> None:
+    report = (b'<testsuite><testcase classname="t" name="a"><skipped type="pytest.xfail" '
+              b'message="x"/></testcase><testcase classname="t" name="b"><skipped '
+              b'type="pytest.skip" message="s"/></testcase></testsuite>')
+    assert parse_junit(report) == {"t::a": "xfailed", "t::b": "skipped"}
+
+
+@pytest.mark.parametrize("now", ["skipped", "xfailed"])
+def test_a_failing_test_skipped_or_xfailed_is_still_failing(now: str) -> None:
+    before = run(1, {"t::test_bug": "failed", "t::b": "passed"})
+    verdict = judge(before, run(0, {"t::test_bug": now, "t::b": "passed"}), diff=DIFF,
+                    issue_text="")
+    assert not verdict.resolved
+    assert verdict.still_failing == ["t::test_bug"]
+    assert f"t::test_bug ({now})" in verdict.reason
+
+
+@pytest.mark.parametrize("now", ["skipped", "xfailed", None])
+def test_a_passing_test_skipped_xfailed_or_gone_is_a_regression(now: str | None) -> None:
+    before = run(1, {"t::test_bug": "failed", "t::b": "passed"})
+    after = {"t::test_bug": "passed", **({"t::b": now} if now else {})}
+    verdict = judge(before, run(0, after), diff=DIFF, issue_text="")
+    assert not verdict.resolved
+    assert verdict.regressions == ["t::b"]
+    assert f"t::b ({now or 'missing'})" in verdict.reason
+
+
+def test_failures_in_the_report_count_whatever_the_exit_status() -> None:
+    verdict = judge(run(1, {"t::test_bug": "failed"}), run(0, {"t::test_bug": "failed"}),
+                    diff=DIFF, issue_text="")
+    assert not verdict.resolved
+    assert verdict.still_failing == ["t::test_bug"]
+
+
+def test_skips_the_base_commit_had_stay_as_they_were() -> None:
+    before = run(1, {"t::test_bug": "failed", "t::slow": "skipped", "t::old": "xfailed"})
+    after = run(0, {"t::test_bug": "passed", "t::slow": "skipped", "t::old": "xfailed"})
+    assert judge(before, after, diff=DIFF, issue_text="").resolved
+
+
+def test_a_test_the_base_commit_skipped_that_fails_now_is_a_new_failure() -> None:
+    before = run(1, {"t::test_bug": "failed", "t::slow": "skipped"})
+    after = run(1, {"t::test_bug": "passed", "t::slow": "failed"})
+    verdict = judge(before, after, diff=DIFF, issue_text="")
+    assert not verdict.resolved
+    assert "did not fail before" in verdict.reason
+
+
+def test_no_report_where_the_baseline_had_one_is_not_a_pass() -> None:
+    verdict = judge(run(1, {"t::test_bug": "failed"}), run(0, None), diff=DIFF, issue_text="")
+    assert not verdict.resolved
+    assert "no per-test report" in verdict.reason
+
+
+def test_every_test_passing_with_a_failing_command_is_not_a_pass() -> None:
+    verdict = judge(run(0, {"t::a": "passed"}), run(2, {"t::a": "passed", "t::new": "passed"}),
+                    diff=DIFF, issue_text="")
+    assert not verdict.resolved
+    assert "exits 2" in verdict.reason

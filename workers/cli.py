@@ -39,21 +39,25 @@ def print_result(result: FixResult, as_json: bool) -> None:
     if as_json:
         out = result.model_dump(include={
             "status", "reason", "branch", "commit", "diff", "turns", "trajectory", "title",
-            "summary", "red_baseline", "pr_description_path", "duration_s"})
+            "summary", "red_baseline", "pr_description_path", "duration_s", "test_changes"})
         out["usage"] = result.usage.model_dump()
-        for key in ("tests_before", "tests_after"):
+        for key in ("tests_before", "tests_after", "tests_as_diff"):
             tests = getattr(result, key)
             out[key] = None if tests is None else {
                 "exit_code": tests.exit_code, "summary": tests.summary,
                 "output_tail": tests.output_tail, "failing": tests.failing}
         typer.echo(json.dumps(out, indent=2))
         return
-    colour = {"resolved": "green", "unresolved": "yellow", "error": "red",
-              "nothing-to-do": "green"}[result.status]
+    colour = {"resolved": "green", "unresolved": "yellow", "unverified": "yellow",
+              "error": "red", "nothing-to-do": "green"}[result.status]
     typer.secho(f"\n{result.status.upper()}: {result.reason}", fg=colour, bold=True)
     if result.tests_before:
         after = result.tests_after.summary if result.tests_after else "not run"
         typer.echo(f"tests: {result.tests_before.summary} -> {after}")
+    if result.tests_as_diff:
+        typer.echo(f"tests with the change's own test edits: {result.tests_as_diff.summary}")
+    for change in result.test_changes:
+        typer.echo(f"test change: {change}")
     if result.turns:
         u = result.usage
         typer.echo(f"turns: {result.turns}; tokens: {u.prompt_tokens} prompt / "

@@ -17,11 +17,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from sandbox import Sandbox, SandboxBackend, SandboxError, SandboxUnavailable
-from sandbox.protocol import CommandResult, ca_environment, session
+from sandbox.protocol import CommandResult, ca_environment
 from workers import git as gitops
 from workers.agent.loop import Agent, AgentResult, Limits, SubmitOutcome
 from workers.agent.tools import SubmitRequested, Toolbox, clip
 from workers.agent.trajectory import Sink, Trajectory
+from workers.change import Change, ChangeUnreadable, capture_change
 from workers.context import pack_commit, repository_instructions
 from workers.context.pack import BudgetTooSmall
 from workers.context.safety import fence_safe, neutralise, visible_only
@@ -29,11 +30,13 @@ from workers.context.tokens import TokenCounter
 from workers.diffstat import diffstat
 from workers.forge.local import LocalForge, slugify
 from workers.llm.types import Message, Model, Usage
+from workers.prepared import Prepared, working_sandbox
 from workers.prompts import render
 from workers.repo_config import RepoConfig, RepoConfigError, load_repo_config
 from workers.settings import WorkerSettings
-from workers.verify import TestRun, Verdict, judge, run_tests
-from workers.workspace import WorkspaceFailed, prepare_workspace, sandbox_spec
+from workers.verdict import Judge, Judgement
+from workers.verify import TestRun, run_tests
+from workers.workspace import WorkspaceFailed
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +87,20 @@ REPORT_PATH = "/tmp/qwenfix/report.json"
 
 
 class FixResult(BaseModel):
-    status: Literal["resolved", "unresolved", "error", "nothing-to-do"]
+    status: Literal["resolved", "unresolved", "unverified", "error", "nothing-to-do"]
+    """unverified: the change passes only with its own edits to existing tests or test
+    configuration (or adds code that reaches into the test runner): never published."""
     reason: str
     branch: str | None = None
     commit: str | None = None
     diff: str = ""
     tests_before: TestSummary | None = None
     tests_after: TestSummary | None = None
+    """The base commit's tests over the change, in a fresh sandbox."""
+    tests_as_diff: TestSummary | None = None
+    """The tests as the change leaves them, when it edits existing tests or their config."""
+    test_changes: list[str] = Field(default_factory=list)
+    """Every test file and test control the change touches, described."""
     turns: int = 0
     usage: Usage = Field(default_factory=Usage)
     trajectory: str | None = None
@@ -133,9 +143,14 @@ class _Run:
     config: RepoConfig
     base: str
     trajectory: Trajectory
+    repo: Path
     before: TestRun | None = None
-    after: TestRun | None = None
-    verdict: Verdict | None = None
+    prepared: Prepared | None = None
+    judge: Judge | None = None
+    change: Change | None = None
+    judgement: Judgement | None = None
+    unverified_offered: str | None = None
+    """The tree last answered `unverified`: submitted again unchanged, it stands."""
     diff: str = ""
     attempts: int = 0
     notes: list[str] = field(default_factory=list)
@@ -148,10 +163,21 @@ class _Run:
             raise RuntimeError("the baseline tests have not run yet")
         return self.before
 
-    def verified(self) -> tuple[TestRun, Verdict]:
-        if self.after is None or self.verdict is None:
+    def verified(self) -> tuple[Change, Judgement]:
+        if self.change is None or self.judgement is None or self.judgement.judged is None:
             raise RuntimeError("the change has not been verified yet")
-        return self.after, self.verdict
+        return self.change, self.judgement
+
+    def capture(self, sb: Sandbox) -> Change:
+        if self.prepared is None:
+            raise RuntimeError("the workspace has not been prepared yet")
+        try:
+            change = capture_change(sb, self.repo, self.base,
+                                    leave_out=self.prepared.leftovers, workdir=sb.spec.workdir)
+        except ChangeUnreadable as exc:
+            raise SandboxError(exc.reason) from exc
+        self.change, self.diff = change, change.diff
+        return change
 
 
 def run_fix(
@@ -210,21 +236,17 @@ def _fix(request: FixRequest, repo: Path, *, model: Model, backend: SandboxBacke
             "no test command: none could be detected (looked for pytest, tox, npm, go, cargo, "
             "make test). Add a .qwenfix.yml at the repository root with `test: <command>`.")
     run = _Run(request=request, settings=settings, config=config, base=base,
-               trajectory=trajectory)
+               trajectory=trajectory, repo=repo)
     trajectory.record("start", repo=str(repo), base=base, issue=request.issue,
                       config=config.model_dump(), config_source=config.source)
     limits = config.limits
-    spec = sandbox_spec(config, settings, run_label=trajectory.path.stem,
-                        needs_network=bool(request.upgrade))
     try:
-        with session(backend, spec) as sb:
-            try:
-                prepare_workspace(sb, repo, base, config=config, settings=settings,
-                                  trajectory=trajectory,
-                                  before_setup=lambda box: _upgrade(box, run)
-                                  if request.upgrade else None)
-            except WorkspaceFailed as exc:
-                raise FixFailed(exc.reason) from exc
+        with working_sandbox(backend, repo, base, config=config, settings=settings,
+                             trajectory=trajectory, run_label=trajectory.path.stem,
+                             needs_network=bool(request.upgrade),
+                             before_setup=(lambda box: _upgrade(box, run))
+                             if request.upgrade else None) as (sb, prepared):
+            run.prepared = prepared
             check = _autofix_and_check(sb, run)
             log.info("running the tests before any change: %s", config.test)
             run.before = run_tests(sb, config.test, label="before",
@@ -235,6 +257,10 @@ def _fix(request: FixRequest, repo: Path, *, model: Model, backend: SandboxBacke
                 raise FixFailed(f"the test command `{config.test}` was not found in the "
                                 f"sandbox image {settings.sandbox_image}:\n"
                                 f"{run.before.output_tail[-500:]}")
+            run.judge = Judge(backend=backend, prepared=prepared, repo=repo, config=config,
+                              settings=settings, baseline=run.before,
+                              issue_text=request.issue, check=request.check,
+                              run_label=trajectory.path.stem)
             needed = not check.ok if check is not None else not run.before.passed
             if request.only_when_needed and not needed:
                 outcome = _without_agent(sb, run)
@@ -264,21 +290,31 @@ def _fix(request: FixRequest, repo: Path, *, model: Model, backend: SandboxBacke
                                 "the repository again into half the budget", outcome.reason)
                     trajectory.record("repack", reason=outcome.reason, share=0.5)
                     outcome = agent().run(_first_messages(run, repo, paths, share=0.5))
-            if outcome.status != "resolved" and outcome.status != "error":
-                run.diff = _diff(sb)  # what was tried, for the record
+            if outcome.status not in ("resolved", "unverified", "error"):
+                run.capture(sb)  # what was tried, for the record
+    except WorkspaceFailed as exc:
+        raise FixFailed(exc.reason) from exc
     except SandboxUnavailable as exc:
         raise FixFailed(f"sandbox unavailable: {exc}") from exc
     except SandboxError as exc:
         raise FixFailed(f"sandbox failed: {exc}") from exc
 
+    judgement = run.judgement
+    judged = judgement.judged if judgement else None
+    reason = outcome.reason
+    if outcome.status == "unresolved" and judgement is not None:
+        reason = f"{reason}; the last change submitted was not accepted: {judgement.reason}"
     result = FixResult(
-        status=outcome.status,  # type: ignore[arg-type]
-        reason=outcome.reason, diff=run.diff,
+        status=outcome.status,
+        reason=reason, diff=run.diff,
         tests_before=TestSummary.of(run.before),
-        tests_after=TestSummary.of(run.after) if run.after else None,
+        tests_after=TestSummary.of(judged) if judged else None,
+        tests_as_diff=TestSummary.of(judgement.as_diff)
+        if judgement and judgement.as_diff else None,
+        test_changes=[c.describe() for c in judgement.test_changes] if judgement else [],
         turns=outcome.turns, usage=outcome.usage, title=outcome.title,
         summary=outcome.summary, declined=outcome.declined, config_source=config.source,
-        red_baseline=bool(run.verdict and run.verdict.red_baseline), report=run.report,
+        red_baseline=bool(judgement and judgement.verdict.red_baseline), report=run.report,
         failed_in="agent" if outcome.status == "error" else None,
     )
     if outcome.status == "resolved":
@@ -302,7 +338,7 @@ def _upgrade(sb: Sandbox, run: _Run) -> None:
         run.report = json.loads(sb.read_file(REPORT_PATH))
     except (FileNotFoundError, IsADirectoryError, ValueError):
         run.report = None
-    if not _diff(sb).strip():
+    if not _sandbox_changed(sb):
         raise NothingToDo("nothing to upgrade: every dependency is at its newest allowed "
                           "version", report=run.report)
     run.notes.append(f"`{request.upgrade}` changed the repository before this task "
@@ -332,17 +368,40 @@ def _without_agent(sb: Sandbox, run: _Run) -> AgentResult:
     """The check (or the suite) passes already: publish what the harness changed, if
     anything, when the tests accept it."""
     before, request = run.baseline, run.request
-    run.diff = _diff(sb)
-    if not run.diff.strip():
+    change = run.capture(sb)
+    if change.empty:
         what = f"`{request.check}` passes" if request.check else "the test suite passes"
         raise NothingToDo(f"nothing to do: {what} ({before.summary()})", report=run.report)
-    run.after = before
-    run.verdict = judge(before, before, diff=run.diff, issue_text=request.issue)
-    resolved = run.verdict.resolved and (before.passed or not request.require_green)
-    reason = run.verdict.reason if resolved else \
+    judgement = _judged(run, change)
+    resolved = judgement.resolved and (before.passed or not request.require_green)
+    reason = judgement.reason if resolved else \
         f"the test suite {before.summary()} with these changes"
     return AgentResult(status="resolved" if resolved else "unresolved", reason=reason,
                        turns=0, usage=Usage(), duration_s=0.0)
+
+
+def _judged(run: _Run, change: Change) -> Judgement:
+    """The verdict on `change`, recorded: the base commit's tests in a fresh sandbox."""
+    if run.judge is None:
+        raise RuntimeError("no judge before the baseline")
+    run.attempts += 1
+    judgement = run.judge(change, label=f"verify-{run.attempts}")
+    if run.request.require_green and judgement.resolved and judgement.judged \
+            and not judgement.judged.passed:
+        judgement = judgement.model_copy(update={
+            "status": "unresolved",
+            "reason": f"the whole test suite must pass; it {judgement.judged.summary()}"})
+    run.judgement = judgement
+    run.trajectory.record(
+        "verify", status=judgement.status, verdict=judgement.verdict.model_dump(),
+        reason=judgement.reason, tests=judgement.judged.model_dump()
+        if judgement.judged else None,
+        as_diff=judgement.as_diff.model_dump() if judgement.as_diff else None,
+        test_changes=[c.describe() for c in judgement.test_changes],
+        runner_references=judgement.runner_references, outside=judgement.outside,
+        left_out=judgement.left_out, tree=change.tree)
+    log.info("verdict: %s (%s)", judgement.status, judgement.reason)
+    return judgement
 
 
 def _first_messages(run: _Run, repo: Path, paths: list[str], share: float = 1.0
@@ -393,44 +452,32 @@ def _tests_tool(sb: Sandbox, run: _Run) -> str:
     return f"Tests {result.summary()}.{listed}\n{clip(result.output_tail, 6000)}"
 
 
-def _diff(sb: Sandbox) -> str:
-    result = sb.run("git add -A && git diff --cached --binary --no-color --no-ext-diff HEAD",
-                    timeout=120, max_output_bytes=50_000_000)
-    if not result.ok or result.truncated:
-        raise SandboxError(f"could not compute the diff: {result.output[-500:]}")
-    return result.output
+def _sandbox_changed(sb: Sandbox) -> bool:
+    """Whether the harness's own step (an upgrade, before any agent) changed the tree."""
+    result = sb.run("git status --porcelain --untracked-files=all", timeout=120)
+    if not result.ok:
+        raise SandboxError(f"could not look for changes: {result.output[-500:]}")
+    return bool(result.output.strip())
 
 
 def _on_submit(sb: Sandbox, run: _Run, submit: SubmitRequested) -> SubmitOutcome:
-    run.diff = _diff(sb)
-    run.attempts += 1
-    request = run.request
-    if request.check:
-        check = sb.run(request.check, timeout=run.settings.command_timeout_s * 5)
-        run.trajectory.record("check", **check.model_dump())
-        if not check.ok:
-            return SubmitOutcome(accepted=False, message=(
-                f"Not accepted: `{request.check}` must pass (exit 0) and it exits "
-                f"{check.exit_code}:\n{clip(check.output, 6000)}\nFix what it reports, "
-                "then call `submit` again."))
-    before = run.baseline
-    run.after = run_tests(sb, run.config.test or "", label=f"verify-{run.attempts}",
-                          timeout=run.config.limits.test_timeout_s or run.settings.test_timeout_s)
-    run.verdict = judge(before, run.after, diff=run.diff, issue_text=run.request.issue)
-    run.trajectory.record("verify", verdict=run.verdict.model_dump(),
-                          tests=run.after.model_dump())
-    if run.verdict.resolved and request.require_green and not run.after.passed:
-        run.verdict = run.verdict.model_copy(update={
-            "resolved": False, "reason": f"the whole test suite must pass; it "
-                                        f"{run.after.summary()}"})
-    log.info("verification: %s -> %s", run.after.summary(),
-             "accepted" if run.verdict.resolved else f"rejected ({run.verdict.reason})")
-    if run.verdict.resolved:
-        return SubmitOutcome(accepted=True, message=run.verdict.reason)
+    change = run.capture(sb)
+    judgement = _judged(run, change)
+    if judgement.resolved:
+        return SubmitOutcome(accepted=True, message=judgement.reason)
+    if judgement.status == "unverified":
+        if run.unverified_offered == change.tree:
+            return SubmitOutcome(accepted=True, status="unverified", message=judgement.reason)
+        run.unverified_offered = change.tree
+    judged = judgement.judged
+    verdict = judgement.verdict
     message = render(
-        "submit_rejected.md.j2", reason=run.verdict.reason, test_command=run.config.test,
-        summary=run.after.summary(), regressions=run.verdict.regressions[:30],
-        still_failing=run.verdict.still_failing[:30], output=clip(run.after.output_tail, 6000))
+        "submit_rejected.md.j2", reason=judgement.reason, test_command=run.config.test,
+        summary=judged.summary() if judged else "not run",
+        regressions=verdict.regressions[:30], still_failing=verdict.still_failing[:30],
+        output=clip(judged.output_tail if judged else "", 6000),
+        unverified=judgement.status == "unverified",
+        edits=[c.describe() for c in judgement.edits])
     return SubmitOutcome(accepted=False, message=message)
 
 
@@ -442,15 +489,20 @@ def _publish(result: FixResult, run: _Run, forge: LocalForge, agent_s: float,
         f"qwenfix/issue-{request.issue_number}" if request.issue_number is not None
         else f"qwenfix/{slugify(request.title or request.issue.strip().splitlines()[0])}")
     branch = forge.free_branch_name(wanted)
-    stats = diffstat(run.diff)
     before = run.baseline
-    after, verdict = run.verified()
+    change, judgement = run.verified()
+    stats = diffstat(change.diff)
+    after, verdict = judgement.judged, judgement.verdict
+    if after is None:
+        raise RuntimeError("a resolved change without a judged test run")
     body = render(
         "pr_body.md.j2",
         summary=result.summary or title, issue_number=request.issue_number,
         before_summary=before.summary(), after_summary=after.summary(),
-        test_command=run.config.test, verdict_reason=verdict.reason,
+        test_command=run.config.test, verdict_reason=judgement.reason,
         red_baseline=verdict.red_baseline, still_failing=verdict.still_failing,
+        test_changes=[c.describe() for c in judgement.test_changes],
+        as_diff_summary=judgement.as_diff.summary() if judgement.as_diff else None,
         before_output=fence_safe(clip(before.output_tail, 1500)),
         after_output=fence_safe(clip(after.output_tail, 1500)),
         files_changed=len(stats.files), added=stats.added, removed=stats.removed,
@@ -465,8 +517,9 @@ def _publish(result: FixResult, run: _Run, forge: LocalForge, agent_s: float,
     if request.co_author:
         message += (f"\nCo-authored-by: {request.co_author} "
                     f"<{request.co_author}@users.noreply.github.com>\n")
-    published = forge.publish(base=run.base, diff=run.diff, branch=branch, message=message,
-                              description=f"# {title}\n\n{body}")
+    published = forge.publish(base=run.base, diff=change.diff, branch=branch,
+                              message=message, description=f"# {title}\n\n{body}",
+                              tree=change.tree)
     result.branch, result.commit = published.branch, published.commit
     result.title, result.pr_description = title, body
     result.pr_description_path = published.description_path

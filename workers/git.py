@@ -73,11 +73,18 @@ def commit_tarball(repo: Path, rev: str, *, uid: int, gid: int) -> bytes:
         if kind == "blob":
             entries.append((mode, sha, path))
     blobs = read_blobs(repo, [sha for _, sha, _ in entries])
+    return tree_tarball([(mode, path, blobs[sha]) for mode, sha, path in entries],
+                        uid=uid, gid=gid)
+
+
+def tree_tarball(entries: list[tuple[str, str, bytes]], *, uid: int, gid: int) -> bytes:
+    """(git mode, path, bytes) as a tar archive owned by uid:gid, with the directories
+    above each file, so that nothing in it is created as someone else."""
     buf = io.BytesIO()
     now = int(time.time())
     dirs: set[str] = set()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for mode, sha, path in entries:
+        for mode, path, data in entries:
             parts = path.split("/")[:-1]
             for depth in range(1, len(parts) + 1):
                 directory = "/".join(parts[:depth])
@@ -87,7 +94,6 @@ def commit_tarball(repo: Path, rev: str, *, uid: int, gid: int) -> bytes:
                     info.type, info.mode, info.uid, info.gid, info.mtime = (
                         tarfile.DIRTYPE, 0o755, uid, gid, now)
                     tar.addfile(info)
-            data = blobs[sha]
             info = tarfile.TarInfo(path)
             info.uid, info.gid, info.mtime = uid, gid, now
             if mode == "120000":

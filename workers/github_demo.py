@@ -36,8 +36,8 @@ from workers.settings import WorkerSettings
 
 REPO = "demo-org/calculator"
 MAINTAINER = "demo-maintainer"
-DONE = frozenset({"resolved", "unresolved", "error", "blocked", "refused", "failed", "skipped",
-                  "reviewed"})
+DONE = frozenset({"resolved", "unresolved", "unverified", "error", "blocked", "refused",
+                  "failed", "skipped", "reviewed"})
 
 
 def run_github_demo(echo: Callable[[str], None], timeout_s: float = 600) -> int:

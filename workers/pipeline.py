@@ -106,6 +106,19 @@ def unresolved_text(result: FixResult, job: Job) -> str:
             f"issue text, or `@qwenfix fix <hints>`, can help.")
 
 
+def unverified_text(result: FixResult, job: Job) -> str:
+    """Every test change, and why the harness could not take it as a fix."""
+    changes = "\n".join(f"- `{c}`" for c in result.test_changes) or "- (none listed)"
+    judged = result.tests_after.summary if result.tests_after else "not run"
+    own = result.tests_as_diff.summary if result.tests_as_diff else "not run"
+    return (f"⚠️ qwenfix has a change for this issue that it could not verify (job {job.id}): "
+            f"{result.reason}.\n\nThe change touches the tests or their configuration:\n"
+            f"{changes}\n\nWith the base commit's tests the suite {judged}; with the "
+            f"change's own edits it {own}. A change that passes only with its own test edits "
+            "may have made the tests agree with a bug, so a person has to decide whether "
+            "those edits are right.\n\nNo pull request was opened.")
+
+
 def tell_not_handled(job: Job, *, app: GitHubApp, settings: WorkerSettings) -> None:
     """Say plainly on GitHub that a kind of request is not done yet, rather than nothing."""
     if job.installation_id is None or job.number is None:
@@ -126,7 +139,9 @@ def error_text(reason: str, job: Job) -> str:
 
 def draft_unresolved(checkout: Path, result: FixResult, job: Job, text: str, *,
                       forge: GitHubForge, token: SecretStr, identity: Identity,
-                      config: RepoConfig, base: str, settings: WorkerSettings) -> str:
+                      config: RepoConfig, base: str, settings: WorkerSettings,
+                      why: str = "tests still fail",
+                      headline: str = "the tests do not pass with this change") -> str:
     """A draft pull request with what was tried, for a maintainer to take over."""
     problem = blocked(result.diff, max_lines=settings.max_diff_lines,
                       allow_workflows=config.allow_workflow_changes)
@@ -136,14 +151,14 @@ def draft_unresolved(checkout: Path, result: FixResult, job: Job, text: str, *,
     head = git_out(checkout, "rev-parse", "HEAD", env=dict(os.environ))
     LocalForge(checkout, identity).publish(
         base=head, diff=result.diff, branch=branch,
-        message=f"WIP: attempt at #{job.number} (tests still fail)\n",
+        message=f"WIP: attempt at #{job.number} ({why})\n",
         description=text)
     try:
         push(checkout, branch, token, identity)
     except PushRefused as exc:
         return f"The attempt was not pushed as a draft: {exc}."
-    body = (f"**Draft: the tests do not pass with this change.** qwenfix could not finish "
-            f"#{job.number}; this is what it tried, for a person to take over.\n\n{text}")
+    body = (f"**Draft: {headline}.** qwenfix could not finish #{job.number}; this is what "
+            f"it tried, for a person to take over.\n\n{text}")
     pull, _ = forge.open_or_update_pull(branch=branch, base=base,
                                         title=f"WIP: {result.title or f'attempt at #{job.number}'}",
                                         body=body, draft=True)
@@ -186,6 +201,18 @@ def run_fix_job(job: Job, *, app: GitHubApp, model: Model, backend: SandboxBacke
                                       if (checkout / p).is_file() else None)
         except RepoConfigError as exc:
             return "error", str(exc)
+        if result.status == "unverified":
+            text = unverified_text(result, job)
+            if (config.on_unverified or settings.on_unverified) == "draft_pr" and result.diff:
+                draft = draft_unresolved(checkout, result, job, text, forge=forge,
+                                         token=token, identity=identity, config=config,
+                                         base=info.default_branch, settings=settings,
+                                         why="unverified",
+                                         headline="it passes only with its own edits to "
+                                                  "the tests, which a person has to check")
+                text = text.replace("No pull request was opened.", draft)
+            forge.upsert_status(job.number, text, settings.bot_login)
+            return "unverified", result.reason
         if result.status == "unresolved":
             text = unresolved_text(result, job)
             if (config.on_unresolved or settings.on_unresolved) == "draft_pr" and result.diff:

@@ -45,6 +45,12 @@ class RepoConfig(BaseModel):
     on_unresolved: Literal["comment", "draft_pr"] | None = None
     """When the tests cannot be made to pass: only a comment, or also a draft pull request
     with what was tried (default: QWENFIX_ON_UNRESOLVED, which defaults to comment)."""
+    on_unverified: Literal["comment", "draft_pr"] | None = None
+    """When a change passes only with its own edits to existing tests or test
+    configuration: only a comment listing them, or also a draft pull request (default:
+    QWENFIX_ON_UNVERIFIED, which defaults to comment)."""
+    setup_cache: bool | None = None
+    """false: run setup afresh for every job (default: QWENFIX_SETUP_CACHE, true)."""
     maintenance: list[MaintenanceTask] | None = None
     """Scheduled maintenance tasks; absent: the operator's defaults; [] opts out."""
     limits: RepoLimits = Field(default_factory=RepoLimits)

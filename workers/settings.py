@@ -52,6 +52,13 @@ class WorkerSettings(BaseSettings):
     sandbox_ca_bundle: str | None = Field(default_factory=_system_ca_bundle)
     """CA bundle mounted for the setup phase; empty disables. Needed behind TLS proxies."""
     setup_network: bool = True
+    setup_cache: bool = True
+    """Snapshot a repository's sandbox after setup and start its later jobs from it when
+    the image, the setup command and the files setup reads are the same."""
+    setup_cache_max_mb: int = Field(default=20_480, ge=0)
+    """Setup snapshots kept at most (oldest removed first); 0 keeps none across jobs."""
+    setup_cache_max_age_h: float = Field(default=168.0, gt=0)
+    """Setup snapshots older than this are removed (dependencies move on)."""
     setup_timeout_s: float = 900.0
     test_timeout_s: float = 600.0
     command_timeout_s: float = 120.0
@@ -89,6 +96,8 @@ class WorkerSettings(BaseSettings):
     max_ci_attempts: int = 2
     """Fix-CI attempts per pull request before qwenfix stops and says so."""
     on_unresolved: Literal["comment", "draft_pr"] = "comment"
+    on_unverified: Literal["comment", "draft_pr"] = "comment"
+    """When a change passes only with its own edits to tests or test configuration."""
     max_diff_lines: int = 2000
 
     log_format: Literal["text", "json"] = "text"

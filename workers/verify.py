@@ -16,7 +16,9 @@ from sandbox import Sandbox
 
 JUNIT_DIR = "/tmp/qwenfix"
 OUTPUT_TAIL = 4000
-PASSING = frozenset({"passed", "skipped"})
+FAILED = frozenset({"failed", "error"})
+NOT_RUN = frozenset({"skipped", "xfailed"})
+"""Outcomes that prove nothing either way: a skipped or xfailed test did not pass."""
 _JUNIT_NOTICE = re.compile(r"^-* generated xml file: /tmp/qwenfix/\S+ -*\n", re.M)
 
 
@@ -29,7 +31,8 @@ class TestRun(BaseModel):
     duration_s: float = 0.0
     output_tail: str = ""
     tests: dict[str, str] | None = None
-    """test id -> passed | failed | error | skipped, when the runner reported them."""
+    """test id -> passed | failed | error | skipped | xfailed, when the runner reported
+    them."""
 
     @property
     def passed(self) -> bool:
@@ -48,7 +51,7 @@ class TestRun(BaseModel):
         return f"{state}: {detail}" if detail else state
 
     def failing(self) -> list[str]:
-        return sorted(t for t, o in (self.tests or {}).items() if o not in PASSING)
+        return sorted(t for t, o in (self.tests or {}).items() if o in FAILED)
 
 
 def run_tests(sb: Sandbox, command: str, *, timeout: float, label: str) -> TestRun:
@@ -98,11 +101,42 @@ def parse_junit(data: bytes) -> dict[str, str] | None:
                 outcome = "failed" if child.tag == "failure" else "error"
                 break
             if child.tag == "skipped":
-                outcome = "skipped"
+                outcome = "xfailed" if child.get("type") == "pytest.xfail" else "skipped"
         # A test reported twice (setup error after a pass) keeps the worse outcome.
-        if results.get(test_id, "passed") in PASSING:
+        if results.get(test_id, "passed") not in FAILED:
             results[test_id] = outcome
     return results
+
+
+class Ranking(BaseModel):
+    """Each test's outcome after the change, ranked against the baseline's."""
+
+    regressions: list[str] = Field(default_factory=list)
+    """Passed before; failed, errored, skipped, xfailed or absent now."""
+    still_failing: list[str] = Field(default_factory=list)
+    """Failed before and did not pass now (skipped, xfailed, deselected or absent counts)."""
+    new_failures: list[str] = Field(default_factory=list)
+    """Fail now, and did not fail before: new tests, or tests the base commit skipped."""
+    missing: list[str] = Field(default_factory=list)
+    """In the baseline's report, not in this one."""
+    now: dict[str, str] = Field(default_factory=dict)
+    """What each regressed or still-failing test is now (`missing` when absent)."""
+
+
+def rank(before: Mapping[str, str], after: Mapping[str, str]) -> Ranking:
+    ranking = Ranking(missing=sorted(set(before) - set(after)))
+    for test, outcome in sorted(before.items()):
+        now = after.get(test, "missing")
+        if outcome == "passed" and now != "passed":
+            ranking.regressions.append(test)
+            ranking.now[test] = now
+        elif outcome in FAILED and now != "passed":
+            ranking.still_failing.append(test)
+            ranking.now[test] = now
+    ranking.new_failures = sorted(t for t, o in after.items()
+                                  if o in FAILED and before.get(t) not in FAILED
+                                  and before.get(t) != "passed")
+    return ranking
 
 
 class Verdict(BaseModel):
@@ -111,6 +145,7 @@ class Verdict(BaseModel):
     red_baseline: bool = False
     regressions: list[str] = Field(default_factory=list)
     still_failing: list[str] = Field(default_factory=list)
+    missing: list[str] = Field(default_factory=list)
     targets: list[str] = Field(default_factory=list)
 
 
@@ -122,63 +157,70 @@ def _named_in(issue_text: str, test_id: str) -> bool:
     return bool(name) and name in set(_TEST_NAME.findall(issue_text))
 
 
+def _listed(tests: list[str], ranking: Ranking, limit: int = 5) -> str:
+    shown = [f"{t} ({ranking.now[t]})" if t in ranking.now else t for t in tests[:limit]]
+    more = f" and {len(tests) - limit} more" if len(tests) > limit else ""
+    return ", ".join(shown) + more
+
+
 def judge(before: TestRun, after: TestRun, *, diff: str, issue_text: str) -> Verdict:
-    """Resolved: a non-empty diff, no test that passed before fails (or vanished), and the
-    suite passes; or, on a suite that was red before, no new failure and the tests the
-    agent added or the issue names pass."""
-    red = not before.passed
+    """Rank one test run after the change against the baseline.
+
+    With per-test results, they decide and the exit status cannot override them: a test
+    that failed before must pass now (skipped, xfailed, deselected or absent is still
+    failing), a test that passed before must still pass, and nothing may fail that did not
+    fail before. Then the suite passes when the command also exits 0; or, on a suite that
+    was already red, when the tests the change adds or the issue names pass. Without
+    per-test results, the exit status decides."""
+    red = not before.passed or bool(before.failing())
     if not diff.strip():
         return Verdict(resolved=False, reason="the change is empty", red_baseline=red)
-    regressions = _regressions(before.tests, after.tests)
-    removed = sorted(set(before.tests or {}) - set(after.tests or {})) \
-        if before.tests is not None and after.tests is not None else []
-    removed = [t for t in removed if t not in regressions]
-    if removed:
-        return Verdict(
-            resolved=False, red_baseline=red, regressions=removed,
-            reason=f"{len(removed)} failing test(s) were removed instead of fixed",
-        )
-    if regressions:
-        return Verdict(
-            resolved=False, red_baseline=red, regressions=regressions,
-            reason=f"{len(regressions)} test(s) that passed before fail or are gone now",
-        )
-    if after.passed:
-        return Verdict(resolved=True, red_baseline=red, reason="the test suite passes")
-    still = after.failing()
-    if after.timed_out or not red or after.tests is None or before.tests is None:
-        return Verdict(resolved=False, red_baseline=red, still_failing=still,
+    if after.timed_out:
+        return Verdict(resolved=False, red_baseline=red, reason="the tests timed out")
+    if before.tests is not None and after.tests is None:
+        return Verdict(resolved=False, red_baseline=red, reason=(
+            f"the tests wrote no per-test report ({after.summary()}), though the base "
+            "commit's run did: something stopped the test runner from reporting"))
+    if before.tests is None or after.tests is None:
+        if after.passed:
+            return Verdict(resolved=True, red_baseline=red,
+                           reason="the test command exits 0 (it reports no per-test results)")
+        return Verdict(resolved=False, red_baseline=red,
                        reason=f"the test suite {after.summary()}")
-    targets = sorted(
-        t for t in after.tests
-        if t not in before.tests or _named_in(issue_text, t)
-    )
-    failing_targets = [t for t in targets if after.tests[t] not in PASSING]
+    ranking = rank(before.tests, after.tests)
+    ranked = Verdict(resolved=False, reason="", red_baseline=red, missing=ranking.missing)
+
+    def verdict(resolved: bool, reason: str, **found: list[str]) -> Verdict:
+        return ranked.model_copy(update={"resolved": resolved, "reason": reason, **found})
+
+    if ranking.regressions:
+        return verdict(False, f"{len(ranking.regressions)} test(s) that passed before do not "
+                       f"pass now: {_listed(ranking.regressions, ranking)}",
+                       regressions=ranking.regressions)
+    if ranking.new_failures:
+        return verdict(False, f"{len(ranking.new_failures)} test(s) fail that did not fail "
+                       f"before: {_listed(ranking.new_failures, ranking)}",
+                       regressions=ranking.new_failures)
+    still = ranking.still_failing
+    gone = [t for t in still if ranking.now[t] not in FAILED]
+    if not still and after.passed:
+        return verdict(True, "the test suite passes")
+    if not still and before.passed:
+        return verdict(False, f"every test passes, but the test command exits "
+                              f"{after.exit_code}")
+    targets = sorted(t for t in after.tests
+                     if (t not in before.tests or _named_in(issue_text, t)) and t not in gone)
+    failing_targets = [t for t in targets if after.tests[t] != "passed"]
+    if gone:
+        return verdict(False, f"{len(gone)} test(s) that failed before still do not pass: "
+                       "skipped, xfailed, deselected or removed instead of fixed: "
+                       f"{_listed(gone, ranking)}", still_failing=still, targets=targets)
     if targets and not failing_targets:
-        return Verdict(
-            resolved=True, red_baseline=True, still_failing=still, targets=targets,
-            reason=(
-                "the suite was already red before the change; no new failure, and the "
-                f"{len(targets)} test(s) added or named in the issue pass "
-                f"({len(still)} failure(s) predate the change)"
-            ),
-        )
-    return Verdict(
-        resolved=False, red_baseline=True, still_failing=still, targets=targets,
-        reason=(
-            f"the test suite {after.summary()}; it was red before the change, and "
-            + ("no added or named test proves the fix" if not targets
-               else f"{len(failing_targets)} test(s) added or named in the issue still fail")
-        ),
-    )
-
-
-def _regressions(
-    before: Mapping[str, str] | None, after: Mapping[str, str] | None
-) -> list[str]:
-    if before is None or after is None:
-        return []
-    return sorted(
-        t for t, o in before.items()
-        if o == "passed" and after.get(t) not in PASSING
-    )
+        return verdict(True, "the suite was already red before the change; no new failure, "
+                       f"and the {len(targets)} test(s) added or named in the issue pass "
+                       f"({len(still)} failure(s) predate the change)",
+                       still_failing=still, targets=targets)
+    return verdict(False, f"the test suite {after.summary()}; it was red before the change, "
+                   "and " + ("no added or named test proves the fix" if not targets
+                             else f"{len(failing_targets)} test(s) added or named in the "
+                             "issue still fail"), still_failing=still, targets=targets)

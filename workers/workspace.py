@@ -45,11 +45,9 @@ def sandbox_spec(config: RepoConfig, settings: WorkerSettings, *, run_label: str
     )
 
 
-def prepare_workspace(sb: Sandbox, repo: Path, rev: str, *, config: RepoConfig,
-                      settings: WorkerSettings, trajectory: Trajectory,
-                      before_setup: Callable[[Sandbox], None] | None = None) -> None:
-    """Copy the commit in, make it a fresh git repository, run setup, go offline.
-    `before_setup` may change the tree first, while the network is still there."""
+def copy_in(sb: Sandbox, repo: Path, rev: str) -> None:
+    """The commit's tree into the workspace, committed as a fresh git repository (its
+    only commit is the base, so `git diff` in the sandbox shows the agent its change)."""
     sb.upload_tar(gitops.commit_tarball(repo, rev, uid=SANDBOX_UID, gid=SANDBOX_GID),
                   sb.spec.workdir)
     excludes = "\\n".join(EXCLUDES)
@@ -61,6 +59,15 @@ def prepare_workspace(sb: Sandbox, repo: Path, rev: str, *, config: RepoConfig,
         timeout=300)
     if not init.ok:
         raise WorkspaceFailed(f"could not prepare the workspace: {init.output[-1000:]}")
+
+
+def prepare_workspace(sb: Sandbox, repo: Path, rev: str, *, config: RepoConfig,
+                      settings: WorkerSettings, trajectory: Trajectory,
+                      before_setup: Callable[[Sandbox], None] | None = None) -> list[str]:
+    """Copy the commit in, make it a fresh git repository, run setup, go offline.
+    `before_setup` may change the tree first, while the network is still there. Returns
+    what setup left in the workspace (never part of a change)."""
+    copy_in(sb, repo, rev)
     if before_setup is not None:
         before_setup(sb)
     if config.setup:
@@ -86,6 +93,35 @@ def prepare_workspace(sb: Sandbox, repo: Path, rev: str, *, config: RepoConfig,
                                 f"{chown.output}")
     if sb.spec.network:
         sb.disable_network()
-    # Whatever setup left behind (virtualenvs, build output) is not part of any fix.
-    sb.run("git ls-files --others --exclude-standard -z | "
-           "xargs -0 -r -n1 printf '/%s\\n' >> .git/info/exclude", timeout=120)
+    return setup_leftovers(sb)
+
+
+def setup_leftovers(sb: Sandbox) -> list[str]:
+    """Everything untracked in the workspace now (virtualenvs, node_modules, build
+    output), ignored or not, as the shortest paths: excluded from the agent's `git status`
+    and from every change."""
+    found = sb.run("git ls-files -z --others --directory", timeout=120,
+                   max_output_bytes=5_000_000)
+    if not found.ok:
+        raise WorkspaceFailed(f"could not list what setup left: {found.output[-500:]}")
+    leftovers = sorted(p for p in found.output.split("\0") if p)
+    _exclude(sb, leftovers)
+    return leftovers
+
+
+def retree(sb: Sandbox, repo: Path, rev: str, leftovers: list[str]) -> None:
+    """A sandbox from a setup snapshot of another commit: its tracked files give way to
+    `rev`'s, what setup installed stays."""
+    clear = sb.run("git ls-files -z | xargs -0 -r rm -f -- && rm -rf .git", timeout=300,
+                   as_root=True)
+    if not clear.ok:
+        raise WorkspaceFailed(f"could not clear the snapshot's workspace: {clear.output[-500:]}")
+    copy_in(sb, repo, rev)
+    _exclude(sb, leftovers)
+
+
+def _exclude(sb: Sandbox, paths: list[str]) -> None:
+    if paths:
+        sb.write_file(".git/qwenfix-setup-excludes",
+                      "".join(f"/{p}\n" for p in paths).encode())
+        sb.run("cat .git/qwenfix-setup-excludes >> .git/info/exclude", timeout=60)

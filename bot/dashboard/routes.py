@@ -28,8 +28,8 @@ from bot.queues import in_flight, queue_depths, workers_online
 from bot.routing import JobKind
 
 COOKIE = "qwenfix_session"
-FINISHED = frozenset({"resolved", "unresolved", "error", "blocked", "refused", "failed",
-                      "reviewed", "skipped", "nothing-to-do"})
+FINISHED = frozenset({"resolved", "unresolved", "unverified", "error", "blocked", "refused",
+                      "failed", "reviewed", "skipped", "nothing-to-do"})
 STATUSES = ("queued", "acknowledged", "running", *sorted(FINISHED))
 
 

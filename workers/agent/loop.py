@@ -12,17 +12,20 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from typing import Literal
 
 from pydantic import BaseModel
 
 from workers.agent.stops import (
     ModelFailed,
     Resolved,
+    Status,
     StopRun,
     Stuck,
     TimeLimit,
     TokenLimit,
     TurnLimit,
+    Unverified,
 )
 from workers.agent.tools import SubmitRequested, Toolbox, ToolError
 from workers.agent.trajectory import Trajectory
@@ -53,11 +56,13 @@ class Limits(BaseModel):
 class SubmitOutcome(BaseModel):
     accepted: bool
     message: str
-    """What the model is told when not accepted."""
+    """What the model is told when not accepted; the reason when accepted."""
+    status: Literal["resolved", "unverified"] = "resolved"
+    """What an accepted submission ends the run as."""
 
 
 class AgentResult(BaseModel):
-    status: str
+    status: Status
     reason: str
     turns: int
     usage: Usage
@@ -168,7 +173,8 @@ class Agent:
                 self._submission = submit
                 outcome = self.on_submit(submit)
                 if outcome.accepted:
-                    raise Resolved(outcome.message) from None
+                    stop = Unverified if outcome.status == "unverified" else Resolved
+                    raise stop(outcome.message) from None
                 observation = outcome.message
             observations.append((call, observation, round(time.monotonic() - started, 3)))
         key = json.dumps([[c.name, c.arguments] for c in turn.tool_calls], sort_keys=True)

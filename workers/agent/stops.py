@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-Status = Literal["resolved", "unresolved", "error"]
+Status = Literal["resolved", "unresolved", "unverified", "error"]
 
 
 class StopRun(Exception):
@@ -18,6 +18,13 @@ class StopRun(Exception):
 
 class Resolved(StopRun):
     status: Status = "resolved"
+
+
+class Unverified(StopRun):
+    """Submitted again unchanged after being told it passes only with its own edits to
+    the tests: handed to the maintainers as it is, never as a fix."""
+
+    status: Status = "unverified"
 
 
 class TurnLimit(StopRun):

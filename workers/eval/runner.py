@@ -24,15 +24,19 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from sandbox import SandboxBackend, SandboxError, SandboxUnavailable
-from sandbox.protocol import session
+from workers import git as gitops
 from workers.agent.trajectory import Trajectory
+from workers.change import ChangeUnreadable, materialise
 from workers.eval.tasks import EvalTask, junit_id
 from workers.fix import FixRequest, FixResult, run_fix
 from workers.llm.types import Model
+from workers.prepared import fresh_sandbox, working_sandbox
 from workers.repo_config import RepoConfig
 from workers.settings import WorkerSettings
+from workers.test_controls import base_overlay, test_controls
+from workers.verdict import lay
 from workers.verify import run_tests
-from workers.workspace import WorkspaceFailed, prepare_workspace, sandbox_spec
+from workers.workspace import WorkspaceFailed
 
 Status = Literal["resolved", "unresolved", "env_error", "agent_error"]
 ModelFor = Callable[[EvalTask, Path], AbstractContextManager[Model]]
@@ -90,32 +94,42 @@ def _git(cwd: Path, *args: str) -> str:
 
 def judge_task(task: EvalTask, repo: Path, diff: str, *, backend: SandboxBackend,
                settings: WorkerSettings, work: Path) -> tuple[bool, dict[str, str], str]:
-    """(resolved, outcomes, why) with the agent's diff and the test patch applied."""
+    """(resolved, outcomes, why): the same judge as a fix's verdict (a fresh sandbox from
+    the setup snapshot, exactly the change, the base commit's tests and test configuration
+    put back over it), then the task's test patch and its FAIL_TO_PASS and PASS_TO_PASS
+    tests."""
     config = RepoConfig(test=task.test_cmd, setup=task.setup)
-    spec = sandbox_spec(config, settings, run_label=f"eval-{uuid.uuid4().hex[:8]}")
+    base = gitops.resolve(repo, "HEAD")
     wanted = [*task.FAIL_TO_PASS, *task.PASS_TO_PASS]
-    with Trajectory(work / "judge.jsonl") as trajectory, session(backend, spec) as sb:
+    try:
+        change = materialise(repo, base, diff)
+    except ChangeUnreadable as exc:
+        return False, {}, exc.reason
+    controls = test_controls(change.files, lambda p: gitops.read_blob(repo, base, p),
+                             change.new)
+    overlay = base_overlay(controls, lambda p: gitops.read_blob(repo, base, p), change.new)
+    label = f"eval-{uuid.uuid4().hex[:8]}"
+    with Trajectory(work / "judge.jsonl") as trajectory:
         try:
-            prepare_workspace(sb, repo, "HEAD", config=config, settings=settings,
-                              trajectory=trajectory)
+            with working_sandbox(backend, repo, base, config=config, settings=settings,
+                                 trajectory=trajectory, run_label=label) as (_, prepared), \
+                    fresh_sandbox(backend, prepared, repo, config=config, settings=settings,
+                                  run_label=label) as sb:
+                lay(sb, change, overlay)
+                if task.test_patch.strip():
+                    sb.write_file("/tmp/qwenfix-eval.patch", task.test_patch.encode())
+                    applied = sb.run("git apply --whitespace=nowarn /tmp/qwenfix-eval.patch",
+                                     timeout=120)
+                    if not applied.ok:
+                        return False, {}, ("the test patch does not apply over the change: "
+                                           f"{applied.output[-300:]}")
+                command = task.test_cmd
+                if "pytest" in command and wanted:
+                    files = sorted({w.split("::")[0] for w in wanted})
+                    command = f"{command} {' '.join(shlex.quote(f) for f in files)}"
+                ran = run_tests(sb, command, timeout=settings.test_timeout_s, label="eval")
         except WorkspaceFailed as exc:
             raise EnvironmentFailed(exc.reason) from exc
-        for name, patch in (("the change", diff), ("the test patch", task.test_patch)):
-            if not patch.strip():
-                continue
-            sb.write_file("/tmp/qwenfix-eval.patch", patch.encode())
-            applied = sb.run("git apply --whitespace=nowarn /tmp/qwenfix-eval.patch",
-                             timeout=120)
-            if not applied.ok:
-                if name == "the change":
-                    return False, {}, f"the change does not apply: {applied.output[-300:]}"
-                return False, {}, f"the test patch does not apply over the change: " \
-                                  f"{applied.output[-300:]}"
-        command = task.test_cmd
-        if "pytest" in command and wanted:
-            files = sorted({w.split("::")[0] for w in wanted})
-            command = f"{command} {' '.join(shlex.quote(f) for f in files)}"
-        ran = run_tests(sb, command, timeout=settings.test_timeout_s, label="eval")
     if ran.tests is None:
         raise EnvironmentFailed(f"the tests gave no per-test results ({ran.summary()}): "
                                 f"{ran.output_tail[-300:]}")

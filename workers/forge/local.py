@@ -20,6 +20,10 @@ class Identity(BaseModel):
     email: str = "qwenfix[bot]@users.noreply.localhost"
 
 
+class PublishMismatch(Exception):
+    """What would be committed is not what was judged: nothing is published."""
+
+
 class PublishedChange(BaseModel):
     branch: str
     commit: str
@@ -51,21 +55,25 @@ class LocalForge:
         return name
 
     def publish(self, *, base: str, diff: str, branch: str, message: str,
-                description: str) -> PublishedChange:
-        """Commit `diff` on top of `base` as a new branch; never moves an existing one."""
+                description: str, tree: str | None = None) -> PublishedChange:
+        """Commit `diff` on top of `base` as a new branch; never moves an existing one.
+        With `tree`, the commit must hold exactly that tree (the one the verdict judged)."""
         git_dir = Path(git_text(self.repo, "rev-parse", "--absolute-git-dir"))
         with tempfile.TemporaryDirectory(prefix="qwenfix-index-") as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             git(self.repo, "read-tree", base, env=env)
             git(self.repo, "apply", "--cached", "--binary", "--whitespace=nowarn", "-",
                 input=diff.encode(), env=env)
-            tree = git(self.repo, "write-tree", env=env).decode().strip()
+            written = git(self.repo, "write-tree", env=env).decode().strip()
+        if tree is not None and written != tree:
+            raise PublishMismatch(f"the commit would hold tree {written[:12]}, not the "
+                                  f"judged tree {tree[:12]}")
         who = {
             "GIT_AUTHOR_NAME": self.identity.name, "GIT_AUTHOR_EMAIL": self.identity.email,
             "GIT_COMMITTER_NAME": self.identity.name,
             "GIT_COMMITTER_EMAIL": self.identity.email,
         }
-        commit = git(self.repo, "commit-tree", tree, "-p", base, "-F", "-",
+        commit = git(self.repo, "commit-tree", written, "-p", base, "-F", "-",
                      input=message.encode(), env=who).decode().strip()
         # The old value ZERO_SHA makes this create-only: a branch that appeared meanwhile wins.
         git(self.repo, "update-ref", f"refs/heads/{branch}", commit, ZERO_SHA)
