@@ -39,6 +39,7 @@ image-check:
 
 clean-sandboxes:
 	docker ps -aq --filter label=io.qwenfix.sandbox | xargs -r docker rm -f
+	docker images -q --filter label=io.qwenfix.snapshot | xargs -r docker rmi -f
 
 # Every benchmark next to its anchor: a table, and benchmarks/results/latest.json.
 bench: services

@@ -243,3 +243,39 @@ def test_a_fix_that_also_corrects_a_wrong_assertion_is_unverified(
     # The first submit was told why, and how to hand it over anyway.
     replies = [m["content"] for m in server.requests[-1]["messages"] if m["role"] == "tool"]
     assert "call `submit` again unchanged" in replies[-1]
+
+
+RED_REPO: dict[str, str | bytes] = {
+    "mathlib.py": "def triple(x):\n    return x * 3 if x < 10 else x * 2\n",
+    "tests/test_mathlib.py": "from mathlib import triple\n\n\ndef test_small():\n"
+                             "    assert triple(2) == 6\n",
+    "tests/test_gpu.py": "def test_needs_gpu():\n    assert False, 'no GPU here'\n",
+    ".qwenfix.yml": "test: python -m pytest -q\n",
+}
+TRIPLE = "triple() is wrong for numbers from 10 up: triple(10) gives 20."
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("fixed", [False, True])
+def test_on_a_red_baseline_an_added_test_must_fail_without_the_fix(
+        tmp_path: Path, scripted_model: Any, backend: DockerBackend,
+        settings: WorkerSettings, fixed: bool) -> None:
+    repo = make_repo(tmp_path / "repo", RED_REPO)
+    steps = [write("tests/test_triple.py",
+                   "from mathlib import triple\n\n\ndef test_triple_large():\n"
+                   f"    assert triple({10 if fixed else 1}) == {30 if fixed else 3}\n")]
+    if fixed:
+        steps.append(step(call("str_replace", path="mathlib.py",
+                               old_str="x * 3 if x < 10 else x * 2", new_str="x * 3")))
+    else:  # a harmless edit beside the test: the change is not empty, and fixes nothing
+        steps.append(step(call("str_replace", path="mathlib.py", old_str="def triple(x):",
+                               new_str="# triples x\ndef triple(x):")))
+    settings.max_turns = len(steps) + 2
+    result = fix(repo, scripted_model([*steps, SUBMIT, SUBMIT]), backend, settings,
+                 issue=TRIPLE)
+    if fixed:
+        assert result.status == "resolved", result.reason
+        assert result.red_baseline
+    else:
+        assert_refused(result, repo, "pass without its fix too",
+                       "tests.test_triple::test_triple_large")

@@ -61,8 +61,6 @@ class Change(BaseModel):
     """The bytes of every added or modified file (a link's target for a symbolic link)."""
     left_out: list[str] = Field(default_factory=list)
     """Files in the workspace that the change does not carry (ignored by .gitignore)."""
-    outside: list[str] = Field(default_factory=list)
-    """Files the sandbox user wrote outside the workspace (none reach the verdict)."""
 
     @property
     def empty(self) -> bool:
@@ -105,7 +103,6 @@ def capture_change(sb: Sandbox, repo: Path, base: str, *, leave_out: list[str],
         tree = sb.read_file(archive)
     except (FileNotFoundError, IsADirectoryError) as exc:
         raise ChangeUnreadable("could not read the workspace's archive") from exc
-    outside = written_outside(sb, workdir)
     with _scratch(repo) as (scratch, worktree):
         _extract(tree, worktree)
         run = _ScratchGit(scratch, worktree)
@@ -121,7 +118,6 @@ def capture_change(sb: Sandbox, repo: Path, base: str, *, leave_out: list[str],
         raise ChangeUnreadable(f"the change is larger than {MAX_DIFF_BYTES // 1_000_000} MB")
     change = materialise(repo, base, diff.decode("utf-8", "surrogateescape"))
     change.left_out = sorted(p for p in ignored if p not in litter)[:200]
-    change.outside = outside
     return change
 
 

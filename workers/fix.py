@@ -22,7 +22,7 @@ from workers import git as gitops
 from workers.agent.loop import Agent, AgentResult, Limits, SubmitOutcome
 from workers.agent.tools import SubmitRequested, Toolbox, clip
 from workers.agent.trajectory import Sink, Trajectory
-from workers.change import Change, ChangeUnreadable, capture_change
+from workers.change import Change, ChangeUnreadable, capture_change, written_outside
 from workers.context import pack_commit, repository_instructions
 from workers.context.pack import BudgetTooSmall
 from workers.context.safety import fence_safe, neutralise, visible_only
@@ -372,7 +372,7 @@ def _without_agent(sb: Sandbox, run: _Run) -> AgentResult:
     if change.empty:
         what = f"`{request.check}` passes" if request.check else "the test suite passes"
         raise NothingToDo(f"nothing to do: {what} ({before.summary()})", report=run.report)
-    judgement = _judged(run, change)
+    judgement = _judged(sb, run, change)
     resolved = judgement.resolved and (before.passed or not request.require_green)
     reason = judgement.reason if resolved else \
         f"the test suite {before.summary()} with these changes"
@@ -380,12 +380,13 @@ def _without_agent(sb: Sandbox, run: _Run) -> AgentResult:
                        turns=0, usage=Usage(), duration_s=0.0)
 
 
-def _judged(run: _Run, change: Change) -> Judgement:
+def _judged(sb: Sandbox, run: _Run, change: Change) -> Judgement:
     """The verdict on `change`, recorded: the base commit's tests in a fresh sandbox."""
     if run.judge is None:
         raise RuntimeError("no judge before the baseline")
     run.attempts += 1
-    judgement = run.judge(change, label=f"verify-{run.attempts}")
+    judgement = run.judge(change, label=f"verify-{run.attempts}",
+                          outside=lambda: written_outside(sb, sb.spec.workdir))
     if run.request.require_green and judgement.resolved and judgement.judged \
             and not judgement.judged.passed:
         judgement = judgement.model_copy(update={
@@ -462,7 +463,7 @@ def _sandbox_changed(sb: Sandbox) -> bool:
 
 def _on_submit(sb: Sandbox, run: _Run, submit: SubmitRequested) -> SubmitOutcome:
     change = run.capture(sb)
-    judgement = _judged(run, change)
+    judgement = _judged(sb, run, change)
     if judgement.resolved:
         return SubmitOutcome(accepted=True, message=judgement.reason)
     if judgement.status == "unverified":

@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = "1"
 """Bumped when what a snapshot holds changes, so older ones are never reused."""
-KEY_LABEL, BASE_LABEL, LEFTOVERS_LABEL = ("io.qwenfix.setup-key", "io.qwenfix.base",
-                                          "io.qwenfix.leftovers")
+KEY_LABEL, BASE_LABEL, LEFTOVERS_LABEL, PRISTINE_LABEL = (
+    "io.qwenfix.setup-key", "io.qwenfix.base", "io.qwenfix.leftovers", "io.qwenfix.pristine")
 SETUP_INPUTS = (
     # What dependency installers read, at any depth.
     "requirements*.txt", "constraints*.txt", "pyproject.toml", "setup.py", "setup.cfg",
@@ -58,6 +58,8 @@ class Prepared(BaseModel):
     """This run's commit: what a fresh sandbox's workspace is made to hold."""
     leftovers: list[str]
     """What setup left in the workspace: never part of a change."""
+    pristine: bool = True
+    """Whether the snapshot's tracked files are its base commit's (setup edited none)."""
     key: str | None = None
     """None: made for one run only, removed after it."""
     reused: bool = False
@@ -90,7 +92,7 @@ def _found(backend: SandboxBackend, key: str) -> Prepared | None:
     base = newest.labels.get(BASE_LABEL, "")
     return Prepared(snapshot=newest.id, snapshot_base=base, base=base,
                     leftovers=json.loads(newest.labels.get(LEFTOVERS_LABEL, "[]")), key=key,
-                    reused=True)
+                    pristine=newest.labels.get(PRISTINE_LABEL) == "1", reused=True)
 
 
 @contextmanager
@@ -124,15 +126,16 @@ def working_sandbox(backend: SandboxBackend, repo: Path, base: str, *, config: R
         leftovers = prepare_workspace(sb, repo, base, config=config, settings=settings,
                                       trajectory=trajectory, before_setup=before_setup)
         started = time.monotonic()
+        pristine = sb.run("git diff --quiet HEAD", timeout=300).exit_code == 0
         labels = {BASE_LABEL: base, LEFTOVERS_LABEL: json.dumps(leftovers),
-                  "io.qwenfix.run": run_label}
+                  PRISTINE_LABEL: "1" if pristine else "0", "io.qwenfix.run": run_label}
         if key:
             labels[KEY_LABEL] = key
         snap = backend.snapshot(sb, labels=labels)
         trajectory.record("snapshot", snapshot=snap.id, key=key, size_bytes=snap.size_bytes,
                           elapsed_s=round(time.monotonic() - started, 3))
         prepared = Prepared(snapshot=snap.id, snapshot_base=base, base=base,
-                            leftovers=leftovers, key=key)
+                            leftovers=leftovers, key=key, pristine=pristine)
         mark_started(sb)
         try:
             yield sb, prepared
@@ -154,8 +157,8 @@ def fresh_sandbox(backend: SandboxBackend, prepared: Prepared, repo: Path, *,
     with session(backend, spec) as sb:
         if prepared.snapshot_base != prepared.base:
             retree(sb, repo, prepared.base, prepared.leftovers)
-        else:
-            # Setup may have edited tracked files: a change is taken against the commit.
+        elif not prepared.pristine:
+            # Setup edited tracked files: a change is taken against the commit.
             reset = sb.run("git reset -q --hard", timeout=300)
             if not reset.ok:
                 raise SandboxError(f"could not reset the fresh sandbox: {reset.output[-300:]}")

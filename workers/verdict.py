@@ -12,6 +12,7 @@ its own edits is `unverified`, never `resolved`.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -32,7 +33,7 @@ from workers.test_controls import (
     runner_references,
     test_controls,
 )
-from workers.verify import TestRun, Verdict, judge, run_tests
+from workers.verify import FAILED, TestRun, Verdict, judge, run_tests
 from workers.workspace import SANDBOX_GID, SANDBOX_UID
 
 Status = Literal["resolved", "unresolved", "unverified"]
@@ -87,16 +88,18 @@ class Judge:
     def base(self, path: str) -> bytes | None:
         return gitops.read_blob(self.repo, self.prepared.base, path)
 
-    def __call__(self, change: Change, *, label: str) -> Judgement:
+    def __call__(self, change: Change, *, label: str,
+                 outside: Callable[[], list[str]] = list) -> Judgement:
         """The same tree is judged once per run: a submit repeated without a change gets
-        the same answer without running anything again."""
+        the same answer without running anything again. `outside` lists what the agent
+        wrote outside the repository: evidence for a refusal, looked for only then."""
         if change.tree not in self._judged:
-            self._judged[change.tree] = self._judge(change, label)
+            self._judged[change.tree] = self._judge(change, label, outside)
         return self._judged[change.tree]
 
-    def _judge(self, change: Change, label: str) -> Judgement:
-        found = Judgement(status="unresolved", reason="", outside=change.outside,
-                          left_out=change.left_out,
+    def _judge(self, change: Change, label: str,
+               outside: Callable[[], list[str]]) -> Judgement:
+        found = Judgement(status="unresolved", reason="", left_out=change.left_out,
                           verdict=judge(self.baseline, self.baseline, diff="", issue_text=""))
         if change.empty:
             found.reason = found.verdict.reason
@@ -115,8 +118,38 @@ class Judge:
         if found.edits:
             found.as_diff, _ = self._run(change, None, f"{label}-as-diff")
             found.as_diff_verdict = self._rank(found.as_diff, change)
+        if not found.verdict.resolved and not (found.as_diff_verdict
+                                               and found.as_diff_verdict.resolved):
+            found.outside = outside()
         found.status, found.reason = self._decide(found)
+        if found.resolved:
+            unproven = self._unproven(change, found, label)
+            if unproven:
+                found.status, found.reason = "unresolved", (
+                    "the suite was already red before the change, and the test(s) the change "
+                    f"adds pass without its fix too ({_some(unproven)}): they do not show "
+                    "that it fixes anything")
         return found
+
+    def _unproven(self, change: Change, found: Judgement, label: str) -> list[str]:
+        """On a red baseline a change is resolved by the tests it adds or the issue names.
+        One that failed before proves the fix by passing now; tests the change adds prove it
+        only if they fail without the rest of the change (run on the base code alone)."""
+        verdict, before = found.verdict, self.baseline.tests or {}
+        if not verdict.still_failing or any(before.get(t) in FAILED for t in verdict.targets):
+            return []
+        added = {c.path for c in found.test_changes
+                 if c.kind is ControlKind.TEST and c.status == "added"}
+        tests_only = Change(base=change.base, diff="", tree="",
+                            files=[f for f in change.files if f.path in added],
+                            contents={p: change.contents[p] for p in added})
+        without, _ = self._run(tests_only, None, f"{label}-without-fix")
+        if without.tests is None:  # the runner could not even report: the tests need the fix
+            return []
+        # Absent counts: a test file that cannot be collected without the fix fails there.
+        if any(without.tests.get(t, "missing") in {*FAILED, "missing"} for t in verdict.targets):
+            return []
+        return verdict.targets
 
     def _rank(self, run: TestRun, change: Change) -> Verdict:
         return judge(self.baseline, run, diff=change.diff, issue_text=self.issue_text)
@@ -183,9 +216,15 @@ def lay(sb: Sandbox, change: Change, overlay: Overlay | None = None) -> None:
 
 
 def _remove(sb: Sandbox, paths: list[str]) -> None:
-    listing = f"{HARNESS_DIR}-remove"
-    sb.write_file(listing, "".join(f"{p}\0" for p in paths).encode("utf-8",
-                                                                    "surrogateescape"))
-    removed = sb.run(f"xargs -0 -r rm -rf -- < {shlex.quote(listing)}", timeout=300)
+    """Whatever stands at these paths goes (a file that became a directory, or back)."""
+    quoted = " ".join(shlex.quote(p) for p in paths)
+    if len(quoted) < 100_000:
+        command = f"rm -rf -- {quoted}"
+    else:  # past what one command line should carry: a NUL-separated list
+        listing = f"{HARNESS_DIR}-remove"
+        sb.write_file(listing, "".join(f"{p}\0" for p in paths).encode("utf-8",
+                                                                        "surrogateescape"))
+        command = f"xargs -0 -r rm -rf -- < {shlex.quote(listing)}"
+    removed = sb.run(command, timeout=300)
     if not removed.ok:
         raise SandboxError(f"could not lay the change: {removed.output[-300:]}")

@@ -62,8 +62,9 @@ def run_tests(sb: Sandbox, command: str, *, timeout: float, label: str) -> TestR
         "PYTHONDONTWRITEBYTECODE": "1",
         "CI": "true",
     }
-    sb.run(f"mkdir -p {JUNIT_DIR} && rm -f {junit}", timeout=30)
-    result = sb.run(command, timeout=timeout, env=env)
+    # One round trip: the report's directory made, an old report gone, then the command.
+    result = sb.run(f"mkdir -p {JUNIT_DIR} && rm -f {junit}\n{command}", timeout=timeout,
+                    env=env)
     tests: dict[str, str] | None = None
     try:
         tests = parse_junit(sb.read_file(junit))

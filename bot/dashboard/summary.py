@@ -128,8 +128,11 @@ def _stage(event: str, data: dict[str, Any]) -> tuple[str, str] | None:
                                         f"{counts.get('full', 0)} files in full"
     if event == "verify":
         verdict = data.get("verdict") or {}
+        # Older records carry only the verdict; newer ones the judgement's status and reason.
+        status = data.get("status") or ("resolved" if verdict.get("resolved") else "rejected")
+        shown = {"resolved": "accepted", "unresolved": "rejected"}.get(str(status), status)
         return "verified by the harness", \
-            f"{'accepted' if verdict.get('resolved') else 'rejected'}: {verdict.get('reason')}"
+            f"{shown}: {data.get('reason') or verdict.get('reason')}"
     if event == "stop":
         return "agent stopped", f"{data.get('status')}: {data.get('reason')}"
     if event == "result":
@@ -162,7 +165,7 @@ def summarise(records: list[RecordView]) -> JobSummary:
             out.tests_before = tests_summary(data)
         elif event == "verify":
             out.tests_after = tests_summary(data.get("tests") or {})
-            out.verdict = (data.get("verdict") or {}).get("reason")
+            out.verdict = data.get("reason") or (data.get("verdict") or {}).get("reason")
         elif event == "diff":
             out.diff = str(data.get("diff") or "")
         elif event == "start":
