@@ -181,9 +181,7 @@ def create_app(receiver: Receiver) -> FastAPI:
         job_id: int | None = None
         try:
             job_id, created = await writer.create(delivery, event, trigger)
-            # The job's message and the delivery's note, submitted together: one round trip.
-            await asyncio.gather(receiver.queue.enqueue(job_id),
-                                 receiver.ledger.remember(delivery, job_id))
+            await receiver.queue.enqueue(job_id)
         except UNAVAILABLE:
             # Undo what was done, so that GitHub's redelivery starts from scratch. Each
             # step on its own: with Redis gone the claim stays until it expires, and the
@@ -200,6 +198,14 @@ def create_app(receiver: Receiver) -> FastAPI:
                 log.warning("could not release the claim (%s); a redelivery is accepted "
                              "once it expires", type(exc).__name__)
             raise
+        # Only once the message is queued: a note whose outcome is unknown (Redis gone
+        # mid-reply) must never name a job the undo above then discards. Without the note
+        # a redelivery still finds the job, by its delivery id.
+        try:
+            await receiver.ledger.remember(delivery, job_id)
+        except UNAVAILABLE as exc:
+            log.warning("job %s is queued but its delivery could not be noted (%s); a "
+                        "redelivery finds it by its delivery id", job_id, type(exc).__name__)
         # Debug: at thousands a second this line would cost more than the delivery; the
         # job itself is in the jobs API and the dashboard.
         log.debug("queued job %s: %s on %s#%s by %s", job_id, trigger.kind.value,

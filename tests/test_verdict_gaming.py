@@ -224,17 +224,21 @@ def test_a_genuine_fix_with_a_new_regression_test_is_resolved(
     assert git(repo, "rev-parse", f"{result.branch}^{{tree}}").strip() == verify["tree"]
 
 
+WRONG_ASSERTION: dict[str, str | bytes] = {**REPO, "tests/test_mathlib.py": (
+    "from mathlib import double\n\n\ndef test_double():\n    assert double(2) == 4\n\n\n"
+    "def test_double_zero():\n    assert double(0) == 1  # wrong\n")}
+FIX_AND_CORRECT = [
+    step(call("str_replace", path="mathlib.py", old_str="x + x + 1", new_str="x * 2")),
+    step(call("str_replace", path="tests/test_mathlib.py", old_str="double(0) == 1  # wrong",
+              new_str="double(0) == 0"))]
+
+
 @pytest.mark.docker
 def test_a_fix_that_also_corrects_a_wrong_assertion_is_unverified(
         tmp_path: Path, scripted_model: Any, backend: DockerBackend,
         settings: WorkerSettings) -> None:
-    files = {**REPO, "tests/test_mathlib.py": (
-        "from mathlib import double\n\n\ndef test_double():\n    assert double(2) == 4\n\n\n"
-        "def test_double_zero():\n    assert double(0) == 1  # wrong\n")}
-    steps = [step(call("str_replace", path="mathlib.py", old_str="x + x + 1", new_str="x * 2")),
-             step(call("str_replace", path="tests/test_mathlib.py",
-                       old_str="double(0) == 1  # wrong", new_str="double(0) == 0"))]
-    result, repo, server = run_gaming(tmp_path, scripted_model, backend, settings, steps, files)
+    result, repo, server = run_gaming(tmp_path, scripted_model, backend, settings,
+                                      FIX_AND_CORRECT, WRONG_ASSERTION)
     assert result.status == "unverified", result.reason
     assert "tests/test_mathlib.py (test, modified)" in result.reason
     assert result.test_changes == ["tests/test_mathlib.py (test, modified)"]
@@ -279,3 +283,29 @@ def test_on_a_red_baseline_an_added_test_must_fail_without_the_fix(
     else:
         assert_refused(result, repo, "pass without its fix too",
                        "tests.test_triple::test_triple_large")
+
+
+@pytest.mark.docker
+def test_the_cli_says_unverified_exits_1_and_leaves_no_branch(
+        tmp_path: Path, scripted_model: Any, settings: WorkerSettings,
+        backend: DockerBackend) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    repo = make_repo(tmp_path / "repo", WRONG_ASSERTION)
+    server = scripted_model([*FIX_AND_CORRECT, SUBMIT, SUBMIT])
+    env = {**os.environ, "QWENFIX_LLM_BASE_URL": server.base_url,
+           "QWENFIX_SANDBOX_IMAGE": settings.sandbox_image, "QWENFIX_SETUP_CACHE": "false",
+           "QWENFIX_TRAJECTORY_DIR": str(tmp_path / "traj"), "HOME": str(tmp_path),
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(["qwenfix", "fix", str(repo), "--issue", "double(2) gives 5",
+                           "--issue-number", "7", "--json"], capture_output=True, text=True,
+                          env=env)
+    assert proc.returncode == 1, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["status"] == "unverified" and out["branch"] is None
+    assert out["test_changes"] == ["tests/test_mathlib.py (test, modified)"]
+    assert out["tests_as_diff"]["exit_code"] == 0 and out["tests_after"]["exit_code"] != 0
+    assert branches(repo) == []
