@@ -1,5 +1,5 @@
 # The two commands of the quick start: `make demo` and `make test`.
-.PHONY: demo test lint bootstrap services image clean-sandboxes bench bench-pack bench-webhook \
+.PHONY: demo test test-fast lint bootstrap services image clean-sandboxes bench bench-pack bench-webhook \
 	screenshots image-check
 
 VENV := .venv/bin
@@ -28,6 +28,10 @@ test: test-services
 	$(VENV)/ruff check .
 	$(VENV)/mypy
 	$(VENV)/pytest
+
+# The agent loop's behaviours alone, in-process (no Docker, Redis or network): seconds.
+test-fast: bootstrap
+	$(VENV)/pytest -q tests/unit
 
 # The dashboard's pages as docs/screenshots/*.png, taken by the browser test.
 screenshots: test-services

@@ -1,0 +1,2 @@
+"""Test doubles at the edges of qwenfix (the sandbox, the model); never imported by the
+product."""
