@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from sandbox import Sandbox, SandboxError
 from workers.git import GitError, git, tree_tarball
+from workers.workspace import EXCLUDES
 
 ChangeStatus = Literal["added", "modified", "deleted"]
 HARNESS_DIR = "/tmp/qwenfix-harness"
@@ -31,10 +32,6 @@ HARNESS_DIR = "/tmp/qwenfix-harness"
 STARTED = f"{HARNESS_DIR}/agent-started"
 """Made when the agent is handed the sandbox: what is newer was written since."""
 MAX_DIFF_BYTES = 50_000_000
-LITTER = [  # build output that never belongs in a change, whatever .gitignore says
-    "__pycache__/", "*.py[cod]", ".pytest_cache/", "*.egg-info/", ".mypy_cache/",
-    ".ruff_cache/", ".tox/", ".coverage", "htmlcov/",
-]
 _STATUS: dict[str, ChangeStatus] = {"A": "added", "M": "modified", "T": "modified",
                                     "D": "deleted"}
 _CLEAN_GIT = {
@@ -184,7 +181,7 @@ def _scratch(repo: Path) -> Iterator[tuple[Path, Path]]:
         (scratch / "objects" / "info" / "alternates").write_text(
             str((repo / objects).resolve()) + "\n")
         (scratch / "info").mkdir(exist_ok=True)
-        (scratch / "info" / "exclude").write_text("\n".join(LITTER) + "\n")
+        (scratch / "info" / "exclude").write_text("\n".join(EXCLUDES) + "\n")
         yield scratch, worktree
 
 
