@@ -35,7 +35,7 @@ test-fast: bootstrap
 
 # The dashboard's pages as docs/screenshots/*.png, taken by the browser test.
 screenshots: test-services
-	QWENFIX_SCREENSHOTS=docs/screenshots $(VENV)/pytest -q tests/test_dashboard_browser.py
+	QWENFIX_SCREENSHOTS=docs/screenshots $(VENV)/pytest -q tests/integration/test_dashboard_browser.py
 
 # The qwenfix image from the offline base (needs PyPI; not part of CI).
 image-check:

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.docker_backend import DockerBackend
-from workers.agent.trajectory import read_trajectory
-from workers.context import pack_commit
-from workers.context.classify import ContextRules
-from workers.context.tokens import TokenCounter
-from workers.fix import FixRequest, run_fix
-from workers.llm.client import OpenAICompatibleModel
-from workers.llm.scripted import ScriptedModelServer
+from tests.fakes.model_server import ScriptedModelServer
+from workers.engine.agent.trajectory import read_trajectory
+from workers.engine.context import pack_commit
+from workers.engine.context.classify import ContextRules
+from workers.engine.context.tokens import TokenCounter
+from workers.engine.fix import FixRequest, run_fix
+from workers.engine.llm.client import OpenAICompatibleModel
 from workers.settings import WorkerSettings
 
 TURNS = 30

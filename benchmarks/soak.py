@@ -27,7 +27,7 @@ import httpx
 import redis
 
 from benchmarks.webhook import REDIS_URL, SECRET, _wait, payload
-from bot.signature import sign
+from bot.receiver.signature import sign
 
 EXPECTED = {"valid": {202}, "duplicate": {200}, "unsigned": {401}, "malformed": {400},
             "irrelevant": {200}}

@@ -24,14 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.docker_backend import DockerBackend
-from workers import git as gitops
-from workers.agent.trajectory import Trajectory
-from workers.change import capture_change
-from workers.prepared import KEY_LABEL, working_sandbox
-from workers.repo_config import RepoConfig
+from workers.engine import git as gitops
+from workers.engine.agent.trajectory import Trajectory
+from workers.engine.change import capture_change
+from workers.engine.prepared import KEY_LABEL, working_sandbox
+from workers.engine.repo_config import RepoConfig
+from workers.engine.verdict import Judge
+from workers.engine.verify import run_tests
 from workers.settings import WorkerSettings
-from workers.verdict import Judge
-from workers.verify import run_tests
 
 IMAGE = "qwenfix-sandbox:1"
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "calculator"

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import redis
 
-from bot.signature import sign
+from bot.receiver.signature import sign
 
 SECRET = "bench-secret"
 REDIS_URL = "redis://127.0.0.1:6379/12"

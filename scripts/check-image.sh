@@ -15,5 +15,5 @@ docker run --rm qwenfix:local sh -c '
     test "$(id -u)" != 0 || { echo "runs as root"; exit 1; }
     ! command -v gcc >/dev/null || { echo "a compiler is in the final image"; exit 1; }
     qwenfix --help >/dev/null
-    python -c "from workers.resources import resource_dir; resource_dir(\"prompts\")"'
+    python -c "from workers.engine.resources import resource_dir; resource_dir(\"prompts\")"'
 echo "qwenfix:local built and checked ($(docker images qwenfix:local --format '{{.Size}}'))"

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from sandbox.docker_backend import LABEL, DockerBackend
-from workers.llm.scripted import ScriptedModelServer
+from tests.fakes.model_server import ScriptedModelServer
 from workers.settings import WorkerSettings
 
 SANDBOX_IMAGE = "qwenfix-sandbox:1"
@@ -85,7 +85,7 @@ def receiver_client(tmp_path: Path) -> Iterator[Any]:
     that send it many requests."""
     from fastapi.testclient import TestClient
 
-    from bot.app import create_app
+    from bot.receiver.app import create_app
 
     from .helpers import make_receiver
 
@@ -96,5 +96,10 @@ def receiver_client(tmp_path: Path) -> Iterator[Any]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that restart the Docker engine go last: nothing else is using it then."""
+    """Each test is marked by its folder (`-m unit`, `-m integration`); tests that restart
+    the Docker engine go last: nothing else is using it then."""
+    for item in items:
+        folder = Path(str(item.path)).parent.name
+        if folder in ("unit", "integration"):
+            item.add_marker(folder)
     items.sort(key=lambda item: item.get_closest_marker("engine_restart") is not None)

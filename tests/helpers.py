@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from bot.signature import sign
+from bot.receiver.signature import sign
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
@@ -73,8 +73,8 @@ ISSUE = "double() is wrong: double(2) gives 5. test_double fails."
 def fix(repo: Path, server: Any, backend: Any, settings: Any, issue: str = ISSUE,
         number: int | None = 7) -> Any:
     """`run_fix` on `repo` with the scripted model `server`, as the CLI would run it."""
-    from workers.fix import FixRequest, run_fix
-    from workers.llm.client import OpenAICompatibleModel
+    from workers.engine.fix import FixRequest, run_fix
+    from workers.engine.llm.client import OpenAICompatibleModel
 
     settings.llm_base_url = server.base_url if server else settings.llm_base_url
     with OpenAICompatibleModel(base_url=settings.llm_base_url, model="qwen", max_retries=2,
@@ -150,12 +150,12 @@ def stop_process(process: subprocess.Popen[str], sig: int = signal.SIGTERM) -> N
 
 def make_receiver(database: str, redis_url: str, secret: str) -> tuple[Any, Any]:
     """(JobStore, Receiver) on a fresh, migrated database; the API token is "t"."""
-    from bot.app import Receiver
-    from bot.db import make_engine, migrate
-    from bot.jobs import JobStore
-    from bot.ledger import DeliveryLedger
-    from bot.metrics import ReceiverMetrics
-    from bot.queue import RedisJobQueue
+    from bot.contract.db import make_engine, migrate
+    from bot.contract.store import JobStore
+    from bot.receiver.app import Receiver
+    from bot.receiver.enqueue import RedisJobQueue
+    from bot.receiver.ledger import DeliveryLedger
+    from bot.receiver.metrics import ReceiverMetrics
     from bot.settings import BotSettings
 
     engine = make_engine(database)

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from workers.maintenance.entries import MaintenanceTask
+from workers.engine.maintenance_tasks import MaintenanceTask
 
 QWEN3_CODER_CONTEXT = 262_144
 
@@ -125,3 +125,9 @@ class WorkerSettings(BaseSettings):
     """Scheduled pull requests (opened or updated) per repository per day."""
     beat_lease_s: int = Field(default=30, ge=3)
     """A second beat takes over this long after the first stops renewing its lease."""
+
+    @property
+    def longest_job_s(self) -> float:
+        """The longest a job can take: its agent run, its setup and two test runs (the
+        baseline and the verdict). Locks, broker timeouts and sandbox pruning outlast it."""
+        return self.max_wall_s + self.setup_timeout_s + 2 * self.test_timeout_s

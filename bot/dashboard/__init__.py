@@ -1,1 +1,1 @@
-"""The operator dashboard: server-rendered pages on the receiver, behind the API token."""
+"""The dashboard's pages and their API, read from the job store and the queues."""

@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from workers.llm.client import decode_response
-from workers.llm.errors import ModelError
-from workers.llm.types import Message, ToolSchema, Turn, Usage
+from workers.engine.llm.client import decode_response
+from workers.engine.llm.errors import ModelError
+from workers.engine.llm.types import Message, ToolSchema, Turn, Usage
 
 RawCall = dict[str, Any]
 """One OpenAI tool call without its id (ids are given per turn, as a server would)."""

@@ -1,5 +1,5 @@
 """The agent loop's behaviours with in-process doubles: the same ones
-tests/test_fix_end_to_end.py shows through Docker, in milliseconds."""
+tests/integration/test_fix_end_to_end.py shows through Docker, in milliseconds."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from sandbox.protocol import CommandResult
 from tests.fakes.inprocess_model import RawCall, ScriptedModel, call, calls, malformed, text
 from tests.fakes.memory_sandbox import MemorySandbox
-from workers.agent.loop import (
+from workers.engine.agent.loop import (
     CUT_NOTE,
     NO_CALL_NUDGE,
     REPEAT_STOP,
@@ -24,11 +24,11 @@ from workers.agent.loop import (
     Limits,
     SubmitOutcome,
 )
-from workers.agent.stops import Stuck
-from workers.agent.tools import FIX_TOOLS, SubmitRequested, Toolbox
-from workers.agent.trajectory import Trajectory, read_trajectory
-from workers.llm.errors import ModelError, ModelRequestRejected, ModelUnavailable
-from workers.llm.types import Message, Usage
+from workers.engine.agent.stops import Stuck
+from workers.engine.agent.tools import FIX_TOOLS, SubmitRequested, Toolbox
+from workers.engine.agent.trajectory import Trajectory, read_trajectory
+from workers.engine.llm.errors import ModelError, ModelRequestRejected, ModelUnavailable
+from workers.engine.llm.types import Message, Usage
 
 FIRST: list[Message] = [
     {"role": "system", "content": "You fix bugs. The tests run with `python -m pytest -q`."},

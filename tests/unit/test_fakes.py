@@ -13,8 +13,8 @@ import pytest
 
 from sandbox.protocol import CommandResult, SandboxSpec
 from tests.fakes.memory_sandbox import MemorySandbox
-from workers.agent.tools import Toolbox
-from workers.llm.types import ToolCall
+from workers.engine.agent.tools import Toolbox
+from workers.engine.llm.types import ToolCall
 
 TREE: dict[str, str | bytes] = {
     "mathlib.py": "def double(x):\n    return x + x + 1\n",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.fakes.memory_sandbox import MemorySandbox
-from workers.agent.tools import Toolbox, ToolError
-from workers.llm.types import ToolCall
+from workers.engine.agent.tools import Toolbox, ToolError
+from workers.engine.llm.types import ToolCall
 
 SOURCE = "def double(x):\n    return x + x + 1\n\n\ndef triple(x):\n    return x + x + x\n"
 

@@ -1,1 +1,1 @@
-"""`qwenfix eval`: fix quality on SWE-bench-format task sets."""
+"""`qwenfix eval`: the fix engine on SWE-bench-format tasks, judged as SWE-bench does."""

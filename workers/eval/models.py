@@ -1,4 +1,4 @@
-"""The honesty checks: scripted models that must score 100% and 0%.
+"""The honesty checks: replayed models that must score 100% and 0%.
 
 - oracle: writes the gold patch's files through the agent's own `write_file` tool (and
   removes deleted ones with `bash`), then submits;
@@ -7,12 +7,16 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from unidiff.patch import PatchSet
+
+from workers.engine.llm.client import decode_response
+from workers.engine.llm.types import Message, ToolSchema, Turn
 
 
 def _call(name: str, **arguments: Any) -> dict[str, Any]:
@@ -40,3 +44,35 @@ def oracle_script(checkout: Path, gold_patch: str) -> dict[str, Any]:
 
 def noop_script() -> dict[str, Any]:
     return {"steps": [_call("submit", summary="Nothing to change.", title="Noop")] * 10}
+
+
+EXHAUSTED = "I have nothing more to do."
+CHARS_PER_TOKEN = 4  # an estimate: no tokenizer stands behind a replayed turn
+
+
+class ReplayModel:
+    """A `Model` that replays a script in-process, one step per `complete`: the honesty
+    checks need no model server. Each reply is decoded by the real client's own decoder,
+    so the loop sees the `Turn`s a server's answer would give."""
+
+    def __init__(self, script: dict[str, Any]) -> None:
+        self.steps: list[dict[str, Any]] = list(script.get("steps", []))
+        self.asked = 0
+
+    def complete(self, messages: list[Message], tools: list[ToolSchema]) -> Turn:
+        step = self.steps[self.asked] if self.asked < len(self.steps) else {}
+        self.asked += 1
+        calls = step.get("tool_calls") or []
+        message: dict[str, Any] = {"role": "assistant", "content": EXHAUSTED}
+        if calls:
+            message = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": f"call_{self.asked}_{n}", "type": "function",
+                 "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+                for n, c in enumerate(calls)]}
+        prompt = len(json.dumps(messages)) // CHARS_PER_TOKEN
+        return decode_response({
+            "choices": [{"index": 0, "message": message,
+                         "finish_reason": "tool_calls" if calls else "stop"}],
+            "usage": {"prompt_tokens": prompt,
+                      "completion_tokens": max(1, len(json.dumps(message)) // CHARS_PER_TOKEN)},
+        }, tools)

@@ -24,19 +24,19 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from sandbox import SandboxBackend, SandboxError, SandboxUnavailable
-from workers import git as gitops
-from workers.agent.trajectory import Trajectory
-from workers.change import ChangeUnreadable, materialise
+from workers.engine import git as gitops
+from workers.engine.agent.trajectory import Trajectory
+from workers.engine.change import ChangeUnreadable, materialise
+from workers.engine.fix import FixRequest, FixResult, run_fix
+from workers.engine.llm.types import Model
+from workers.engine.prepared import fresh_sandbox, working_sandbox
+from workers.engine.repo_config import RepoConfig
+from workers.engine.test_controls import base_overlay, test_controls
+from workers.engine.verdict import lay
+from workers.engine.verify import run_tests
+from workers.engine.workspace import WorkspaceFailed
 from workers.eval.tasks import EvalTask, junit_id
-from workers.fix import FixRequest, FixResult, run_fix
-from workers.llm.types import Model
-from workers.prepared import fresh_sandbox, working_sandbox
-from workers.repo_config import RepoConfig
 from workers.settings import WorkerSettings
-from workers.test_controls import base_overlay, test_controls
-from workers.verdict import lay
-from workers.verify import run_tests
-from workers.workspace import WorkspaceFailed
 
 Status = Literal["resolved", "unresolved", "env_error", "agent_error"]
 ModelFor = Callable[[EvalTask, Path], AbstractContextManager[Model]]

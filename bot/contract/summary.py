@@ -1,0 +1,210 @@
+"""A job's trajectory records turned into what the dashboard shows: the stages, the
+turns with their tool calls, tests before and after, tokens and where the time went."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from bot.contract.events import SANDBOX_STEPS, Event
+from bot.contract.store import RecordView
+
+HEAD_LINES = 8
+PULL_URL = re.compile(r"https?://\S+/pull/\d+")
+
+
+class CallView(BaseModel):
+    name: str
+    arguments: str
+    head: str = ""
+    rest: str = ""
+    rest_lines: int = 0
+    elapsed_s: float | None = None
+
+
+class TurnView(BaseModel):
+    number: int
+    text: str
+    calls: list[CallView] = Field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    latency_s: float = 0.0
+    notes: list[str] = Field(default_factory=list)
+    """What the harness said back without a tool call (nudges)."""
+
+
+class StageView(BaseModel):
+    at: datetime
+    label: str
+    detail: str = ""
+
+
+
+
+class Costs(BaseModel):
+    """What a run spent: model tokens and time, and time in the sandbox (tools, setup,
+    tests). One accounting for the dashboard and the worker's metrics."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    model_s: float = 0.0
+    sandbox_s: float = 0.0
+    model_calls: int = 0
+
+    def add(self, event: str, data: dict[str, Any]) -> None:
+        """Count one trajectory record."""
+        if event in SANDBOX_STEPS:
+            self.sandbox_s += float(data.get("duration_s") or 0)
+        elif event == Event.VERIFY:
+            self.sandbox_s += float((data.get("tests") or {}).get("duration_s") or 0)
+        elif event == Event.MESSAGE and (data.get("message") or {}).get("role") == "assistant":
+            usage = data.get("usage") or {}
+            self.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+            self.completion_tokens += int(usage.get("completion_tokens") or 0)
+            self.cached_tokens += int(usage.get("cached_tokens") or 0)
+            self.model_s += float(data.get("latency_s") or 0)
+            self.model_calls += 1
+        elif event == Event.MESSAGE and data.get("elapsed_s") is not None:
+            self.sandbox_s += float(data["elapsed_s"])
+
+
+class JobSummary(Costs):
+    stages: list[StageView] = Field(default_factory=list)
+    turns: list[TurnView] = Field(default_factory=list)
+    task: str = ""
+    tests_before: str | None = None
+    tests_after: str | None = None
+    verdict: str | None = None
+    diff: str = ""
+    last_record: int = 0
+
+    @property
+    def cache_ratio(self) -> float | None:
+        return self.cached_tokens / self.prompt_tokens if self.prompt_tokens else None
+
+
+def tests_summary(run: dict[str, Any]) -> str:
+    if run.get("timed_out"):
+        return "timed out"
+    state = "passed" if run.get("exit_code") == 0 else f"failed (exit {run.get('exit_code')})"
+    tests = run.get("tests")
+    if not tests:
+        return state
+    counts: dict[str, int] = {}
+    for outcome in tests.values():
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return f"{state}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+
+
+def split_output(text: str) -> tuple[str, str, int]:
+    """The first few lines, the rest, and how many lines the rest has."""
+    lines = text.splitlines()
+    if len(lines) <= HEAD_LINES + 2:
+        return text, "", 0
+    return "\n".join(lines[:HEAD_LINES]), "\n".join(lines[HEAD_LINES:]), len(lines) - HEAD_LINES
+
+
+def _at(data: dict[str, Any]) -> datetime:
+    return datetime.fromtimestamp(float(data.get("time") or 0), UTC)
+
+
+def _stage(event: str, data: dict[str, Any]) -> tuple[str, str] | None:
+    """(label, detail) of the records that mark a stage of the run."""
+    if event in (Event.SETUP, Event.UPGRADE, Event.AUTOFIX, Event.CHECK):
+        return event, f"`{data.get('command')}` exit {data.get('exit_code')} in " \
+                      f"{float(data.get('duration_s') or 0):.1f}s"
+    if event in (Event.TESTS_BEFORE, Event.TESTS_HEAD):
+        return "tests before" if event == Event.TESTS_BEFORE else "tests on the head", \
+            tests_summary(data)
+    if event == Event.PACK:
+        counts = data.get("counts") or {}
+        return "packed the repository", f"{data.get('tokens')} tokens; " \
+                                        f"{counts.get('full', 0)} files in full"
+    if event == Event.VERIFY:
+        verdict = data.get("verdict") or {}
+        # Older records carry only the verdict; newer ones the judgement's status and reason.
+        status = data.get("status") or ("resolved" if verdict.get("resolved") else "rejected")
+        shown = {"resolved": "accepted", "unresolved": "rejected"}.get(str(status), status)
+        return "verified by the harness", \
+            f"{shown}: {data.get('reason') or verdict.get('reason')}"
+    if event == Event.STOP:
+        return "agent stopped", f"{data.get('status')}: {data.get('reason')}"
+    if event == Event.RESULT:
+        return "result", f"{data.get('status')}: {data.get('reason')}"
+    if event == Event.START:
+        return "started", f"base {str(data.get('base'))[:7]}; config {data.get('config_source')}"
+    return None
+
+
+def _arguments(raw: Any) -> str:
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return str(raw)
+    return json.dumps(raw, indent=2, ensure_ascii=False)
+
+
+def summarise(records: list[RecordView]) -> JobSummary:
+    out = JobSummary()
+    turn: TurnView | None = None
+    for record in records:
+        data, event = record.data, record.event
+        out.last_record = record.id
+        stage = _stage(event, data)
+        if stage is not None:
+            out.stages.append(StageView(at=_at(data), label=stage[0], detail=stage[1]))
+        out.add(event, data)
+        if event == Event.TESTS_BEFORE:
+            out.tests_before = tests_summary(data)
+        elif event == Event.VERIFY:
+            out.tests_after = tests_summary(data.get("tests") or {})
+            out.verdict = data.get("reason") or (data.get("verdict") or {}).get("reason")
+        elif event == Event.DIFF:
+            out.diff = str(data.get("diff") or "")
+        elif event == Event.START:
+            out.task = str(data.get("issue") or "")
+        if event != Event.MESSAGE:
+            continue
+        message = data.get("message") or {}
+        role = message.get("role")
+        if role == "assistant":
+            usage = data.get("usage") or {}
+            turn = TurnView(number=len(out.turns) + 1, text=str(message.get("content") or ""),
+                            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                            completion_tokens=int(usage.get("completion_tokens") or 0),
+                            cached_tokens=int(usage.get("cached_tokens") or 0),
+                            latency_s=float(data.get("latency_s") or 0))
+            out.turns.append(turn)
+            for call in message.get("tool_calls") or []:
+                function = call.get("function") or {}
+                turn.calls.append(CallView(name=str(function.get("name") or "tool"),
+                                           arguments=_arguments(function.get("arguments"))))
+            names = [c.name for c in turn.calls]
+            out.stages.append(StageView(at=_at(data), label=f"turn {turn.number}",
+                                        detail=", ".join(names) or "no tool call"))
+        elif role == "tool" and turn is not None:
+            head, rest, lines = split_output(str(message.get("content") or ""))
+            elapsed = data.get("elapsed_s")
+            # Results come in the order of the calls; an accepted submit has none.
+            call = next((c for c in turn.calls if c.elapsed_s is None), None)
+            if call is None:
+                call = CallView(name=str(data.get("tool") or "tool"),
+                                arguments=_arguments(data.get("arguments")))
+                turn.calls.append(call)
+            call.head, call.rest, call.rest_lines = head, rest, lines
+            call.elapsed_s = float(elapsed or 0)
+        elif role == "user" and turn is not None:
+            turn.notes.append(str(message.get("content") or ""))
+    return out
+
+
+def pull_url(reason: str | None) -> str | None:
+    found = PULL_URL.search(reason or "")
+    return found.group(0) if found else None

@@ -1,0 +1,3 @@
+"""The webhook receiver: verify, decide, record and enqueue; it knows no model, sandbox or
+forge.
+"""

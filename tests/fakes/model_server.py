@@ -1,0 +1,232 @@
+"""A scripted model server that speaks the OpenAI chat-completions API like vLLM.
+
+Used by the demo and the tests in place of a GPU: a real HTTP server on 127.0.0.1 that
+replays a script, one step per request. A step answers with OpenAI `tool_calls` (vLLM with
+`--tool-call-parser qwen3_coder`), with raw Qwen3-Coder `<tool_call>` text (the parser
+off), with literal text, with an HTTP error, or after a delay. Usage is reported like vLLM
+with prefix caching: cached tokens are the prefix shared with the previous request.
+
+Script (JSON)::
+
+    {"mode": "openai" | "raw",            # how tool calls are sent; default "openai"
+     "steps": [
+        {"tool_calls": [{"name": "view", "arguments": {"path": "calc.py"}}]},
+        {"content": "prose", "tool_calls": [...], "mode": "raw"},
+        {"text": "literal assistant content"},
+        {"raw_tool_calls": [...]},         # OpenAI tool_calls sent as given (malformed ones)
+        {"status": 500, "body": "..."},   # an HTTP error instead of a completion
+        {"delay_s": 30},                   # answer late (combined with any of the above)
+        {"cut_after_bytes": 40, ...},      # the connection breaks mid-answer
+        {"finish_reason": "length", ...}   # the generation hit max_tokens (text cut short)
+     ]}
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from workers.engine.llm.qwen3coder import render_tool_calls
+
+EXHAUSTED_TEXT = "I have nothing more to do."
+CACHE_BLOCK = 16  # vLLM caches whole blocks of tokens
+CHARS_PER_TOKEN = 4
+
+
+@dataclass
+class ScriptedModelServer:
+    script: dict[str, Any]
+    model: str = "Qwen/Qwen3-Coder-30B-A3B-Instruct"
+    host: str = "127.0.0.1"
+    port: int = 0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    _server: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _previous_prompt: str = ""
+
+    @classmethod
+    def from_file(cls, path: Path, **kwargs: Any) -> ScriptedModelServer:
+        return cls(json.loads(path.read_text()), **kwargs)
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("server not started")
+        return f"http://{self.host}:{self._server.server_address[1]}/v1"
+
+    def start(self) -> ScriptedModelServer:
+        handler = _make_handler(self)
+        self._server = ThreadingHTTPServer((self.host, self.port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> ScriptedModelServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- answering ---------------------------------------------------------------
+
+    def next_step(self, body: dict[str, Any]
+                  ) -> tuple[int, dict[str, Any] | str, float, int | None]:
+        with self._lock:
+            index = len(self.requests)
+            self.requests.append(body)
+            steps = self.script.get("steps", [])
+            step = steps[index] if index < len(steps) else {"text": EXHAUSTED_TEXT}
+            prompt = json.dumps([body.get("messages"), body.get("tools")], sort_keys=True)
+            shared = _common_prefix(prompt, self._previous_prompt)
+            self._previous_prompt = prompt
+        delay = float(step.get("delay_s", 0))
+        cut = int(step["cut_after_bytes"]) if "cut_after_bytes" in step else None
+        if "status" in step:
+            return int(step["status"]), str(step.get("body", "scripted failure")), delay, cut
+        message, finish = self._message(step)
+        finish = str(step.get("finish_reason", finish))
+        completion_text = json.dumps(message)
+        prompt_tokens = len(prompt) // CHARS_PER_TOKEN
+        cached = (shared // CHARS_PER_TOKEN) // CACHE_BLOCK * CACHE_BLOCK
+        return 200, {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", self.model),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": max(1, len(completion_text) // CHARS_PER_TOKEN),
+                "total_tokens": prompt_tokens + len(completion_text) // CHARS_PER_TOKEN,
+                "prompt_tokens_details": {"cached_tokens": min(cached, prompt_tokens)},
+            },
+        }, delay, cut
+
+    def _message(self, step: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        mode = step.get("mode", self.script.get("mode", "openai"))
+        if "text" in step:
+            return {"role": "assistant", "content": step["text"]}, "stop"
+        if "raw_tool_calls" in step:
+            return {
+                "role": "assistant",
+                "content": step.get("content"),
+                "tool_calls": step["raw_tool_calls"],
+            }, "tool_calls"
+        calls = step.get("tool_calls") or []
+        content = step.get("content")
+        if not calls:
+            return {"role": "assistant", "content": content or ""}, "stop"
+        if mode == "raw":
+            text = render_tool_calls((c["name"], c.get("arguments", {})) for c in calls)
+            full = f"{content}\n{text}" if content else text
+            return {"role": "assistant", "content": full}, "stop"
+        return {
+            "role": "assistant",
+            "content": content,
+            "tool_calls": [
+                {
+                    "id": f"chatcmpl-tool-{uuid.uuid4().hex[:16]}",
+                    "type": "function",
+                    "function": {"name": c["name"],
+                                 "arguments": json.dumps(c.get("arguments", {}))},
+                }
+                for c in calls
+            ],
+        }, "tool_calls"
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _valid_request(body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return "body must be a JSON object"
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages must be a non-empty list"
+    for m in messages:
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "tool"):
+            return f"invalid message: {str(m)[:100]}"
+    return None
+
+
+def _make_handler(server: ScriptedModelServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            return
+
+        def _send(self, status: int, payload: dict[str, Any] | str) -> None:
+            data = (json.dumps(payload) if isinstance(payload, dict) else payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            if self.path.rstrip("/") == "/v1/models":
+                self._send(200, {"object": "list", "data": [
+                    {"id": server.model, "object": "model", "max_model_len": 262_144}]})
+            else:
+                self._send(404, {"error": {"message": "not found"}})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length)
+            if self.path.rstrip("/") != "/v1/chat/completions":
+                self._send(404, {"error": {"message": "not found"}})
+                return
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                self._send(400, {"error": {"message": "invalid JSON"}})
+                return
+            problem = _valid_request(body)
+            if problem:
+                self._send(400, {"error": {"message": problem, "type": "BadRequestError"}})
+                return
+            status, payload, delay, cut = server.next_step(body)
+            if delay:
+                time.sleep(delay)
+            if status != 200 and isinstance(payload, str):
+                payload = {"error": {"message": payload, "code": status}}
+            if cut is not None:
+                self._send_cut(status, payload, cut)
+            else:
+                self._send(status, payload)
+
+        def _send_cut(self, status: int, payload: dict[str, Any] | str, cut: int) -> None:
+            """The whole answer's length announced, its first `cut` bytes sent, then the
+            connection closed: a server that died mid-answer."""
+            data = (json.dumps(payload) if isinstance(payload, dict) else payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[:cut])
+            self.wfile.flush()
+            self.close_connection = True
+
+    return Handler

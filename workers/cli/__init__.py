@@ -1,0 +1,1 @@
+"""The `qwenfix` command line and the demo: where concrete classes are built."""

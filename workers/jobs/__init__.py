@@ -1,0 +1,3 @@
+"""One module per job kind, each a handler of a JobContext built once per job, and the one
+publish step they share.
+"""

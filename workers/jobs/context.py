@@ -1,0 +1,121 @@
+"""One context per job (probot's idea): the job, its repository on GitHub, the settings,
+the bot's identity, status replies, checkouts and the fix engine, built once when the job
+starts, so that a handler is only what its kind does."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from pydantic import SecretStr
+
+from bot.contract.db import Job
+from bot.contract.job import JobStatus
+from bot.contract.store import JobStore
+from sandbox import SandboxBackend
+from workers.engine.agent.trajectory import Sink
+from workers.engine.fix import FixRequest, FixResult, run_fix
+from workers.engine.git import git_text
+from workers.engine.llm.types import Model
+from workers.engine.local_forge import Identity, LocalForge
+from workers.github.app_auth import PUSH_PERMISSIONS, RUN_PERMISSIONS, GitHubApp
+from workers.github.forge import GitHubForge, PullInfo
+from workers.github.remote import clone
+from workers.settings import WorkerSettings
+
+
+class Outcome(NamedTuple):
+    """How a job ended, and the reason the dashboard and the jobs API show."""
+
+    status: JobStatus
+    reason: str
+
+
+class JobUnusable(Exception):
+    """The job lacks what its kind needs (an installation, an issue, a task)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def bot_identity(settings: WorkerSettings) -> Identity:
+    return Identity(name=settings.bot_login,
+                    email=f"{settings.github_app_id or 0}+{settings.bot_login}"
+                          "@users.noreply.github.com")
+
+
+@dataclass
+class Checkout:
+    """A clone on the worker's disk, and the token its pushes use."""
+
+    path: Path
+    token: SecretStr
+
+    def head(self, rev: str = "HEAD") -> str:
+        return git_text(self.path, "rev-parse", rev)
+
+
+@dataclass
+class JobContext:
+    job: Job
+    installation: int
+    settings: WorkerSettings
+    app: GitHubApp
+    model: Model
+    backend: SandboxBackend
+    forge: GitHubForge
+    identity: Identity
+    jobs: JobStore | None = None
+    """For what earlier jobs did (attempt counts, daily caps)."""
+    sink: Sink | None = None
+    permissions: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, job: Job, *, app: GitHubApp, model: Model, backend: SandboxBackend,
+             settings: WorkerSettings, jobs: JobStore | None = None, sink: Sink | None = None,
+             permissions: dict[str, str] | None = None) -> JobContext:
+        """Raises JobUnusable when the job names no installation."""
+        if job.installation_id is None:
+            raise JobUnusable("the job names no installation")
+        scoped = RUN_PERMISSIONS | (permissions or {})
+        return cls(job=job, installation=job.installation_id, settings=settings, app=app,
+                   model=model, backend=backend, jobs=jobs, sink=sink, permissions=scoped,
+                   forge=GitHubForge(app.for_repository(job.installation_id, job.repo,
+                                                        scoped), job.repo),
+                   identity=bot_identity(settings))
+
+    @property
+    def bot_login(self) -> str:
+        return self.settings.bot_login
+
+    def is_ours(self, pull: PullInfo) -> bool:
+        return pull.author.lower() == self.bot_login.lower()
+
+    def tell(self, number: int | None, text: str) -> None:
+        """The one status comment on an issue or pull request; nothing without one."""
+        if number is not None:
+            self.forge.upsert_status(number, text, self.bot_login)
+
+    def token(self, permissions: dict[str, str] = PUSH_PERMISSIONS) -> SecretStr:
+        return self.app.installation_token(self.installation, self.job.repo, permissions)
+
+    @contextmanager
+    def checkout(self, url: str, branch: str, *, prefix: str = "qwenfix-job-",
+                 permissions: dict[str, str] = PUSH_PERMISSIONS) -> Iterator[Checkout]:
+        """A clone of `branch`, removed afterwards, with a token for `permissions`."""
+        token = self.token(permissions)
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            path = Path(tmp) / "repo"
+            clone(url, branch, path, token)
+            yield Checkout(path=path, token=token)
+
+    def fix(self, request: FixRequest, checkout: Checkout) -> FixResult:
+        """The fix engine on the checkout; a resolved change is committed on a local branch."""
+        return run_fix(request, model=self.model, backend=self.backend,
+                       settings=self.settings, forge=LocalForge(checkout.path, self.identity),
+                       model_name=self.settings.llm_model, sink=self.sink)

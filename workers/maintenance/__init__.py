@@ -1,1 +1,0 @@
-"""Scheduled maintenance: schedules from `.qwenfix.yml`, the scheduler tick, the tasks."""

@@ -1,1 +1,0 @@
-"""Pull-request reviews (issue "Pull requests": review on request)."""
