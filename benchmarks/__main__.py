@@ -31,23 +31,45 @@ class Table:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
 
-    def add(self, section: str, name: str, value: float, unit: str, anchor: str = "",
-            anchor_value: float | None = None, better: str = "higher") -> None:
+    def add(
+        self,
+        section: str,
+        name: str,
+        value: float,
+        unit: str,
+        anchor: str = "",
+        anchor_value: float | None = None,
+        better: str = "higher",
+    ) -> None:
         ratio = None
         if anchor_value:
             ratio = value / anchor_value if better == "higher" else anchor_value / value
-        self.rows.append({"section": section, "name": name, "value": value, "unit": unit,
-                          "anchor": anchor, "anchor_value": anchor_value, "ratio": ratio})
+        self.rows.append(
+            {
+                "section": section,
+                "name": name,
+                "value": value,
+                "unit": unit,
+                "anchor": anchor,
+                "anchor_value": anchor_value,
+                "ratio": ratio,
+            }
+        )
 
     def print(self) -> None:
-        print(f"\n{'section':<9} {'measure':<46} {'value':>14}   {'anchor':<34} "
-              f"{'anchor value':>14}  ratio")
+        print(
+            f"\n{'section':<9} {'measure':<46} {'value':>14}   {'anchor':<34} "
+            f"{'anchor value':>14}  ratio"
+        )
         for r in self.rows:
-            anchor_value = "" if r["anchor_value"] is None else \
-                f"{r['anchor_value']:,.2f} {r['unit']}"
+            anchor_value = (
+                "" if r["anchor_value"] is None else f"{r['anchor_value']:,.2f} {r['unit']}"
+            )
             ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x"
-            print(f"{r['section']:<9} {r['name']:<46} {r['value']:>10,.2f} {r['unit']:<5}"
-                  f" {r['anchor']:<34} {anchor_value:>14}  {ratio}")
+            print(
+                f"{r['section']:<9} {r['name']:<46} {r['value']:>10,.2f} {r['unit']:<5}"
+                f" {r['anchor']:<34} {anchor_value:>14}  {ratio}"
+            )
 
 
 def webhook(table: Table, quick: bool) -> dict[str, Any]:
@@ -58,13 +80,28 @@ def webhook(table: Table, quick: bool) -> dict[str, Any]:
         result = measure(workers, 4 if quick else 8, 32)
         results[workers] = result
         anchor = f"bare FastAPI 202, {workers} worker(s)"
-        for name, label in (("distinct", "deliveries/s, each queues a job"),
-                            ("duplicate", "redeliveries/s, answered duplicate")):
+        for name, label in (
+            ("distinct", "deliveries/s, each queues a job"),
+            ("duplicate", "redeliveries/s, answered duplicate"),
+        ):
             row = result[name]
-            table.add("webhook", f"{workers}w {label}", row["rate"], "/s", anchor,
-                      result["anchor"]["rate"])
-            table.add("webhook", f"{workers}w {name} p99 latency", row["p99_ms"], "ms", anchor,
-                      result["anchor"]["p99_ms"], better="lower")
+            table.add(
+                "webhook",
+                f"{workers}w {label}",
+                row["rate"],
+                "/s",
+                anchor,
+                result["anchor"]["rate"],
+            )
+            table.add(
+                "webhook",
+                f"{workers}w {name} p99 latency",
+                row["p99_ms"],
+                "ms",
+                anchor,
+                result["anchor"]["p99_ms"],
+                better="lower",
+            )
     return {str(k): v for k, v in results.items()}
 
 
@@ -77,12 +114,25 @@ def pack(table: Table, quick: bool) -> dict[str, Any]:
     anchors = [r for name, r in rows.items() if not name.startswith("qwenfix")]
     for ours, label in ((cold, "cold"), (warm, "warm")):
         for anchor in anchors or [None]:
-            table.add("pack", f"Django to 196,608 tokens, {label}, wall", ours["wall_s"], "s",
-                      anchor["name"] if anchor else "(no anchor available)",
-                      anchor["wall_s"] if anchor else None, better="lower")
+            table.add(
+                "pack",
+                f"Django to 196,608 tokens, {label}, wall",
+                ours["wall_s"],
+                "s",
+                anchor["name"] if anchor else "(no anchor available)",
+                anchor["wall_s"] if anchor else None,
+                better="lower",
+            )
         for anchor in anchors[:1]:
-            table.add("pack", f"Django to 196,608 tokens, {label}, peak RSS", ours["peak_mb"],
-                      "MB", anchor["name"], anchor["peak_mb"], better="lower")
+            table.add(
+                "pack",
+                f"Django to 196,608 tokens, {label}, peak RSS",
+                ours["peak_mb"],
+                "MB",
+                anchor["name"],
+                anchor["peak_mb"],
+                better="lower",
+            )
     return result
 
 
@@ -91,13 +141,24 @@ def agent_run(table: Table, sections: set[str]) -> dict[str, Any]:
 
     result = run()
     if "prefix" in sections:
-        table.add("prefix", "prompt tokens reusable from the previous request",
-                  100 * result["prefix_reuse"], "%", "naive agent re-packing every turn",
-                  100 * result["naive_prefix_reuse"])
+        table.add(
+            "prefix",
+            "prompt tokens reusable from the previous request",
+            100 * result["prefix_reuse"],
+            "%",
+            "naive agent re-packing every turn",
+            100 * result["naive_prefix_reuse"],
+        )
     if "harness" in sections:
-        table.add("harness", f"own time per turn ({result['turns']} scripted turns)",
-                  result["overhead_per_turn_ms"], "ms", "a scripted model round trip",
-                  1000 * result["model_s"] / result["turns"], better="lower")
+        table.add(
+            "harness",
+            f"own time per turn ({result['turns']} scripted turns)",
+            result["overhead_per_turn_ms"],
+            "ms",
+            "a scripted model round trip",
+            1000 * result["model_s"] / result["turns"],
+            better="lower",
+        )
     return result
 
 
@@ -105,11 +166,24 @@ def sandbox(table: Table, quick: bool) -> dict[str, Any]:
     from benchmarks.sandbox_bench import run
 
     result = run(runs=3 if quick else 5, commands=15 if quick else 30)
-    table.add("sandbox", "start to first command output (no warm pool)",
-              result["start_to_first_output_s"] * 1000, "ms", "docker run --rm IMAGE true",
-              result["docker_run_s"] * 1000, better="lower")
-    table.add("sandbox", "one more command", result["command_s"] * 1000, "ms",
-              "docker exec CONTAINER true", result["docker_exec_s"] * 1000, better="lower")
+    table.add(
+        "sandbox",
+        "start to first command output (no warm pool)",
+        result["start_to_first_output_s"] * 1000,
+        "ms",
+        "docker run --rm IMAGE true",
+        result["docker_run_s"] * 1000,
+        better="lower",
+    )
+    table.add(
+        "sandbox",
+        "one more command",
+        result["command_s"] * 1000,
+        "ms",
+        "docker exec CONTAINER true",
+        result["docker_exec_s"] * 1000,
+        better="lower",
+    )
     return result
 
 
@@ -117,23 +191,40 @@ def verdict(table: Table, quick: bool) -> dict[str, Any]:
     from benchmarks.verdict import run
 
     result = run(runs=3 if quick else 5)
-    table.add("verdict", "fresh sandbox from the snapshot + tests, demo",
-              result["fresh_sandbox_verdict_s"] * 1000, "ms",
-              "in-sandbox verdict (tests only)", result["in_sandbox_verdict_s"] * 1000,
-              better="lower")
-    table.add("verdict", "  of which beyond the test run itself",
-              result["fresh_sandbox_overhead_s"] * 1000, "ms", "target", 1000.0,
-              better="lower")
-    table.add("verdict", "second job: setup from the snapshot",
-              result["second_job_from_snapshot_s"] * 1000, "ms",
-              "first job: setup + snapshot", result["first_job_setup_s"] * 1000,
-              better="lower")
+    table.add(
+        "verdict",
+        "fresh sandbox from the snapshot + tests, demo",
+        result["fresh_sandbox_verdict_s"] * 1000,
+        "ms",
+        "in-sandbox verdict (tests only)",
+        result["in_sandbox_verdict_s"] * 1000,
+        better="lower",
+    )
+    table.add(
+        "verdict",
+        "  of which beyond the test run itself",
+        result["fresh_sandbox_overhead_s"] * 1000,
+        "ms",
+        "target",
+        1000.0,
+        better="lower",
+    )
+    table.add(
+        "verdict",
+        "second job: setup from the snapshot",
+        result["second_job_from_snapshot_s"] * 1000,
+        "ms",
+        "first job: setup + snapshot",
+        result["first_job_setup_s"] * 1000,
+        better="lower",
+    )
     return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", default=",".join(SECTIONS))
     parser.add_argument("--quick", action="store_true", help="fewer and shorter runs")
     args = parser.parse_args()
@@ -156,10 +247,20 @@ def main() -> None:
     elapsed = time.monotonic() - started
     print(f"\n{elapsed:.0f} s in all; written to {RESULTS / 'latest.json'}")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps({
-        "when": datetime.now(UTC).isoformat(), "machine": platform.platform(),
-        "cpus": os.cpu_count(), "seconds": round(elapsed, 1),
-        "rows": table.rows, "raw": raw}, indent=2, default=str))
+    (RESULTS / "latest.json").write_text(
+        json.dumps(
+            {
+                "when": datetime.now(UTC).isoformat(),
+                "machine": platform.platform(),
+                "cpus": os.cpu_count(),
+                "seconds": round(elapsed, 1),
+                "rows": table.rows,
+                "raw": raw,
+            },
+            indent=2,
+            default=str,
+        )
+    )
 
 
 if __name__ == "__main__":

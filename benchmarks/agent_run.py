@@ -33,8 +33,10 @@ from workers.settings import WorkerSettings
 
 TURNS = 30
 IMAGE = "qwenfix-sandbox:1"
-ISSUE = ("mod_017.scale() is wrong: scale(3) should be 6. tests/test_mod_017.py fails. "
-         "The helpers in mod_042 and mod_133 call it too.")
+ISSUE = (
+    "mod_017.scale() is wrong: scale(3) should be 6. tests/test_mod_017.py fails. "
+    "The helpers in mod_042 and mod_133 call it too."
+)
 
 
 def make_repository(root: Path) -> Path:
@@ -42,15 +44,20 @@ def make_repository(root: Path) -> Path:
     for i in range(200):
         body = "".join(f"def f{i}_{j}(x):\n    return x * {j} + {i}\n\n\n" for j in range(12))
         wrong = "    return x * 2 + 1\n" if i == 17 else "    return x * 2\n"
-        (root / f"mod_{i:03d}.py").write_text(f'"""Module {i}."""\n\n\n{body}def scale(x):\n'
-                                              f"{wrong}")
+        (root / f"mod_{i:03d}.py").write_text(
+            f'"""Module {i}."""\n\n\n{body}def scale(x):\n{wrong}'
+        )
     (root / "tests").mkdir()
     (root / "tests" / "test_mod_017.py").write_text(
-        "from mod_017 import scale\n\n\ndef test_scale():\n    assert scale(3) == 6\n")
+        "from mod_017 import scale\n\n\ndef test_scale():\n    assert scale(3) == 6\n"
+    )
     (root / "conftest.py").write_text("")
     (root / ".qwenfix.yml").write_text("test: python -m pytest -q\n")
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
-                 ["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "initial"]):
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "-A"],
+        ["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "initial"],
+    ):
         subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
     return root
 
@@ -59,11 +66,19 @@ def script() -> list[dict[str, Any]]:
     def call(name: str, **arguments: Any) -> dict[str, Any]:
         return {"tool_calls": [{"name": name, "arguments": arguments}]}
 
-    steps = [call("view", path=f"mod_{(i * 7) % 200:03d}.py") if i % 2 else
-             call("search", pattern=f"def f{i}_3") for i in range(TURNS - 4)]
-    return [*steps, call("view", path="mod_017.py"),
-            call("str_replace", path="mod_017.py", old_str="x * 2 + 1\n", new_str="x * 2\n"),
-            call("run_tests"), call("submit", summary="scale() added one.", title="Fix")]
+    steps = [
+        call("view", path=f"mod_{(i * 7) % 200:03d}.py")
+        if i % 2
+        else call("search", pattern=f"def f{i}_3")
+        for i in range(TURNS - 4)
+    ]
+    return [
+        *steps,
+        call("view", path="mod_017.py"),
+        call("str_replace", path="mod_017.py", old_str="x * 2 + 1\n", new_str="x * 2\n"),
+        call("run_tests"),
+        call("submit", summary="scale() added one.", title="Fix"),
+    ]
 
 
 def chatml(request: dict[str, Any]) -> str:
@@ -71,8 +86,11 @@ def chatml(request: dict[str, Any]) -> str:
     parts = [f"<|im_start|>system\n# Tools\n{tools}<|im_end|>\n"]
     for message in request["messages"]:
         content = message.get("content") or ""
-        calls = json.dumps(message.get("tool_calls") or [], sort_keys=True) \
-            if message.get("tool_calls") else ""
+        calls = (
+            json.dumps(message.get("tool_calls") or [], sort_keys=True)
+            if message.get("tool_calls")
+            else ""
+        )
         parts.append(f"<|im_start|>{message['role']}\n{content}{calls}<|im_end|>\n")
     return "".join(parts)
 
@@ -93,48 +111,82 @@ def reuse(prompts: list[list[int]]) -> float:
 def run() -> dict[str, float]:
     work = Path(tempfile.mkdtemp(prefix="qwenfix-bench-agent-"))
     repo = make_repository(work / "repo")
-    settings = WorkerSettings(sandbox_image=IMAGE, trajectory_dir=work / "trajectories",
-                              cache_dir=work / "cache", max_turns=TURNS + 5,
-                              sandbox_memory_mb=1024)
-    with ScriptedModelServer({"steps": script()}) as server, \
-            OpenAICompatibleModel(base_url=server.base_url, model="qwen") as model:
+    settings = WorkerSettings(
+        sandbox_image=IMAGE,
+        trajectory_dir=work / "trajectories",
+        cache_dir=work / "cache",
+        max_turns=TURNS + 5,
+        sandbox_memory_mb=1024,
+    )
+    with (
+        ScriptedModelServer({"steps": script()}) as server,
+        OpenAICompatibleModel(base_url=server.base_url, model="qwen") as model,
+    ):
         started = time.perf_counter()
-        result = run_fix(FixRequest(repo=repo, issue=ISSUE), model=model,
-                         backend=DockerBackend(), settings=settings)
+        result = run_fix(
+            FixRequest(repo=repo, issue=ISSUE),
+            model=model,
+            backend=DockerBackend(),
+            settings=settings,
+        )
         wall = time.perf_counter() - started
         requests = list(server.requests)
     if result.status != "resolved" or result.turns != TURNS:
-        raise RuntimeError(f"the scripted run ended {result.status} after {result.turns} "
-                           f"turns: {result.reason}")
+        raise RuntimeError(
+            f"the scripted run ended {result.status} after {result.turns} turns: {result.reason}"
+        )
     records = read_trajectory(Path(result.trajectory or ""))
-    agent = next(r for r in records if r["event"] == "stop")["t"] - \
-        next(r for r in records if r["event"] == "request")["t"]
+    agent = (
+        next(r for r in records if r["event"] == "stop")["t"]
+        - next(r for r in records if r["event"] == "request")["t"]
+    )
     model_s = sum(float(r.get("latency_s") or 0) for r in records if r["event"] == "message")
     tools_s = sum(float(r.get("elapsed_s") or 0) for r in records if r["event"] == "message")
-    verify_s = sum(float((r.get("tests") or {}).get("duration_s") or 0) for r in records
-                   if r["event"] == "verify")
+    verify_s = sum(
+        float((r.get("tests") or {}).get("duration_s") or 0)
+        for r in records
+        if r["event"] == "verify"
+    )
     overhead = (agent - model_s - tools_s - verify_s) / TURNS
 
     counter = TokenCounter()
     ours = [counter.tokenizer.encode(chatml(r)).ids for r in requests]
-    base = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    base = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     naive = []
     for i, request in enumerate(requests):
-        observation = next((m.get("content") or "" for m in reversed(request["messages"])
-                            if m["role"] == "tool"), "")
-        pack = pack_commit(repo, base, task=f"{ISSUE}\n{observation}", budget=20_000,
-                           rules=ContextRules(), cache_path=work / "cache" / "naive.sqlite3",
-                           counter=counter)
-        rest = {**request, "messages": [{"role": "system", "content": pack.text},
-                                        *request["messages"][2:]]}
+        observation = next(
+            (m.get("content") or "" for m in reversed(request["messages"]) if m["role"] == "tool"),
+            "",
+        )
+        pack = pack_commit(
+            repo,
+            base,
+            task=f"{ISSUE}\n{observation}",
+            budget=20_000,
+            rules=ContextRules(),
+            cache_path=work / "cache" / "naive.sqlite3",
+            counter=counter,
+        )
+        rest = {
+            **request,
+            "messages": [{"role": "system", "content": pack.text}, *request["messages"][2:]],
+        }
         naive.append(counter.tokenizer.encode(chatml(rest)).ids)
         if i >= TURNS:
             break
-    return {"turns": TURNS, "run_wall_s": wall, "agent_s": agent, "model_s": model_s,
-            "sandbox_s": tools_s + verify_s, "overhead_per_turn_ms": overhead * 1000,
-            "prefix_reuse": reuse(ours), "naive_prefix_reuse": reuse(naive),
-            "first_prompt_tokens": len(ours[0])}
+    return {
+        "turns": TURNS,
+        "run_wall_s": wall,
+        "agent_s": agent,
+        "model_s": model_s,
+        "sandbox_s": tools_s + verify_s,
+        "overhead_per_turn_ms": overhead * 1000,
+        "prefix_reuse": reuse(ours),
+        "naive_prefix_reuse": reuse(naive),
+        "first_prompt_tokens": len(ours[0]),
+    }
 
 
 if __name__ == "__main__":

@@ -34,18 +34,30 @@ def run(runs: int = 5, commands: int = 30) -> dict[str, float]:
             sb.run("true", timeout=30)
 
     start_ours = timed(first_output, runs)
-    start_cli = timed(lambda: subprocess.run(["docker", "run", "--rm", IMAGE, "true"],
-                                             check=True, capture_output=True), runs)
+    start_cli = timed(
+        lambda: subprocess.run(
+            ["docker", "run", "--rm", IMAGE, "true"], check=True, capture_output=True
+        ),
+        runs,
+    )
     sb = backend.start(spec)  # the Docker sandbox itself: its container id is needed
     try:
         sb.run("true", timeout=30)
         exec_ours = timed(lambda: sb.run("true", timeout=30), commands)
-        exec_cli = timed(lambda: subprocess.run(["docker", "exec", sb.id, "true"],
-                                                check=True, capture_output=True), commands)
+        exec_cli = timed(
+            lambda: subprocess.run(
+                ["docker", "exec", sb.id, "true"], check=True, capture_output=True
+            ),
+            commands,
+        )
     finally:
         backend.stop(sb)
-    return {"start_to_first_output_s": start_ours, "docker_run_s": start_cli,
-            "command_s": exec_ours, "docker_exec_s": exec_cli}
+    return {
+        "start_to_first_output_s": start_ours,
+        "docker_run_s": start_cli,
+        "command_s": exec_ours,
+        "docker_exec_s": exec_cli,
+    }
 
 
 if __name__ == "__main__":

@@ -29,10 +29,14 @@ import redis
 from benchmarks.webhook import REDIS_URL, SECRET, _wait, payload
 from bot.receiver.signature import sign
 
-EXPECTED = {"valid": {202}, "duplicate": {200}, "unsigned": {401}, "malformed": {400},
-            "irrelevant": {200}}
-MIX = ["valid"] * 12 + ["duplicate"] * 3 + ["unsigned"] * 2 + ["malformed"] * 2 + \
-    ["irrelevant"]
+EXPECTED = {
+    "valid": {202},
+    "duplicate": {200},
+    "unsigned": {401},
+    "malformed": {400},
+    "irrelevant": {200},
+}
+MIX = ["valid"] * 12 + ["duplicate"] * 3 + ["unsigned"] * 2 + ["malformed"] * 2 + ["irrelevant"]
 
 
 def rss_mb(pid: int) -> float:
@@ -42,8 +46,9 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def soak(url: str, seconds: float, concurrency: int, pid: int
-               ) -> tuple[Counter[tuple[str, int]], int, list[tuple[float, float]]]:
+async def soak(
+    url: str, seconds: float, concurrency: int, pid: int
+) -> tuple[Counter[tuple[str, int]], int, list[tuple[float, float]]]:
     answers: Counter[tuple[str, int]] = Counter()
     accepted: list[str] = []
     memory: list[tuple[float, float]] = []
@@ -60,8 +65,11 @@ async def soak(url: str, seconds: float, concurrency: int, pid: int
             body = body[: len(body) // 2]
         elif kind == "irrelevant":
             event, body = "star", json.dumps({"action": "created"}).encode()
-        headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery,
-                   "Content-Type": "application/json"}
+        headers = {
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery,
+            "Content-Type": "application/json",
+        }
         if kind != "unsigned":
             headers["X-Hub-Signature-256"] = sign(SECRET, body)
         return headers, body
@@ -86,8 +94,9 @@ async def soak(url: str, seconds: float, concurrency: int, pid: int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=180)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
@@ -95,17 +104,25 @@ def main() -> None:
     broker.flushdb()
     workdir = Path(tempfile.mkdtemp(prefix="qwenfix-soak-"))
     port = 17000 + os.getpid() % 1000
-    env = {**os.environ, "QWENFIX_WEBHOOK_SECRET": SECRET, "QWENFIX_API_TOKEN": "soak",
-           "QWENFIX_REDIS_URL": REDIS_URL,
-           "QWENFIX_DATABASE_URL": f"sqlite:///{workdir / 'jobs.db'}"}
-    server = subprocess.Popen([str(Path(sys.executable).parent / "qwenfix"), "serve",
-                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "QWENFIX_WEBHOOK_SECRET": SECRET,
+        "QWENFIX_API_TOKEN": "soak",
+        "QWENFIX_REDIS_URL": REDIS_URL,
+        "QWENFIX_DATABASE_URL": f"sqlite:///{workdir / 'jobs.db'}",
+    }
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "qwenfix"), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait(url, "healthz")
-        answers, accepted, memory = asyncio.run(soak(url, args.seconds, args.concurrency,
-                                                     server.pid))
+        answers, accepted, memory = asyncio.run(
+            soak(url, args.seconds, args.concurrency, server.pid)
+        )
         time.sleep(1)
         queued = int(broker.llen("quick"))  # type: ignore[arg-type]  # sync client
     finally:
@@ -113,14 +130,19 @@ def main() -> None:
         server.wait(20)
     total = sum(answers.values())
     wrong = {f"{k}→{s}": n for (k, s), n in answers.items() if s not in EXPECTED[k]}
-    print(f"{total:,} deliveries in {args.seconds:.0f} s ({total / args.seconds:,.0f}/s) "
-          f"with {args.concurrency} connections")
+    print(
+        f"{total:,} deliveries in {args.seconds:.0f} s ({total / args.seconds:,.0f}/s) "
+        f"with {args.concurrency} connections"
+    )
     for (kind, status), n in sorted(answers.items()):
         print(f"  {kind:<10} → {status}: {n:,}")
-    print(f"5xx: {sum(n for (_, s), n in answers.items() if s >= 500)}; unexpected: "
-          f"{wrong or 'none'}")
-    print(f"accepted {accepted:,}, queued {queued:,}: "
-          f"{'one job each' if queued == accepted else 'MISMATCH'}")
+    print(
+        f"5xx: {sum(n for (_, s), n in answers.items() if s >= 500)}; unexpected: {wrong or 'none'}"
+    )
+    print(
+        f"accepted {accepted:,}, queued {queued:,}: "
+        f"{'one job each' if queued == accepted else 'MISMATCH'}"
+    )
     print("receiver RSS (s, MB): " + ", ".join(f"{t:.0f}: {m:.0f}" for t, m in memory))
 
 

@@ -35,15 +35,21 @@ from workers.settings import WorkerSettings
 
 IMAGE = "qwenfix-sandbox:1"
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "calculator"
-FIX = ("    if not values:\n        raise ValueError(\"mean of no values\")\n"
-       "    return total(values) / len(values)")
+FIX = (
+    '    if not values:\n        raise ValueError("mean of no values")\n'
+    "    return total(values) / len(values)"
+)
 SETUP = "pip install --no-deps six==1.16.0 iniconfig==2.0.0"
 
 
 def _repo(source: Path, target: Path) -> Path:
     shutil.copytree(source, target)
-    env = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@localhost",
-           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@localhost"}
+    env = {
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@localhost",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@localhost",
+    }
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "base"]):
         gitops.git(target, *args, env=env)
     return target
@@ -52,24 +58,46 @@ def _repo(source: Path, target: Path) -> Path:
 def verdict(runs: int, work: Path) -> dict[str, float]:
     repo = _repo(DEMO, work / "demo")
     config = RepoConfig(test="python -m pytest -q")
-    settings = WorkerSettings(sandbox_image=IMAGE, setup_cache=False, sandbox_memory_mb=1024,
-                              trajectory_dir=work / "trajectories")
+    settings = WorkerSettings(
+        sandbox_image=IMAGE,
+        setup_cache=False,
+        sandbox_memory_mb=1024,
+        trajectory_dir=work / "trajectories",
+    )
     backend, base = DockerBackend(), gitops.resolve(repo, "HEAD")
     fresh, inside, tests = [], [], []
-    with Trajectory(work / "verdict.jsonl") as trajectory, \
-            working_sandbox(backend, repo, base, config=config, settings=settings,
-                            trajectory=trajectory, run_label="bench") as (sb, prepared):
+    with (
+        Trajectory(work / "verdict.jsonl") as trajectory,
+        working_sandbox(
+            backend,
+            repo,
+            base,
+            config=config,
+            settings=settings,
+            trajectory=trajectory,
+            run_label="bench",
+        ) as (sb, prepared),
+    ):
         baseline = run_tests(sb, config.test or "", timeout=300, label="before")
         old = sb.read_file("calculator.py").decode()
-        sb.write_file("calculator.py", old.replace(
-            "    return total(values) / (len(values) - 1)", FIX).encode())
+        sb.write_file(
+            "calculator.py",
+            old.replace("    return total(values) / (len(values) - 1)", FIX).encode(),
+        )
         for n in range(runs + 1):  # the first of each is a warm-up
             started = time.perf_counter()
-            change = capture_change(sb, repo, base, leave_out=prepared.leftovers,
-                                    workdir=sb.spec.workdir)
-            judgement = Judge(backend=backend, prepared=prepared, repo=repo, config=config,
-                              settings=settings, baseline=baseline, issue_text="")(
-                change, label=f"bench-{n}")
+            change = capture_change(
+                sb, repo, base, leave_out=prepared.leftovers, workdir=sb.spec.workdir
+            )
+            judgement = Judge(
+                backend=backend,
+                prepared=prepared,
+                repo=repo,
+                config=config,
+                settings=settings,
+                baseline=baseline,
+                issue_text="",
+            )(change, label=f"bench-{n}")
             elapsed = time.perf_counter() - started
             if not judgement.resolved or judgement.judged is None:
                 raise SystemExit(f"the demo fix was not resolved: {judgement.reason}")
@@ -80,12 +108,15 @@ def verdict(runs: int, work: Path) -> dict[str, float]:
                 fresh.append(elapsed)
                 inside.append(inside_s)
                 tests.append(judgement.judged.duration_s)
-    return {"fresh_sandbox_verdict_s": statistics.median(fresh),
-            "in_sandbox_verdict_s": statistics.median(inside),
-            "test_run_s": statistics.median(tests),
-            "fresh_sandbox_overhead_s": statistics.median(
-                f - t for f, t in zip(fresh, tests, strict=True)),
-            "in_sandbox_passed": float(in_sandbox.passed)}
+    return {
+        "fresh_sandbox_verdict_s": statistics.median(fresh),
+        "in_sandbox_verdict_s": statistics.median(inside),
+        "test_run_s": statistics.median(tests),
+        "fresh_sandbox_overhead_s": statistics.median(
+            f - t for f, t in zip(fresh, tests, strict=True)
+        ),
+        "in_sandbox_passed": float(in_sandbox.passed),
+    }
 
 
 def setup_reuse(runs: int, work: Path) -> dict[str, float]:
@@ -96,15 +127,24 @@ def setup_reuse(runs: int, work: Path) -> dict[str, float]:
     second: list[float] = []
     for n in range(runs):
         # A key of its own for each round: the first job of a round always sets up.
-        settings = WorkerSettings(sandbox_image=IMAGE, setup_cache=True,
-                                  sandbox_memory_mb=1024, trajectory_dir=work / "t")
+        settings = WorkerSettings(
+            sandbox_image=IMAGE, setup_cache=True, sandbox_memory_mb=1024, trajectory_dir=work / "t"
+        )
         round_config = config.model_copy(update={"setup": f"{SETUP} # round {n}"})
         for samples in (first, second):
             started = time.perf_counter()
-            with Trajectory(work / f"setup-{n}.jsonl") as trajectory, \
-                    working_sandbox(backend, repo, base, config=round_config,
-                                    settings=settings, trajectory=trajectory,
-                                    run_label="bench") as (sb, _):
+            with (
+                Trajectory(work / f"setup-{n}.jsonl") as trajectory,
+                working_sandbox(
+                    backend,
+                    repo,
+                    base,
+                    config=round_config,
+                    settings=settings,
+                    trajectory=trajectory,
+                    run_label="bench",
+                ) as (sb, _),
+            ):
                 ready = sb.run("python -c 'import six, iniconfig'", timeout=60)
                 samples.append(time.perf_counter() - started)
             if not ready.ok:
@@ -112,8 +152,10 @@ def setup_reuse(runs: int, work: Path) -> dict[str, float]:
     for snap in backend.snapshots():
         if KEY_LABEL in snap.labels and snap.labels.get("io.qwenfix.run") == "bench":
             backend.remove_snapshot(snap.id)
-    return {"first_job_setup_s": statistics.median(first),
-            "second_job_from_snapshot_s": statistics.median(second)}
+    return {
+        "first_job_setup_s": statistics.median(first),
+        "second_job_from_snapshot_s": statistics.median(second),
+    }
 
 
 def run(runs: int = 5) -> dict[str, Any]:
@@ -124,8 +166,9 @@ def run(runs: int = 5) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=5)
     print(json.dumps(run(parser.parse_args().runs), indent=2))
 

@@ -39,14 +39,24 @@ REDIS_URL = "redis://127.0.0.1:6379/12"
 def payload(i: int) -> bytes:
     """A 10 KB `issue_comment` as GitHub sends them: the bulk is the issue's own text (and,
     in real deliveries, the repository object); the comment is a short command."""
-    body = {"action": "created",
-            "issue": {"number": i, "title": "bench", "body": "Steps to reproduce: " + "x" * 9000,
-                      "user": {"login": "octocat", "type": "User"}},
-            "comment": {"id": i, "body": "@qwenfix fix please keep the change small",
-                        "user": {"login": "octocat", "type": "User"},
-                        "author_association": "OWNER"},
-            "repository": {"full_name": "octo-org/bench"},
-            "sender": {"login": "octocat", "type": "User"}, "installation": {"id": 1}}
+    body = {
+        "action": "created",
+        "issue": {
+            "number": i,
+            "title": "bench",
+            "body": "Steps to reproduce: " + "x" * 9000,
+            "user": {"login": "octocat", "type": "User"},
+        },
+        "comment": {
+            "id": i,
+            "body": "@qwenfix fix please keep the change small",
+            "user": {"login": "octocat", "type": "User"},
+            "author_association": "OWNER",
+        },
+        "repository": {"full_name": "octo-org/bench"},
+        "sender": {"login": "octocat", "type": "User"},
+        "installation": {"id": 1},
+    }
     return json.dumps(body).encode()
 
 
@@ -78,21 +88,40 @@ def wrk(url: str, workdir: Path, seconds: int, concurrency: int, fixed: str) -> 
     (workdir / "body.json").write_bytes(body)
     (workdir / "sig.txt").write_text(sign(SECRET, body))
     script = workdir / f"deliver{'-dup' if fixed else ''}.lua"
-    script.write_text(WRK_SCRIPT % {"body": workdir / "body.json", "sig": workdir / "sig.txt",
-                                    "fixed": fixed})
-    out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency",
-                          "-s", str(script), f"{url}/webhook"], capture_output=True, text=True,
-                         timeout=seconds + 30).stdout
-    found = {"rate": re.search(r"Requests/sec:\s+([\d.]+)", out),
-             "p50": re.search(r"^\s+50%\s+(\S+)", out, re.M),
-             "p99": re.search(r"^\s+99%\s+(\S+)", out, re.M),
-             "requests": re.search(r"(\d+) requests in", out),
-             "non2xx": re.search(r"Non-2xx or 3xx responses: (\d+)", out)}
+    script.write_text(
+        WRK_SCRIPT % {"body": workdir / "body.json", "sig": workdir / "sig.txt", "fixed": fixed}
+    )
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"{url}/webhook",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+    ).stdout
+    found = {
+        "rate": re.search(r"Requests/sec:\s+([\d.]+)", out),
+        "p50": re.search(r"^\s+50%\s+(\S+)", out, re.M),
+        "p99": re.search(r"^\s+99%\s+(\S+)", out, re.M),
+        "requests": re.search(r"(\d+) requests in", out),
+        "non2xx": re.search(r"Non-2xx or 3xx responses: (\d+)", out),
+    }
     if not (found["rate"] and found["p50"] and found["p99"] and found["requests"]):
         raise RuntimeError(f"wrk printed something unexpected:\n{out}")
-    return {"rate": float(found["rate"].group(1)), "p50_ms": _ms(found["p50"].group(1)),
-            "p99_ms": _ms(found["p99"].group(1)), "requests": int(found["requests"].group(1)),
-            "non2xx": int(found["non2xx"].group(1)) if found["non2xx"] else 0}
+    return {
+        "rate": float(found["rate"].group(1)),
+        "p50_ms": _ms(found["p50"].group(1)),
+        "p99_ms": _ms(found["p99"].group(1)),
+        "requests": int(found["requests"].group(1)),
+        "non2xx": int(found["non2xx"].group(1)) if found["non2xx"] else 0,
+    }
 
 
 def _wait(url: str, probe: str) -> None:
@@ -112,8 +141,7 @@ def _wait(url: str, probe: str) -> None:
 
 @contextlib.contextmanager
 def server(argv: list[str], env: dict[str, str], port: int, probe: str) -> Iterator[str]:
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait(url, probe)
@@ -128,15 +156,37 @@ def measure(workers: int, seconds: int, concurrency: int) -> dict[str, Any]:
     broker.flushdb()
     workdir = Path(tempfile.mkdtemp(prefix="qwenfix-bench-"))
     port = 18000 + os.getpid() % 1000
-    bare = [sys.executable, "-m", "uvicorn", "benchmarks.bare:app", "--port", str(port + 1),
-            "--log-level", "warning", "--no-access-log", "--workers", str(workers)]
+    bare = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "benchmarks.bare:app",
+        "--port",
+        str(port + 1),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--workers",
+        str(workers),
+    ]
     with server(bare, dict(os.environ), port + 1, "post") as url:
         anchor = wrk(url, workdir, seconds, concurrency, "")
-    env = {**os.environ, "QWENFIX_WEBHOOK_SECRET": SECRET, "QWENFIX_API_TOKEN": "bench",
-           "QWENFIX_REDIS_URL": REDIS_URL, "QWENFIX_LOG_FORMAT": "text",
-           "QWENFIX_DATABASE_URL": f"sqlite:///{workdir / 'jobs.db'}"}
-    qwenfix = [str(Path(sys.executable).parent / "qwenfix"), "serve", "--port", str(port),
-               "--workers", str(workers)]
+    env = {
+        **os.environ,
+        "QWENFIX_WEBHOOK_SECRET": SECRET,
+        "QWENFIX_API_TOKEN": "bench",
+        "QWENFIX_REDIS_URL": REDIS_URL,
+        "QWENFIX_LOG_FORMAT": "text",
+        "QWENFIX_DATABASE_URL": f"sqlite:///{workdir / 'jobs.db'}",
+    }
+    qwenfix = [
+        str(Path(sys.executable).parent / "qwenfix"),
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     with server(qwenfix, env, port, "healthz") as url:
         distinct = wrk(url, workdir, seconds, concurrency, "")
         time.sleep(1)  # deliveries still in flight when wrk stopped counting
@@ -145,14 +195,21 @@ def measure(workers: int, seconds: int, concurrency: int) -> dict[str, Any]:
             rows = int(db.execute("SELECT count(*) FROM jobs").fetchone()[0])
         duplicate = wrk(url, workdir, seconds, concurrency, "the-same-delivery")
     # Exactly one message per job row, and no fewer jobs than 202 answers counted.
-    return {"workers": workers, "anchor": anchor, "distinct": distinct,
-            "duplicate": duplicate, "queued": queued, "job_rows": rows,
-            "one_job_per_202": queued == rows >= distinct["requests"] - distinct["non2xx"]}
+    return {
+        "workers": workers,
+        "anchor": anchor,
+        "distinct": distinct,
+        "duplicate": duplicate,
+        "queued": queued,
+        "job_rows": rows,
+        "one_job_per_202": queued == rows >= distinct["requests"] - distinct["non2xx"],
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", default="1,2")
@@ -161,10 +218,12 @@ def main() -> None:
         result = measure(workers, args.seconds, args.concurrency)
         for name in ("anchor", "distinct", "duplicate"):
             row = result[name]
-            print(f"{workers} worker(s), {name:<9}: {row['rate']:8,.0f}/s  p50 "
-                  f"{row['p50_ms']:6.1f} ms  p99 {row['p99_ms']:6.1f} ms  "
-                  f"{row['rate'] / result['anchor']['rate']:5.0%} of the anchor  "
-                  f"non-2xx {row['non2xx']}")
+            print(
+                f"{workers} worker(s), {name:<9}: {row['rate']:8,.0f}/s  p50 "
+                f"{row['p50_ms']:6.1f} ms  p99 {row['p99_ms']:6.1f} ms  "
+                f"{row['rate'] / result['anchor']['rate']:5.0%} of the anchor  "
+                f"non-2xx {row['non2xx']}"
+            )
         print(f"one queued job per 202: {result['one_job_per_202']}")
 
 

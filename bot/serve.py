@@ -29,8 +29,9 @@ def build_receiver(settings: BotSettings) -> Receiver:
     return Receiver(
         settings=settings,
         store=JobStore(engine),
-        ledger=DeliveryLedger(client, settings.dedup_ttl_s, redis,
-                              claim_ttl_s=settings.claim_ttl_s),
+        ledger=DeliveryLedger(
+            client, settings.dedup_ttl_s, redis, claim_ttl_s=settings.claim_ttl_s
+        ),
         queue=RedisJobQueue(client, settings.quick_queue, redis),
         metrics=ReceiverMetrics(),
     )
@@ -56,12 +57,18 @@ def app_from_environment() -> FastAPI:
 
 def serve(settings: BotSettings, host: str, port: int, workers: int = 1) -> None:
     if workers > 1:  # each process builds its own receiver from the same environment
-        uvicorn.run("bot.serve:app_from_environment", factory=True, workers=workers,
-                    host=host, port=port, log_level="info", access_log=False,
-                    log_config=None)
+        uvicorn.run(
+            "bot.serve:app_from_environment",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=False,
+            log_config=None,
+        )
         return
     app = create_app(build_receiver(settings))
     _settle()
     # log_config=None: uvicorn's lines go through qwenfix's logging (text or JSON).
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False,
-                log_config=None)
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, log_config=None)

@@ -71,8 +71,7 @@ class BotSettings(BaseSettings):
     @model_validator(mode="after")
     def _claims_outlast_requests(self) -> BotSettings:
         if self.claim_ttl_s <= self.dependency_timeout_s:
-            raise ValueError("QWENFIX_CLAIM_TTL_S must be longer than "
-                             "QWENFIX_DEPENDENCY_TIMEOUT_S")
+            raise ValueError("QWENFIX_CLAIM_TTL_S must be longer than QWENFIX_DEPENDENCY_TIMEOUT_S")
         return self
 
 

@@ -61,8 +61,11 @@ def _is_snapshot(image: Image) -> bool:
 
 def _as_snapshot(image: Image) -> Snapshot:
     # Blank values are the setup sandbox's own labels, blanked when it was committed.
-    labels = {key: value for key, value in (image.labels or {}).items()
-              if value and key not in (SNAPSHOT_LABEL, LABEL)}
+    labels = {
+        key: value
+        for key, value in (image.labels or {}).items()
+        if value and key not in (SNAPSHOT_LABEL, LABEL)
+    }
     try:
         created = _engine_time(str(image.attrs.get("Created", "")))
     except ValueError:
@@ -152,9 +155,11 @@ class DockerSandbox:
             raise SandboxError(f"lost the sandbox while running a command: {exc}") from exc
         output = buffer.text()
         if disk_exceeded:
-            output += (f"\n[the sandbox has written more than {self.spec.max_disk_mb} MB to "
-                       f"disk{'; the command was stopped' if killed else ''}; delete files "
-                       "to go on]")
+            output += (
+                f"\n[the sandbox has written more than {self.spec.max_disk_mb} MB to "
+                f"disk{'; the command was stopped' if killed else ''}; delete files "
+                "to go on]"
+            )
         return CommandResult(
             command=command,
             exit_code=exit_code,
@@ -172,8 +177,7 @@ class DockerSandbox:
         tens of milliseconds for a repository's worth of files.)"""
         self._disk_checked = time.monotonic()
         try:
-            found = self._client.api.containers(all=True, size=True,
-                                                filters={"id": self.id})
+            found = self._client.api.containers(all=True, size=True, filters={"id": self.id})
         except ENGINE_ERRORS:
             return False  # the command's own result will say what happened to the engine
         used = int(found[0].get("SizeRw") or 0) if found else 0
@@ -210,9 +214,7 @@ class DockerSandbox:
         full = self._abs(path)
         parent, name = posixpath.split(full)
         uid, gid = (int(x) for x in self.spec.user.split(":"))
-        mkdir = self.run(
-            f"mkdir -p {shlex.quote(parent)}", timeout=30, max_output_bytes=10_000
-        )
+        mkdir = self.run(f"mkdir -p {shlex.quote(parent)}", timeout=30, max_output_bytes=10_000)
         if not mkdir.ok:
             raise SandboxError(f"could not create {parent}: {mkdir.output.strip()}")
         buf = io.BytesIO()
@@ -274,20 +276,21 @@ class DockerBackend:
                 if found is None:
                     raise SandboxUnavailable(
                         f"snapshot {spec.snapshot!r} of {spec.image} is missing",
-                        hint="start from the image, set it up again and take a new snapshot")
+                        hint="start from the image, set it up again and take a new snapshot",
+                    )
                 image = str(found.id)
             else:
                 client.images.get(spec.image)
         except docker.errors.ImageNotFound as exc:
             raise SandboxUnavailable(
                 f"sandbox image {spec.image!r} is missing",
-                hint="build it with scripts/build-sandbox-image.sh "
-                "or docker build deploy/sandbox",
+                hint="build it with scripts/build-sandbox-image.sh or docker build deploy/sandbox",
             ) from exc
         except ENGINE_ERRORS as exc:  # the client was fine once; the engine went away since
-            raise SandboxUnavailable(f"the Docker engine stopped answering: {exc}",
-                                     hint="start dockerd, or run scripts/ensure-docker.sh"
-                                     ) from exc
+            raise SandboxUnavailable(
+                f"the Docker engine stopped answering: {exc}",
+                hint="start dockerd, or run scripts/ensure-docker.sh",
+            ) from exc
         kwargs: dict[str, Any] = {
             "command": ["sleep", "infinity"],
             "init": True,
@@ -299,8 +302,13 @@ class DockerBackend:
             "memswap_limit": f"{spec.memory_mb}m",
             "nano_cpus": int(spec.cpus * 1e9),
             "pids_limit": spec.pids_limit,
-            "ulimits": [docker.types.Ulimit(name="fsize", soft=spec.max_file_mb * 1024 * 1024,
-                                            hard=spec.max_file_mb * 1024 * 1024)],
+            "ulimits": [
+                docker.types.Ulimit(
+                    name="fsize",
+                    soft=spec.max_file_mb * 1024 * 1024,
+                    hard=spec.max_file_mb * 1024 * 1024,
+                )
+            ],
             "cap_drop": DROPPED_CAPS,
             "security_opt": ["no-new-privileges"],
             "labels": {LABEL: "1", **spec.labels},
@@ -308,8 +316,9 @@ class DockerBackend:
         if spec.ca_bundle:
             # A mount, not `volumes=`: docker-py would also declare a VOLUME there, which a
             # snapshot keeps, and every container from it would fail over the bundle's file.
-            kwargs["mounts"] = [docker.types.Mount(CA_BUNDLE_PATH, spec.ca_bundle, type="bind",
-                                                   read_only=True)]
+            kwargs["mounts"] = [
+                docker.types.Mount(CA_BUNDLE_PATH, spec.ca_bundle, type="bind", read_only=True)
+            ]
         source = spec.image if spec.snapshot is None else f"snapshot {image[:19]} of {spec.image}"
         try:
             container = client.containers.run(image, **kwargs)
@@ -332,8 +341,11 @@ class DockerBackend:
             # image would inherit them: blank those the sandbox got from its own spec (a
             # run's id, say), so that they mislead neither `snapshots()` nor later sandboxes.
             base_labels = base_config.get("Labels") or {}
-            own = {key: "" for key, value in (config.get("Labels") or {}).items()
-                   if base_labels.get(key) != value}
+            own = {
+                key: ""
+                for key, value in (config.get("Labels") or {}).items()
+                if base_labels.get(key) != value
+            }
             conf = {
                 "Labels": {**own, SNAPSHOT_LABEL: "1", **(labels or {})},
                 # The image's own command and user, not the idle `sleep` as root that `start`
@@ -345,13 +357,22 @@ class DockerBackend:
             }
             # Paused while the layer is copied, so that a background process cannot change
             # files half-way through: the snapshot is one moment's state.
-            image = container.commit(repository=SNAPSHOT_REPOSITORY, tag=uuid.uuid4().hex,
-                                     message="qwenfix sandbox snapshot", pause=True, conf=conf)
+            image = container.commit(
+                repository=SNAPSHOT_REPOSITORY,
+                tag=uuid.uuid4().hex,
+                message="qwenfix sandbox snapshot",
+                pause=True,
+                conf=conf,
+            )
         except ENGINE_ERRORS as exc:
             raise SandboxError(f"could not snapshot sandbox {sandbox.id[:12]}: {exc}") from exc
         snap = _as_snapshot(image)
-        log.info("sandbox %s snapshotted as %s (%d MB)", sandbox.id[:12], snap.id[:19],
-                 snap.size_bytes // 1_000_000)
+        log.info(
+            "sandbox %s snapshotted as %s (%d MB)",
+            sandbox.id[:12],
+            snap.id[:19],
+            snap.size_bytes // 1_000_000,
+        )
         return snap
 
     def snapshots(self) -> list[Snapshot]:

@@ -63,17 +63,42 @@ class LocalSandbox:
 
     def _bwrap(self, as_root: bool, workdir: str) -> list[str]:
         uid, gid = ("0", "0") if as_root else self.spec.user.split(":")
-        args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
-                "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
+        args = [
+            "bwrap",
+            "--unshare-all",
+            "--die-with-parent",
+            "--new-session",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--ro-bind",
+            "/etc",
+            "/etc",
+        ]
         for name in ROOT_LINKS:
             host = Path("/") / name
             if host.is_symlink():
                 args += ["--symlink", os.readlink(host), f"/{name}"]
             elif host.is_dir():
                 args += ["--ro-bind", str(host), f"/{name}"]
-        args += ["--proc", "/proc", "--dev", "/dev", "--bind", str(self.tmp), "/tmp",
-                 "--bind", str(self.workspace), self.spec.workdir, "--chdir", workdir,
-                 "--uid", uid, "--gid", gid]
+        args += [
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--bind",
+            str(self.tmp),
+            "/tmp",
+            "--bind",
+            str(self.workspace),
+            self.spec.workdir,
+            "--chdir",
+            workdir,
+            "--uid",
+            uid,
+            "--gid",
+            gid,
+        ]
         if self.spec.ca_bundle:
             args += ["--ro-bind", self.spec.ca_bundle, CA_BUNDLE_PATH]
         if self.network:
@@ -90,14 +115,19 @@ class LocalSandbox:
         workdir: str | None = None,
         max_output_bytes: int = 1_000_000,
     ) -> CommandResult:
-        limits = (f"ulimit -u {self.spec.pids_limit} -v {self.spec.memory_mb * 1024} "
-                  f"-f {self.spec.max_file_mb * 1024} 2>/dev/null; ")
-        argv = [*self._bwrap(as_root, workdir or self.spec.workdir),
-                "bash", "-c", limits + command]
+        limits = (
+            f"ulimit -u {self.spec.pids_limit} -v {self.spec.memory_mb * 1024} "
+            f"-f {self.spec.max_file_mb * 1024} 2>/dev/null; "
+        )
+        argv = [*self._bwrap(as_root, workdir or self.spec.workdir), "bash", "-c", limits + command]
         started = time.monotonic()
         proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env={**BASE_ENV, **(env or {})}, start_new_session=True,
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env={**BASE_ENV, **(env or {})},
+            start_new_session=True,
         )
         buffer = HeadTailBuffer(max_output_bytes)
         stdout = proc.stdout
@@ -119,9 +149,14 @@ class LocalSandbox:
         code = proc.wait()
         stdout.close()
         return CommandResult(
-            command=command, exit_code=None if timed_out else code, output=buffer.text(),
-            timed_out=timed_out, truncated=buffer.truncated, output_bytes=buffer.total,
-            duration_s=round(time.monotonic() - started, 3))
+            command=command,
+            exit_code=None if timed_out else code,
+            output=buffer.text(),
+            timed_out=timed_out,
+            truncated=buffer.truncated,
+            output_bytes=buffer.total,
+            duration_s=round(time.monotonic() - started, 3),
+        )
 
     def _host_path(self, path: str) -> Path:
         inside = Path(os.path.normpath(os.path.join(self.spec.workdir, path)))
@@ -165,9 +200,13 @@ def _copy_tree(source: Path, dest: Path) -> None:
     """Copy a directory to `dest` (which must not exist) as it is: modes, owners, symlinks,
     times. Reflinks make it nearly free where the filesystem has them (btrfs, XFS)."""
     try:
-        done = subprocess.run(["cp", "-a", "--reflink=auto", "--", str(source), str(dest)],
-                              capture_output=True, text=True, timeout=COPY_TIMEOUT_S,
-                              check=False)
+        done = subprocess.run(
+            ["cp", "-a", "--reflink=auto", "--", str(source), str(dest)],
+            capture_output=True,
+            text=True,
+            timeout=COPY_TIMEOUT_S,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SandboxError(f"could not copy {source}: {exc}") from exc
     if done.returncode != 0:
@@ -191,8 +230,9 @@ class LocalBackend:
 
     def __init__(self, snapshot_dir: Path | None = None) -> None:
         if shutil.which("bwrap") is None:
-            raise SandboxUnavailable("bubblewrap is not installed",
-                                     hint="apt-get install bubblewrap")
+            raise SandboxUnavailable(
+                "bubblewrap is not installed", hint="apt-get install bubblewrap"
+            )
         self.snapshot_dir = snapshot_dir or Path(tempfile.gettempdir()) / SNAPSHOT_DIR_NAME
 
     def start(self, spec: SandboxSpec) -> LocalSandbox:
@@ -206,7 +246,8 @@ class LocalBackend:
                 if source is None:
                     raise SandboxUnavailable(
                         f"snapshot {spec.snapshot!r} is missing from {self.snapshot_dir}",
-                        hint="start from the image, set it up again and take a new snapshot")
+                        hint="start from the image, set it up again and take a new snapshot",
+                    )
                 for name in WRITABLE_DIRS:
                     _copy_tree(source / name, root / name)
         except BaseException:
@@ -216,8 +257,10 @@ class LocalBackend:
         probe = box.run("true", timeout=30)
         if not probe.ok:
             shutil.rmtree(root, ignore_errors=True)
-            raise SandboxUnavailable(f"bubblewrap cannot start here: {probe.output.strip()}",
-                                     hint="it needs unprivileged user namespaces or root")
+            raise SandboxUnavailable(
+                f"bubblewrap cannot start here: {probe.output.strip()}",
+                hint="it needs unprivileged user namespaces or root",
+            )
         return box
 
     def stop(self, sandbox: Sandbox) -> None:
@@ -241,8 +284,12 @@ class LocalBackend:
         try:
             for name in WRITABLE_DIRS:
                 _copy_tree(sandbox.root / name, partial / name)
-            snap = Snapshot(id=snapshot_id, size_bytes=_tree_bytes(partial),
-                            created=time.time(), labels=dict(labels or {}))
+            snap = Snapshot(
+                id=snapshot_id,
+                size_bytes=_tree_bytes(partial),
+                created=time.time(),
+                labels=dict(labels or {}),
+            )
             (partial / SNAPSHOT_META).write_text(snap.model_dump_json())
             partial.rename(store / snapshot_id)
         except BaseException as exc:
@@ -250,8 +297,12 @@ class LocalBackend:
             if isinstance(exc, OSError):
                 raise SandboxError(f"could not snapshot into {store}: {exc}") from exc
             raise
-        log.info("sandbox %s snapshotted as %s (%d MB)", sandbox.root.name, snapshot_id,
-                 snap.size_bytes // 1_000_000)
+        log.info(
+            "sandbox %s snapshotted as %s (%d MB)",
+            sandbox.root.name,
+            snapshot_id,
+            snap.size_bytes // 1_000_000,
+        )
         return snap
 
     def snapshots(self) -> list[Snapshot]:
@@ -312,6 +363,8 @@ class LocalBackend:
         except OSError as exc:
             raise SandboxError(f"could not use the snapshot directory {store}: {exc}") from exc
         if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid():
-            raise SandboxError(f"the snapshot directory {store} is not a directory of ours "
-                               f"(uid {found.st_uid}): pass LocalBackend(snapshot_dir=...)")
+            raise SandboxError(
+                f"the snapshot directory {store} is not a directory of ours "
+                f"(uid {found.st_uid}): pass LocalBackend(snapshot_dir=...)"
+            )
         return store

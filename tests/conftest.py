@@ -30,8 +30,11 @@ def docker_client() -> docker.DockerClient:
 def backend(docker_client: docker.DockerClient) -> Iterator[DockerBackend]:
     before = {c.id for c in docker_client.containers.list(all=True, filters={"label": LABEL})}
     yield DockerBackend(docker_client)
-    leftover = [c for c in docker_client.containers.list(all=True, filters={"label": LABEL})
-                if c.id not in before]
+    leftover = [
+        c
+        for c in docker_client.containers.list(all=True, filters={"label": LABEL})
+        if c.id not in before
+    ]
     for container in leftover:
         container.remove(force=True)
     assert not leftover, "a sandbox container was left behind"

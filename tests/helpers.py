@@ -18,14 +18,19 @@ import httpx
 from bot.receiver.signature import sign
 
 GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com",
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
 }
 
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
+        ["git", "-C", str(repo), *args],
+        check=True,
+        capture_output=True,
+        text=True,
         env={**os.environ, **GIT_ENV},
     ).stdout
 
@@ -70,17 +75,24 @@ BUGGY_REPO: dict[str, str | bytes] = {
 ISSUE = "double() is wrong: double(2) gives 5. test_double fails."
 
 
-def fix(repo: Path, server: Any, backend: Any, settings: Any, issue: str = ISSUE,
-        number: int | None = 7) -> Any:
+def fix(
+    repo: Path, server: Any, backend: Any, settings: Any, issue: str = ISSUE, number: int | None = 7
+) -> Any:
     """`run_fix` on `repo` with the scripted model `server`, as the CLI would run it."""
     from workers.engine.fix import FixRequest, run_fix
     from workers.engine.llm.client import OpenAICompatibleModel
 
     settings.llm_base_url = server.base_url if server else settings.llm_base_url
-    with OpenAICompatibleModel(base_url=settings.llm_base_url, model="qwen", max_retries=2,
-                               backoff_s=0.01, timeout_s=30) as model:
-        return run_fix(FixRequest(repo=repo, issue=issue, issue_number=number),
-                       model=model, backend=backend, settings=settings, model_name="qwen")
+    with OpenAICompatibleModel(
+        base_url=settings.llm_base_url, model="qwen", max_retries=2, backoff_s=0.01, timeout_s=30
+    ) as model:
+        return run_fix(
+            FixRequest(repo=repo, issue=issue, issue_number=number),
+            model=model,
+            backend=backend,
+            settings=settings,
+            model_name="qwen",
+        )
 
 
 def branches(repo: Path) -> list[str]:
@@ -107,7 +119,7 @@ def wheel(name: str, version: str, module: str) -> bytes:
         f"{name}/__init__.py": module,
         f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
         f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: qwenfix-tests\nRoot-Is-Purelib: true\n"
-                         "Tag: py3-none-any\n",
+        "Tag: py3-none-any\n",
     }
     record = []
     buffer = io.BytesIO()
@@ -130,13 +142,22 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 120) -> Any:
     return value
 
 
-def deliver(url: str, secret: str, event: str, payload: dict[str, Any],
-            delivery: str) -> httpx.Response:
+def deliver(
+    url: str, secret: str, event: str, payload: dict[str, Any], delivery: str
+) -> httpx.Response:
     """A signed webhook delivery, as GitHub sends it."""
     raw = json.dumps(payload).encode()
-    return httpx.post(f"{url}/webhook", content=raw, timeout=10, headers={
-        "X-GitHub-Event": event, "X-GitHub-Delivery": delivery,
-        "X-Hub-Signature-256": sign(secret, raw), "Content-Type": "application/json"})
+    return httpx.post(
+        f"{url}/webhook",
+        content=raw,
+        timeout=10,
+        headers={
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery,
+            "X-Hub-Signature-256": sign(secret, raw),
+            "Content-Type": "application/json",
+        },
+    )
 
 
 def stop_process(process: subprocess.Popen[str], sig: int = signal.SIGTERM) -> None:
@@ -161,30 +182,51 @@ def make_receiver(database: str, redis_url: str, secret: str) -> tuple[Any, Any]
     engine = make_engine(database)
     migrate(engine)
     store = JobStore(engine)
-    settings = BotSettings(webhook_secret=[secret], api_token="t",  # type: ignore[arg-type]
-                           redis_url=redis_url, database_url=database)
-    return store, Receiver(settings=settings, store=store,
-                           ledger=DeliveryLedger.from_url(redis_url, 3600),
-                           queue=RedisJobQueue.from_url(redis_url, "quick"),
-                           metrics=ReceiverMetrics())
+    settings = BotSettings(
+        webhook_secret=[secret],
+        api_token="t",  # type: ignore[arg-type]
+        redis_url=redis_url,
+        database_url=database,
+    )
+    return store, Receiver(
+        settings=settings,
+        store=store,
+        ledger=DeliveryLedger.from_url(redis_url, 3600),
+        queue=RedisJobQueue.from_url(redis_url, "quick"),
+        metrics=ReceiverMetrics(),
+    )
 
 
-def worker_env(tmp: Path, *, redis_url: str, database: str, fake: Any, github_url: str,
-               model_url: str, **extra: str) -> dict[str, str]:
+def worker_env(
+    tmp: Path,
+    *,
+    redis_url: str,
+    database: str,
+    fake: Any,
+    github_url: str,
+    model_url: str,
+    **extra: str,
+) -> dict[str, str]:
     """The environment of a worker (or beat, or CLI) process against the fake GitHub and
     the scripted model; `extra` adds QWENFIX_ settings by their lowercase names."""
     from .conftest import SANDBOX_IMAGE
 
     return {
-        **os.environ, "QWENFIX_REDIS_URL": redis_url, "QWENFIX_DATABASE_URL": database,
-        "QWENFIX_GITHUB_API_URL": github_url, "QWENFIX_GITHUB_APP_ID": str(fake.app_id),
+        **os.environ,
+        "QWENFIX_REDIS_URL": redis_url,
+        "QWENFIX_DATABASE_URL": database,
+        "QWENFIX_GITHUB_API_URL": github_url,
+        "QWENFIX_GITHUB_APP_ID": str(fake.app_id),
         "QWENFIX_GITHUB_PRIVATE_KEY": fake.private_key_pem,
         "QWENFIX_BOT_LOGIN": fake.bot_login,
-        "QWENFIX_LLM_BASE_URL": model_url, "QWENFIX_LLM_BACKOFF_S": "0.01",
-        "QWENFIX_SANDBOX_IMAGE": SANDBOX_IMAGE, "QWENFIX_SANDBOX_MEMORY_MB": "1024",
+        "QWENFIX_LLM_BASE_URL": model_url,
+        "QWENFIX_LLM_BACKOFF_S": "0.01",
+        "QWENFIX_SANDBOX_IMAGE": SANDBOX_IMAGE,
+        "QWENFIX_SANDBOX_MEMORY_MB": "1024",
         "QWENFIX_CACHE_DIR": str(tmp / "cache"),
         "QWENFIX_TRAJECTORY_DIR": str(tmp / "trajectories"),
-        **{f"QWENFIX_{key.upper()}": value for key, value in extra.items()}}
+        **{f"QWENFIX_{key.upper()}": value for key, value in extra.items()},
+    }
 
 
 POSTGRES_ADMIN_URL = "postgresql+psycopg://qwenfix:qwenfix@127.0.0.1:5432/qwenfix"
@@ -208,7 +250,11 @@ def postgres_database(prefix: str) -> Iterator[str]:
         yield name
     finally:
         with admin.connect() as connection:
-            connection.execute(sa.text("SELECT pg_terminate_backend(pid) FROM "
-                                       f"pg_stat_activity WHERE datname = '{name}'"))
+            connection.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM "
+                    f"pg_stat_activity WHERE datname = '{name}'"
+                )
+            )
             connection.execute(sa.text(f'DROP DATABASE "{name}"'))
         admin.dispose()

@@ -14,9 +14,10 @@ from typing import Any
 
 
 def tarball(name: str, version: str, index_js: str) -> bytes:
-    files = {"package/package.json": json.dumps({"name": name, "version": version,
-                                                 "main": "index.js"}),
-             "package/index.js": index_js}
+    files = {
+        "package/package.json": json.dumps({"name": name, "version": version, "main": "index.js"}),
+        "package/index.js": index_js,
+    }
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for path, text in files.items():
@@ -46,9 +47,15 @@ class NpmRegistry:
         for version, data in self.packages[name].items():
             integrity = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
             versions[version] = {
-                "name": name, "version": version, "main": "index.js",
-                "dist": {"tarball": f"{self.url}{name}/-/{name}-{version}.tgz",
-                         "shasum": hashlib.sha1(data).hexdigest(), "integrity": integrity}}
+                "name": name,
+                "version": version,
+                "main": "index.js",
+                "dist": {
+                    "tarball": f"{self.url}{name}/-/{name}-{version}.tgz",
+                    "shasum": hashlib.sha1(data).hexdigest(),
+                    "integrity": integrity,
+                },
+            }
         latest = max(self.packages[name], key=lambda v: tuple(int(p) for p in v.split(".")))
         return {"name": name, "dist-tags": {"latest": latest}, "versions": versions}
 

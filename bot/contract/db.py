@@ -45,8 +45,9 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(32), index=True, default="queued")
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
-                                                 onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
 
 
 class JobEvent(Base):
@@ -80,8 +81,9 @@ class Installation(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     account: Mapped[str] = mapped_column(String(100))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
-                                                 onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
 
 
 class InstalledRepository(Base):
@@ -107,8 +109,7 @@ class MaintenanceSchedule(Base):
     stale: Mapped[bool] = mapped_column(Boolean, default=True)
     """Set when a push changed the config on the default branch: read it again."""
     checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    evaluated_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
-                                                             nullable=True)
+    evaluated_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     """Runs due up to this moment have been queued."""
 
 

@@ -28,6 +28,7 @@ class Event(StrEnum):
     RESULT = "result"
 
 
-SANDBOX_STEPS = frozenset({Event.SETUP, Event.UPGRADE, Event.AUTOFIX, Event.CHECK,
-                           Event.TESTS_BEFORE, Event.TESTS_HEAD})
+SANDBOX_STEPS = frozenset(
+    {Event.SETUP, Event.UPGRADE, Event.AUTOFIX, Event.CHECK, Event.TESTS_BEFORE, Event.TESTS_HEAD}
+)
 """Events that are a command run in the sandbox (its seconds count as sandbox time)."""

@@ -28,17 +28,24 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        tags = [f"{key} {value}" for key in ("delivery", "job")
-                if (value := getattr(record, key, None)) is not None]
+        tags = [
+            f"{key} {value}"
+            for key in ("delivery", "job")
+            if (value := getattr(record, key, None)) is not None
+        ]
         return f"[{', '.join(tags)}] {text}" if tags else text
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-                "level": record.levelname.lower(), "logger": record.name,
-                "message": record.getMessage(),
-                "delivery": getattr(record, "delivery", None), "job": getattr(record, "job", None)}
+        line = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "delivery": getattr(record, "delivery", None),
+            "job": getattr(record, "job", None),
+        }
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False)

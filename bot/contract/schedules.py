@@ -29,11 +29,15 @@ class ScheduleView(BaseModel):
 
     @classmethod
     def of(cls, row: MaintenanceSchedule) -> ScheduleView:
-        return cls(repo=row.repo, config_sha=row.config_sha, tasks=row.tasks, error=row.error,
-                   stale=row.stale,
-                   checked_at=as_utc(row.checked_at) if row.checked_at else None,
-                   evaluated_until=as_utc(row.evaluated_until) if row.evaluated_until
-                   else None)
+        return cls(
+            repo=row.repo,
+            config_sha=row.config_sha,
+            tasks=row.tasks,
+            error=row.error,
+            stale=row.stale,
+            checked_at=as_utc(row.checked_at) if row.checked_at else None,
+            evaluated_until=as_utc(row.evaluated_until) if row.evaluated_until else None,
+        )
 
 
 class ScheduleStore:
@@ -50,8 +54,15 @@ class ScheduleStore:
                 row.stale = True
             session.commit()
 
-    def save(self, repo: str, *, config_sha: str | None, tasks: str | None,
-             error: str | None, at: datetime | None = None) -> ScheduleView:
+    def save(
+        self,
+        repo: str,
+        *,
+        config_sha: str | None,
+        tasks: str | None,
+        error: str | None,
+        at: datetime | None = None,
+    ) -> ScheduleView:
         with self._guard(), Session(self.engine, expire_on_commit=False) as session:
             row = session.get(MaintenanceSchedule, repo)
             if row is None:
@@ -77,8 +88,12 @@ class ScheduleStore:
 
     def all(self) -> list[ScheduleView]:
         with Session(self.engine) as session:
-            return [ScheduleView.of(r) for r in session.scalars(
-                select(MaintenanceSchedule).order_by(MaintenanceSchedule.repo))]
+            return [
+                ScheduleView.of(r)
+                for r in session.scalars(
+                    select(MaintenanceSchedule).order_by(MaintenanceSchedule.repo)
+                )
+            ]
 
     def _guard(self) -> AbstractContextManager[object]:
         # SQLite has one writer: taking turns in-process beats its busy-wait.

@@ -38,10 +38,20 @@ class JobView(BaseModel):
 
     @classmethod
     def of(cls, job: Job) -> JobView:
-        return cls(id=job.id, delivery_id=job.delivery_id, kind=job.kind, repo=job.repo,
-                   number=job.number, sender=job.sender, status=job.status,
-                   created_at=job.created_at, event=job.event, instructions=job.instructions,
-                   reason=job.reason, task=job.task)
+        return cls(
+            id=job.id,
+            delivery_id=job.delivery_id,
+            kind=job.kind,
+            repo=job.repo,
+            number=job.number,
+            sender=job.sender,
+            status=job.status,
+            created_at=job.created_at,
+            event=job.event,
+            instructions=job.instructions,
+            reason=job.reason,
+            task=job.task,
+        )
 
 
 class RecordView(BaseModel):
@@ -70,16 +80,19 @@ class JobStore:
         # For async callers: SQLite writes go through one thread (no lock or connection-pool
         # contention between dozens of threads); other databases get a few.
         self._executor = ThreadPoolExecutor(
-            max_workers=1 if self._write_lock is not None else 8, thread_name_prefix="jobs-db")
+            max_workers=1 if self._write_lock is not None else 8, thread_name_prefix="jobs-db"
+        )
         self._sqlite_binds = {
             column.name: column.type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
-            for column in Job.__table__.columns}
+            for column in Job.__table__.columns
+        }
 
     async def run(self, method: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a store method off the event loop, on the store's own thread(s)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(method, *args,
-                                                                            **kwargs))
+        return await loop.run_in_executor(
+            self._executor, functools.partial(method, *args, **kwargs)
+        )
 
     def _writing(self) -> AbstractContextManager[object]:
         return self._write_lock if self._write_lock is not None else nullcontext()
@@ -92,14 +105,24 @@ class JobStore:
     def new_row(delivery_id: str, event: str, trigger: Trigger) -> dict[str, Any]:
         now = utcnow()
         return {
-               "delivery_id": delivery_id, "event": event, "kind": trigger.kind.value,
-               "repo": trigger.repo, "number": trigger.number, "sender": trigger.sender,
-               "installation_id": trigger.installation_id,
-               "instructions": trigger.instructions, "comment_id": trigger.comment_id,
-               "comment_kind": trigger.comment_kind, "head_branch": trigger.head_branch,
-               "head_sha": trigger.head_sha, "task": trigger.task, "status": "queued",
-               "reason": None,
-               "created_at": now, "updated_at": now}
+            "delivery_id": delivery_id,
+            "event": event,
+            "kind": trigger.kind.value,
+            "repo": trigger.repo,
+            "number": trigger.number,
+            "sender": trigger.sender,
+            "installation_id": trigger.installation_id,
+            "instructions": trigger.instructions,
+            "comment_id": trigger.comment_id,
+            "comment_kind": trigger.comment_kind,
+            "head_branch": trigger.head_branch,
+            "head_sha": trigger.head_sha,
+            "task": trigger.task,
+            "status": "queued",
+            "reason": None,
+            "created_at": now,
+            "updated_at": now,
+        }
 
     def insert_rows(self, rows: list[dict[str, Any]]) -> list[int]:
         """New job rows in one transaction; their ids, in order. Raises IntegrityError
@@ -117,11 +140,14 @@ class JobStore:
         # write itself, taking it from the event loop.
         columns = list(rows[0])
         convert = [self._sqlite_binds[column] for column in columns]
-        values = [tuple(value if to_db is None or value is None else to_db(value)
-                        for to_db, value in zip(convert, row.values(), strict=True))
-                  for row in rows]
-        sql = (f"INSERT INTO jobs ({', '.join(columns)}) "
-               f"VALUES ({', '.join('?' * len(columns))})")
+        values = [
+            tuple(
+                value if to_db is None or value is None else to_db(value)
+                for to_db, value in zip(convert, row.values(), strict=True)
+            )
+            for row in rows
+        ]
+        sql = f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         with self._writing(), self.engine.begin() as connection:
             connection.exec_driver_sql(sql, values)
             last = int(connection.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
@@ -153,8 +179,9 @@ class JobStore:
             raise RuntimeError(f"job for delivery {delivery_id} vanished")
         return existing, False
 
-    def set_status(self, job_id: int, status: str, *, reason: str | None = None,
-                   expected: str | None = None) -> bool:
+    def set_status(
+        self, job_id: int, status: str, *, reason: str | None = None, expected: str | None = None
+    ) -> bool:
         """Move a job to `status`; with `expected`, only from that status (so that two
         deliveries of the same task cannot both act). True when the row changed."""
         query = update(Job).where(Job.id == job_id)
@@ -162,32 +189,42 @@ class JobStore:
             query = query.where(Job.status == expected)
         now = utcnow()
         with self._writing(), self.engine.begin() as connection:
-            changed = connection.execute(query.values(status=status, reason=reason,
-                                                      updated_at=now)).rowcount
+            changed = connection.execute(
+                query.values(status=status, reason=reason, updated_at=now)
+            ).rowcount
             if changed:
-                connection.execute(insert(JobEvent).values(job_id=job_id, at=now,
-                                                           status=status, reason=reason))
+                connection.execute(
+                    insert(JobEvent).values(job_id=job_id, at=now, status=status, reason=reason)
+                )
         return bool(changed)
 
     def add_record(self, job_id: int, event: str, data: str) -> int:
         """A trajectory record of the job's run (JSON text); its id orders the records."""
         with self._writing(), self.engine.begin() as connection:
-            result = connection.execute(insert(JobRecord).values(job_id=job_id, event=event,
-                                                                 data=data))
+            result = connection.execute(
+                insert(JobRecord).values(job_id=job_id, event=event, data=data)
+            )
             return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     def records(self, job_id: int, after: int = 0, limit: int = 500) -> list[RecordView]:
-        query = select(JobRecord).where(JobRecord.job_id == job_id, JobRecord.id > after
-                                        ).order_by(JobRecord.id).limit(limit)
+        query = (
+            select(JobRecord)
+            .where(JobRecord.job_id == job_id, JobRecord.id > after)
+            .order_by(JobRecord.id)
+            .limit(limit)
+        )
         with Session(self.engine) as session:
-            return [RecordView(id=r.id, event=r.event, data=json.loads(r.data))
-                    for r in session.scalars(query)]
+            return [
+                RecordView(id=r.id, event=r.event, data=json.loads(r.data))
+                for r in session.scalars(query)
+            ]
 
     def events(self, job_id: int) -> list[EventView]:
         query = select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
         with Session(self.engine) as session:
-            return [EventView(at=e.at, status=e.status, reason=e.reason)
-                    for e in session.scalars(query)]
+            return [
+                EventView(at=e.at, status=e.status, reason=e.reason) for e in session.scalars(query)
+            ]
 
     def counts(self) -> list[tuple[str, str, int]]:
         """(kind, status, number of jobs), for the metrics."""
@@ -202,8 +239,7 @@ class JobStore:
         with self._writing(), self.engine.begin() as connection:
             ids = [int(i) for i in connection.execute(query).scalars()]
             if ids:
-                connection.execute(update(Job).where(Job.id.in_(ids)).values(
-                    updated_at=utcnow()))
+                connection.execute(update(Job).where(Job.id.in_(ids)).values(updated_at=utcnow()))
         return ids
 
     def discard(self, job_id: int) -> None:
@@ -218,17 +254,20 @@ class JobStore:
 
     def count_finished(self, repo: str, number: int, kind: str) -> int:
         """Finished jobs of a kind on one issue or pull request (attempt caps)."""
-        query = select(Job.id).where(Job.repo == repo, Job.number == number, Job.kind == kind,
-                                     Job.status.in_(("resolved", "unresolved", "unverified",
-                                                     "error", "blocked")))
+        query = select(Job.id).where(
+            Job.repo == repo,
+            Job.number == number,
+            Job.kind == kind,
+            Job.status.in_(("resolved", "unresolved", "unverified", "error", "blocked")),
+        )
         with Session(self.engine) as session:
             return len(session.scalars(query).all())
 
-    def count_since(self, repo: str, kind: str, statuses: tuple[str, ...],
-                    since: datetime) -> int:
+    def count_since(self, repo: str, kind: str, statuses: tuple[str, ...], since: datetime) -> int:
         """Jobs of a kind on a repository that ended in one of `statuses` since then."""
-        query = select(Job.id).where(Job.repo == repo, Job.kind == kind,
-                                     Job.status.in_(statuses), Job.updated_at >= since)
+        query = select(Job.id).where(
+            Job.repo == repo, Job.kind == kind, Job.status.in_(statuses), Job.updated_at >= since
+        )
         with Session(self.engine) as session:
             return len(session.scalars(query).all())
 
@@ -242,8 +281,15 @@ class JobStore:
             job = session.get(Job, job_id)
             return JobView.of(job) if job else None
 
-    def find(self, *, repo: str | None = None, kind: str | None = None,
-             status: str | None = None, limit: int = 100, offset: int = 0) -> list[JobView]:
+    def find(
+        self,
+        *,
+        repo: str | None = None,
+        kind: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[JobView]:
         query = select(Job).order_by(Job.id.desc()).limit(limit).offset(offset)
         if repo:
             query = query.where(Job.repo == repo)
@@ -263,16 +309,21 @@ class JobStore:
             installation.account = record.account or installation.account
             installation.active = record.action not in ("deleted", "suspend")
             if record.action == "deleted":
-                session.execute(delete(InstalledRepository).where(
-                    InstalledRepository.installation_id == record.installation_id))
+                session.execute(
+                    delete(InstalledRepository).where(
+                        InstalledRepository.installation_id == record.installation_id
+                    )
+                )
             for name in record.removed:
-                session.execute(delete(InstalledRepository).where(
-                    InstalledRepository.full_name == name))
+                session.execute(
+                    delete(InstalledRepository).where(InstalledRepository.full_name == name)
+                )
             for name in record.added:
                 row = session.get(InstalledRepository, name)
                 if row is None:
-                    session.add(InstalledRepository(full_name=name,
-                                                    installation_id=record.installation_id))
+                    session.add(
+                        InstalledRepository(full_name=name, installation_id=record.installation_id)
+                    )
                 else:
                     row.installation_id = record.installation_id
             session.commit()
@@ -283,10 +334,12 @@ class JobStore:
 
     def installations(self) -> dict[str, int]:
         """Installed repository -> its installation, for active installations."""
-        query = select(InstalledRepository.full_name, InstalledRepository.installation_id
-                       ).join(Installation, Installation.id ==
-                              InstalledRepository.installation_id, isouter=True
-                              ).where((Installation.active.is_(None)) |
-                                      (Installation.active.is_(True)))
+        query = (
+            select(InstalledRepository.full_name, InstalledRepository.installation_id)
+            .join(
+                Installation, Installation.id == InstalledRepository.installation_id, isouter=True
+            )
+            .where((Installation.active.is_(None)) | (Installation.active.is_(True)))
+        )
         with Session(self.engine) as session:
             return {name: int(installation) for name, installation in session.execute(query)}

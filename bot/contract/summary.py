@@ -44,8 +44,6 @@ class StageView(BaseModel):
     detail: str = ""
 
 
-
-
 class Costs(BaseModel):
     """What a run spent: model tokens and time, and time in the sandbox (tools, setup,
     tests). One accounting for the dashboard and the worker's metrics."""
@@ -117,22 +115,28 @@ def _at(data: dict[str, Any]) -> datetime:
 def _stage(event: str, data: dict[str, Any]) -> tuple[str, str] | None:
     """(label, detail) of the records that mark a stage of the run."""
     if event in (Event.SETUP, Event.UPGRADE, Event.AUTOFIX, Event.CHECK):
-        return event, f"`{data.get('command')}` exit {data.get('exit_code')} in " \
-                      f"{float(data.get('duration_s') or 0):.1f}s"
+        return (
+            event,
+            f"`{data.get('command')}` exit {data.get('exit_code')} in "
+            f"{float(data.get('duration_s') or 0):.1f}s",
+        )
     if event in (Event.TESTS_BEFORE, Event.TESTS_HEAD):
-        return "tests before" if event == Event.TESTS_BEFORE else "tests on the head", \
-            tests_summary(data)
+        return (
+            "tests before" if event == Event.TESTS_BEFORE else "tests on the head",
+            tests_summary(data),
+        )
     if event == Event.PACK:
         counts = data.get("counts") or {}
-        return "packed the repository", f"{data.get('tokens')} tokens; " \
-                                        f"{counts.get('full', 0)} files in full"
+        return (
+            "packed the repository",
+            f"{data.get('tokens')} tokens; {counts.get('full', 0)} files in full",
+        )
     if event == Event.VERIFY:
         verdict = data.get("verdict") or {}
         # Older records carry only the verdict; newer ones the judgement's status and reason.
         status = data.get("status") or ("resolved" if verdict.get("resolved") else "rejected")
         shown = {"resolved": "accepted", "unresolved": "rejected"}.get(str(status), status)
-        return "verified by the harness", \
-            f"{shown}: {data.get('reason') or verdict.get('reason')}"
+        return "verified by the harness", f"{shown}: {data.get('reason') or verdict.get('reason')}"
     if event == Event.STOP:
         return "agent stopped", f"{data.get('status')}: {data.get('reason')}"
     if event == Event.RESULT:
@@ -176,27 +180,41 @@ def summarise(records: list[RecordView]) -> JobSummary:
         role = message.get("role")
         if role == "assistant":
             usage = data.get("usage") or {}
-            turn = TurnView(number=len(out.turns) + 1, text=str(message.get("content") or ""),
-                            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                            completion_tokens=int(usage.get("completion_tokens") or 0),
-                            cached_tokens=int(usage.get("cached_tokens") or 0),
-                            latency_s=float(data.get("latency_s") or 0))
+            turn = TurnView(
+                number=len(out.turns) + 1,
+                text=str(message.get("content") or ""),
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+                cached_tokens=int(usage.get("cached_tokens") or 0),
+                latency_s=float(data.get("latency_s") or 0),
+            )
             out.turns.append(turn)
             for call in message.get("tool_calls") or []:
                 function = call.get("function") or {}
-                turn.calls.append(CallView(name=str(function.get("name") or "tool"),
-                                           arguments=_arguments(function.get("arguments"))))
+                turn.calls.append(
+                    CallView(
+                        name=str(function.get("name") or "tool"),
+                        arguments=_arguments(function.get("arguments")),
+                    )
+                )
             names = [c.name for c in turn.calls]
-            out.stages.append(StageView(at=_at(data), label=f"turn {turn.number}",
-                                        detail=", ".join(names) or "no tool call"))
+            out.stages.append(
+                StageView(
+                    at=_at(data),
+                    label=f"turn {turn.number}",
+                    detail=", ".join(names) or "no tool call",
+                )
+            )
         elif role == "tool" and turn is not None:
             head, rest, lines = split_output(str(message.get("content") or ""))
             elapsed = data.get("elapsed_s")
             # Results come in the order of the calls; an accepted submit has none.
             call = next((c for c in turn.calls if c.elapsed_s is None), None)
             if call is None:
-                call = CallView(name=str(data.get("tool") or "tool"),
-                                arguments=_arguments(data.get("arguments")))
+                call = CallView(
+                    name=str(data.get("tool") or "tool"),
+                    arguments=_arguments(data.get("arguments")),
+                )
                 turn.calls.append(call)
             call.head, call.rest, call.rest_lines = head, rest, lines
             call.elapsed_s = float(elapsed or 0)

@@ -28,15 +28,26 @@ from bot.contract.store import JobStore, JobView
 from bot.contract.summary import JobSummary, StageView, pull_url, summarise
 
 COOKIE = "qwenfix_session"
-FINISHED = frozenset({"resolved", "unresolved", "unverified", "error", "blocked", "refused",
-                      "failed", "reviewed", "skipped", "nothing-to-do"})
+FINISHED = frozenset(
+    {
+        "resolved",
+        "unresolved",
+        "unverified",
+        "error",
+        "blocked",
+        "refused",
+        "failed",
+        "reviewed",
+        "skipped",
+        "nothing-to-do",
+    }
+)
 STATUSES = ("queued", "acknowledged", "running", *sorted(FINISHED))
 
 
 def session_value(api_token: str) -> str:
     """What the session cookie holds: derived from the token, never the token itself."""
-    return hmac.new(api_token.encode(), b"qwenfix dashboard session", hashlib.sha256
-                    ).hexdigest()
+    return hmac.new(api_token.encode(), b"qwenfix dashboard session", hashlib.sha256).hexdigest()
 
 
 def has_session(request: Request, api_token: str) -> bool:
@@ -46,34 +57,56 @@ def has_session(request: Request, api_token: str) -> bool:
 def _templates() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-        autoescape=True, undefined=jinja2.StrictUndefined)
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
 
 
 def diff_lines(diff: str) -> list[tuple[str, str]]:
     out = []
     for line in diff.splitlines():
-        kind = ("file" if line.startswith(("diff --git", "+++ ", "--- ")) else
-                "hunk" if line.startswith("@@") else
-                "add" if line.startswith("+") else "del" if line.startswith("-") else "")
+        kind = (
+            "file"
+            if line.startswith(("diff --git", "+++ ", "--- "))
+            else "hunk"
+            if line.startswith("@@")
+            else "add"
+            if line.startswith("+")
+            else "del"
+            if line.startswith("-")
+            else ""
+        )
         out.append((kind, line))
     return out
 
 
 def timeline(job: JobView, events: list[Any], summary: JobSummary) -> list[StageView]:
-    stages = [StageView(at=as_utc(job.created_at), label="queued",
-                        detail=f"{job.event}{f' by @{job.sender}' if job.sender else ''}")]
+    stages = [
+        StageView(
+            at=as_utc(job.created_at),
+            label="queued",
+            detail=f"{job.event}{f' by @{job.sender}' if job.sender else ''}",
+        )
+    ]
     stages += [StageView(at=as_utc(e.at), label=e.status, detail=e.reason or "") for e in events]
     return sorted(stages + summary.stages, key=lambda s: s.at)
 
 
 # The routes are closures over the store, counted as one function by mccabe.
-def add_dashboard(app: FastAPI, *, store: JobStore, redis: Any, api_token: str,  # noqa: C901
-                  queues: list[str]) -> None:
+def add_dashboard(  # noqa: C901
+    app: FastAPI,
+    *,
+    store: JobStore,
+    redis: Any,
+    api_token: str,
+    queues: list[str],
+) -> None:
     env = _templates()
 
     def page(name: str, request: Request, **context: Any) -> HTMLResponse:
-        return HTMLResponse(env.get_template(name).render(
-            authed=has_session(request, api_token), **context))
+        return HTMLResponse(
+            env.get_template(name).render(authed=has_session(request, api_token), **context)
+        )
 
     def guard(request: Request) -> Response | None:
         if has_session(request, api_token):
@@ -91,9 +124,14 @@ def add_dashboard(app: FastAPI, *, store: JobStore, redis: Any, api_token: str, 
         events = await run_in_threadpool(store.events, job_id)
         summary = summarise(records)
         end = as_utc(events[-1].at) if events and job.status in FINISHED else datetime.now(UTC)
-        return {"job": job, "s": summary, "finished": job.status in FINISHED,
-                "pull": pull_url(job.reason), "timeline": timeline(job, events, summary),
-                "wall_s": (end - as_utc(job.created_at)).total_seconds()}
+        return {
+            "job": job,
+            "s": summary,
+            "finished": job.status in FINISHED,
+            "pull": pull_url(job.reason),
+            "timeline": timeline(job, events, summary),
+            "wall_s": (end - as_utc(job.created_at)).total_seconds(),
+        }
 
     def job_page(template: str) -> Callable[..., Any]:
         async def handler(request: Request, job_id: int) -> Response:
@@ -105,6 +143,7 @@ def add_dashboard(app: FastAPI, *, store: JobStore, redis: Any, api_token: str, 
             if template == "diff.html":
                 facts["lines"] = diff_lines(facts["s"].diff)
             return page(template, request, **facts)
+
         return handler
 
     @app.get("/", include_in_schema=False)
@@ -121,13 +160,20 @@ def add_dashboard(app: FastAPI, *, store: JobStore, redis: Any, api_token: str, 
         token = (form.get("token") or [""])[0]
         target = _safe((form.get("next") or ["/jobs"])[0])
         if not hmac.compare_digest(token.encode(), api_token.encode()):
-            refused = page("login.html", request, error="That is not the operator token.",
-                           next=target)
+            refused = page(
+                "login.html", request, error="That is not the operator token.", next=target
+            )
             refused.status_code = 401
             return refused
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(COOKIE, session_value(api_token), httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https", max_age=12 * 3600)
+        response.set_cookie(
+            COOKIE,
+            session_value(api_token),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            max_age=12 * 3600,
+        )
         return response
 
     @app.post("/logout", include_in_schema=False)
@@ -136,26 +182,44 @@ def add_dashboard(app: FastAPI, *, store: JobStore, redis: Any, api_token: str, 
         response.delete_cookie(COOKIE)
         return response
 
-    async def jobs_context(repo: str | None, kind: str | None, status: str | None
-                           ) -> dict[str, Any]:
-        jobs = await run_in_threadpool(store.find, repo=repo or None, kind=kind or None,
-                                       status=status or None, limit=200)
-        query = urlencode({k: v for k, v in (("repo", repo), ("kind", kind),
-                                             ("status", status)) if v})
-        return {"jobs": jobs, "repo": repo, "kind": kind, "status": status, "query": query,
-                "kinds": [k.value for k in JobKind], "statuses": STATUSES,
-                "filtered": bool(query)}
+    async def jobs_context(
+        repo: str | None, kind: str | None, status: str | None
+    ) -> dict[str, Any]:
+        jobs = await run_in_threadpool(
+            store.find, repo=repo or None, kind=kind or None, status=status or None, limit=200
+        )
+        query = urlencode(
+            {k: v for k, v in (("repo", repo), ("kind", kind), ("status", status)) if v}
+        )
+        return {
+            "jobs": jobs,
+            "repo": repo,
+            "kind": kind,
+            "status": status,
+            "query": query,
+            "kinds": [k.value for k in JobKind],
+            "statuses": STATUSES,
+            "filtered": bool(query),
+        }
 
     @app.get("/jobs", include_in_schema=False)
-    async def jobs_page(request: Request, repo: str | None = None, kind: str | None = None,
-                        status: str | None = None) -> Response:
+    async def jobs_page(
+        request: Request,
+        repo: str | None = None,
+        kind: str | None = None,
+        status: str | None = None,
+    ) -> Response:
         if (refused := guard(request)) is not None:
             return refused
         return page("jobs.html", request, **await jobs_context(repo, kind, status))
 
     @app.get("/jobs/rows", include_in_schema=False)
-    async def jobs_rows(request: Request, repo: str | None = None, kind: str | None = None,
-                        status: str | None = None) -> Response:
+    async def jobs_rows(
+        request: Request,
+        repo: str | None = None,
+        kind: str | None = None,
+        status: str | None = None,
+    ) -> Response:
         if (refused := guard(request)) is not None:
             return refused
         return page("job_rows.html", request, **await jobs_context(repo, kind, status))
@@ -164,15 +228,23 @@ def add_dashboard(app: FastAPI, *, store: JobStore, redis: Any, api_token: str, 
     app.get("/jobs/{job_id}/live", include_in_schema=False)(job_page("job_live.html"))
     app.get("/jobs/{job_id}/trajectory", include_in_schema=False)(job_page("trajectory.html"))
     app.get("/jobs/{job_id}/trajectory/live", include_in_schema=False)(
-        job_page("trajectory_live.html"))
+        job_page("trajectory_live.html")
+    )
     app.get("/jobs/{job_id}/diff", include_in_schema=False)(job_page("diff.html"))
 
     async def queues_context() -> dict[str, Any]:
-        running = [j for status in ("running", "acknowledged") for j in
-                   await run_in_threadpool(store.find, status=status, limit=200)]
-        return {"depths": await queue_depths(redis, queues), "running": running,
-                "taken": await in_flight(redis, queues),
-                "workers": await workers_online(redis), "now": time.time()}
+        running = [
+            j
+            for status in ("running", "acknowledged")
+            for j in await run_in_threadpool(store.find, status=status, limit=200)
+        ]
+        return {
+            "depths": await queue_depths(redis, queues),
+            "running": running,
+            "taken": await in_flight(redis, queues),
+            "workers": await workers_online(redis),
+            "now": time.time(),
+        }
 
     @app.get("/queues", include_in_schema=False)
     async def queues_page(request: Request) -> Response:

@@ -73,8 +73,9 @@ class ReceiverApp(FastAPI):
         elif scope["method"] == "POST":
             await self.webhook(scope, receive, send)
         else:
-            await PlainTextResponse("Method Not Allowed", status_code=405,
-                                    headers={"Allow": "POST"})(scope, receive, send)
+            await PlainTextResponse(
+                "Method Not Allowed", status_code=405, headers={"Allow": "POST"}
+            )(scope, receive, send)
 
 
 class ClientGone(Exception):
@@ -119,8 +120,7 @@ def create_app(receiver: Receiver) -> FastAPI:  # noqa: C901 (its routes are clo
 
     app.webhook = webhook
 
-    async def handle(headers: Headers, receive: Receive, event: str
-                     ) -> tuple[Response, str]:
+    async def handle(headers: Headers, receive: Receive, event: str) -> tuple[Response, str]:
         delivery = headers.get("x-github-delivery", "")
         DELIVERY.set(delivery or None)  # every log line of this delivery carries its id
         declared = headers.get("content-length")
@@ -153,8 +153,7 @@ def create_app(receiver: Receiver) -> FastAPI:  # noqa: C901 (its routes are clo
             if isinstance(decision, ConfigChanged):
                 # On the store's own thread: SQLite writes take turns there.
                 await receiver.store.run(schedules.mark_stale, decision.repo)
-                log.info("%s: the config changed; its schedule will be read again",
-                          decision.repo)
+                log.info("%s: the config changed; its schedule will be read again", decision.repo)
                 return _answer(200, status="recorded"), "recorded"
             # One deadline for the whole exchange with Redis and the database (cheaper than
             # a timer per command); TimeoutError is an OSError: a 503, as below.
@@ -162,11 +161,11 @@ def create_app(receiver: Receiver) -> FastAPI:  # noqa: C901 (its routes are clo
                 return await queue_job(delivery, event, decision)
         except UNAVAILABLE as exc:
             log.error("dependency unavailable: %s: %s", type(exc).__name__, exc)
-            return _answer(503, error="temporarily unable to record the delivery; "
-                                      "redeliver it later"), "unavailable"
+            return _answer(
+                503, error="temporarily unable to record the delivery; redeliver it later"
+            ), "unavailable"
 
-    async def queue_job(delivery: str, event: str, trigger: Trigger
-                        ) -> tuple[Response, str]:
+    async def queue_job(delivery: str, event: str, trigger: Trigger) -> tuple[Response, str]:
         if not await receiver.ledger.claim(delivery):
             earlier = await receiver.ledger.job_of(delivery)
             if earlier is None:  # claimed a moment ago, or by a receiver before this one
@@ -175,8 +174,9 @@ def create_app(receiver: Receiver) -> FastAPI:  # noqa: C901 (its routes are clo
             if earlier is None:
                 # Claimed, and no job yet: another request is handling it, or one died
                 # half-way. Not a 2xx: GitHub keeps it failed, so a redelivery can follow.
-                return _answer(503, error="this delivery is being handled; redeliver it "
-                                          "if no job appears"), "in_flight"
+                return _answer(
+                    503, error="this delivery is being handled; redeliver it if no job appears"
+                ), "in_flight"
             return _answer(200, status="duplicate", job_id=earlier), "duplicate"
         created = False
         job_id: int | None = None
@@ -191,13 +191,18 @@ def create_app(receiver: Receiver) -> FastAPI:  # noqa: C901 (its routes are clo
                 try:
                     await receiver.store.run(receiver.store.discard, job_id)
                 except UNAVAILABLE:
-                    log.exception("could not discard job %s of a half-recorded delivery; "
-                                   "the requeue sweep will send it", job_id)
+                    log.exception(
+                        "could not discard job %s of a half-recorded delivery; "
+                        "the requeue sweep will send it",
+                        job_id,
+                    )
             try:
                 await receiver.ledger.release(delivery)
             except UNAVAILABLE as exc:
-                log.warning("could not release the claim (%s); a redelivery is accepted "
-                             "once it expires", type(exc).__name__)
+                log.warning(
+                    "could not release the claim (%s); a redelivery is accepted once it expires",
+                    type(exc).__name__,
+                )
             raise
         # Only once the message is queued: a note whose outcome is unknown (Redis gone
         # mid-reply) must never name a job the undo above then discards. Without the note
@@ -205,35 +210,58 @@ def create_app(receiver: Receiver) -> FastAPI:  # noqa: C901 (its routes are clo
         try:
             await receiver.ledger.remember(delivery, job_id)
         except UNAVAILABLE as exc:
-            log.warning("job %s is queued but its delivery could not be noted (%s); a "
-                        "redelivery finds it by its delivery id", job_id, type(exc).__name__)
+            log.warning(
+                "job %s is queued but its delivery could not be noted (%s); a "
+                "redelivery finds it by its delivery id",
+                job_id,
+                type(exc).__name__,
+            )
         # Debug: at thousands a second this line would cost more than the delivery; the
         # job itself is in the jobs API and the dashboard.
-        log.debug("queued job %s: %s on %s#%s by %s", job_id, trigger.kind.value,
-                   trigger.repo, trigger.number, trigger.sender)
+        log.debug(
+            "queued job %s: %s on %s#%s by %s",
+            job_id,
+            trigger.kind.value,
+            trigger.repo,
+            trigger.number,
+            trigger.sender,
+        )
         return _answer(202, status="queued", job_id=job_id, kind=trigger.kind.value), "queued"
 
     def authorised(request: Request) -> bool:
         """The bearer token, or the dashboard's session cookie."""
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        return (scheme.lower() == "bearer" and hmac.compare_digest(token.encode(),
-                                                                   api_token.encode())) \
-            or has_session(request, api_token)
+        return (
+            scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), api_token.encode())
+        ) or has_session(request, api_token)
 
     def unauthorised() -> JSONResponse:
-        return JSONResponse({"error": "a valid bearer token is required"}, status_code=401,
-                            headers={"WWW-Authenticate": "Bearer"})
+        return JSONResponse(
+            {"error": "a valid bearer token is required"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
     @app.get("/api/jobs")
-    async def list_jobs(request: Request, repo: str | None = None, kind: str | None = None,
-                        status: str | None = None, limit: int = 100,
-                        offset: int = 0) -> Response:
+    async def list_jobs(
+        request: Request,
+        repo: str | None = None,
+        kind: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> Response:
         if not authorised(request):
             return unauthorised()
-        jobs = await run_in_threadpool(receiver.store.find, repo=repo, kind=kind,
-                                       status=status, limit=max(1, min(limit, 1000)),
-                                       offset=max(0, offset))
+        jobs = await run_in_threadpool(
+            receiver.store.find,
+            repo=repo,
+            kind=kind,
+            status=status,
+            limit=max(1, min(limit, 1000)),
+            offset=max(0, offset),
+        )
         return JSONResponse([json.loads(j.model_dump_json()) for j in jobs])
 
     @app.get("/api/jobs/{job_id}")
@@ -246,13 +274,15 @@ def create_app(receiver: Receiver) -> FastAPI:  # noqa: C901 (its routes are clo
         return JSONResponse(json.loads(job.model_dump_json()))
 
     @app.get("/api/jobs/{job_id}/records")
-    async def job_records(request: Request, job_id: int, after: int = 0,
-                          limit: int = 500) -> Response:
+    async def job_records(
+        request: Request, job_id: int, after: int = 0, limit: int = 500
+    ) -> Response:
         """The job's trajectory records after id `after` (poll with the last id seen)."""
         if not authorised(request):
             return unauthorised()
-        records = await run_in_threadpool(receiver.store.records, job_id, max(0, after),
-                                          max(1, min(limit, 5000)))
+        records = await run_in_threadpool(
+            receiver.store.records, job_id, max(0, after), max(1, min(limit, 5000))
+        )
         return JSONResponse([r.model_dump() for r in records])
 
     @app.get("/api/schedules")
@@ -261,9 +291,15 @@ def create_app(receiver: Receiver) -> FastAPI:  # noqa: C901 (its routes are clo
         if not authorised(request):
             return unauthorised()
         rows = await run_in_threadpool(schedules.all)
-        return JSONResponse([{**json.loads(r.model_dump_json(exclude={"tasks"})),
-                              "tasks": json.loads(r.tasks) if r.tasks else None}
-                             for r in rows])
+        return JSONResponse(
+            [
+                {
+                    **json.loads(r.model_dump_json(exclude={"tasks"})),
+                    "tasks": json.loads(r.tasks) if r.tasks else None,
+                }
+                for r in rows
+            ]
+        )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -287,14 +323,15 @@ def create_app(receiver: Receiver) -> FastAPI:  # noqa: C901 (its routes are clo
     @app.get("/metrics")
     async def metrics() -> Response:
         try:
-            receiver.metrics.set_queue_depths(await queue_depths(receiver.ledger.client,
-                                                                 queues))
+            receiver.metrics.set_queue_depths(await queue_depths(receiver.ledger.client, queues))
             receiver.metrics.set_job_counts(await receiver.store.run(receiver.store.counts))
         except UNAVAILABLE as exc:  # the delivery metrics are still worth answering
             log.warning("metrics: %s: %s", type(exc).__name__, exc)
-        return Response(receiver.metrics.exposition(),
-                        media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(
+            receiver.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
 
-    add_dashboard(app, store=receiver.store, redis=receiver.ledger.client,
-                  api_token=api_token, queues=queues)
+    add_dashboard(
+        app, store=receiver.store, redis=receiver.ledger.client, api_token=api_token, queues=queues
+    )
     return app

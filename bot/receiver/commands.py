@@ -43,7 +43,8 @@ def find_command(body: str | None, trigger: str) -> Command | None:
     word = re.escape(trigger)
     pattern = re.compile(
         rf"(?:(?<![\w@/-])@{word}\b|^\s*/{word}\b)[ \t]*(?P<verb>[A-Za-z-]*)[ \t]*(?P<rest>.*)",
-        re.I | re.M)
+        re.I | re.M,
+    )
     text = visible_text(body)
     match = pattern.search(text)
     if match is None:
@@ -51,7 +52,7 @@ def find_command(body: str | None, trigger: str) -> Command | None:
     verb = match.group("verb").lower()
     rest = match.group("rest").strip()
     # Whatever follows on later lines is part of the instructions too.
-    after = text[match.end():].strip()
+    after = text[match.end() :].strip()
     if after:
         rest = f"{rest}\n{after}".strip()
     if verb not in ("fix", "review", "maintain"):

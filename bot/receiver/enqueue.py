@@ -41,9 +41,13 @@ class MessageTemplate:
     def __init__(self, protocol: Celery, task: str, queue: str) -> None:
         message = protocol.amqp.as_task_v2("template", task, args=[], kwargs={})
         self.headers = dict(message.headers)
-        self.properties = {**message.properties, "delivery_mode": 2,
-                           "delivery_info": {"exchange": "", "routing_key": queue},
-                           "priority": 0, "body_encoding": "base64"}
+        self.properties = {
+            **message.properties,
+            "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": queue},
+            "priority": 0,
+            "body_encoding": "base64",
+        }
         self.embed = list(message.body)[2]
         self._embed_json = json.dumps(self.embed)
         # Task ids need to be unique, not secret: uuid4() reads the kernel's randomness
@@ -56,33 +60,43 @@ class MessageTemplate:
     def render(self, args: list[object]) -> str:
         task_id = self._uuid()
         body = f"[{json.dumps(args)}, {{}}, {self._embed_json}]".encode()
-        return orjson.dumps({
-            "body": base64.b64encode(body).decode(),
-            "content-encoding": "utf-8",
-            "content-type": "application/json",
-            "headers": {**self.headers, "id": task_id, "root_id": task_id,
-                        "argsrepr": repr(args)},
-            "properties": {**self.properties, "correlation_id": task_id,
-                           "delivery_tag": self._uuid()},
-        }).decode()
+        return orjson.dumps(
+            {
+                "body": base64.b64encode(body).decode(),
+                "content-encoding": "utf-8",
+                "content-type": "application/json",
+                "headers": {
+                    **self.headers,
+                    "id": task_id,
+                    "root_id": task_id,
+                    "argsrepr": repr(args),
+                },
+                "properties": {
+                    **self.properties,
+                    "correlation_id": task_id,
+                    "delivery_tag": self._uuid(),
+                },
+            }
+        ).decode()
 
 
 class RedisJobQueue:
     """Sends `qwenfix.acknowledge(job_id)` to the quick queue; the worker checks the
     sender's permission, acknowledges on GitHub and queues the long run itself."""
 
-    def __init__(self, client: aioredis.Redis, queue: str,
-                 redis: AutoPipeline | None = None) -> None:
+    def __init__(
+        self, client: aioredis.Redis, queue: str, redis: AutoPipeline | None = None
+    ) -> None:
         self.client = client
         self.queue = queue
         self.redis = redis or AutoPipeline(client)
-        self._message = MessageTemplate(Celery("qwenfix-receiver", set_as_current=False),
-                                        ACKNOWLEDGE_TASK, queue)
+        self._message = MessageTemplate(
+            Celery("qwenfix-receiver", set_as_current=False), ACKNOWLEDGE_TASK, queue
+        )
 
     @classmethod
     def from_url(cls, url: str, queue: str) -> RedisJobQueue:
-        return cls(aioredis.Redis.from_url(url, socket_connect_timeout=2),
-                   queue)
+        return cls(aioredis.Redis.from_url(url, socket_connect_timeout=2), queue)
 
     def enqueue(self, job_id: int) -> asyncio.Future[Any]:
         return self.redis.submit("LPUSH", self.queue, self._message.render([job_id]))

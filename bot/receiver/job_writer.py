@@ -28,8 +28,7 @@ class JobWriter:
         self._flushing = False
         self._task: asyncio.Task[None] | None = None  # held: the loop keeps tasks weakly
 
-    async def create(self, delivery_id: str, event: str, trigger: Trigger
-                     ) -> tuple[int, bool]:
+    async def create(self, delivery_id: str, event: str, trigger: Trigger) -> tuple[int, bool]:
         """The delivery's job id, and whether this call created it (as JobStore.create)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[int, bool]] = loop.create_future()
@@ -51,8 +50,7 @@ class JobWriter:
         rows = [row for row, _ in batch]
         try:
             ids = await self.store.run(self.store.insert_rows, rows)
-            outcomes: list[tuple[int, bool] | BaseException] = [(job_id, True)
-                                                                 for job_id in ids]
+            outcomes: list[tuple[int, bool] | BaseException] = [(job_id, True) for job_id in ids]
         except IntegrityError:
             # A delivery in the batch has a job already (its dedup key was lost): one by
             # one, so that the others are still created and it finds its own.

@@ -13,8 +13,14 @@ PREFIX = "qwenfix:delivery:"
 
 
 class DeliveryLedger:
-    def __init__(self, client: aioredis.Redis, ttl_s: int,
-                 redis: AutoPipeline | None = None, *, claim_ttl_s: int = 300) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        ttl_s: int,
+        redis: AutoPipeline | None = None,
+        *,
+        claim_ttl_s: int = 300,
+    ) -> None:
         self.client = client
         self.ttl_s = ttl_s
         # A claim without a job lasts this long: a delivery still being handled after it
@@ -25,21 +31,20 @@ class DeliveryLedger:
 
     @classmethod
     def from_url(cls, url: str, ttl_s: int) -> DeliveryLedger:
-        return cls(aioredis.Redis.from_url(url, socket_connect_timeout=2),
-                   ttl_s)
+        return cls(aioredis.Redis.from_url(url, socket_connect_timeout=2), ttl_s)
 
     async def claim(self, delivery_id: str) -> bool:
         """True for the first sight of this delivery; False for a redelivery (or one being
         handled right now)."""
-        return bool(await self.redis.execute("SET", PREFIX + delivery_id, "", "EX",
-                                             self.claim_ttl_s, "NX"))
+        return bool(
+            await self.redis.execute("SET", PREFIX + delivery_id, "", "EX", self.claim_ttl_s, "NX")
+        )
 
     def remember(self, delivery_id: str, job_id: int) -> asyncio.Future[Any]:
         """Notes the job of a claimed delivery, so that redeliveries are answered from
         Redis. Sent at once with whatever else this turn sends (the job's message); await
         the result for the outcome."""
-        return self.redis.submit("SET", PREFIX + delivery_id, str(job_id), "EX", self.ttl_s,
-                                 "XX")
+        return self.redis.submit("SET", PREFIX + delivery_id, str(job_id), "EX", self.ttl_s, "XX")
 
     async def job_of(self, delivery_id: str) -> int | None:
         value = await self.redis.execute("GET", PREFIX + delivery_id)

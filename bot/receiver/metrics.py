@@ -9,17 +9,28 @@ class ReceiverMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.deliveries = Counter(
-            "qwenfix_webhook_deliveries", "Webhook deliveries by event and outcome",
-            ["event", "outcome"], registry=self.registry)
+            "qwenfix_webhook_deliveries",
+            "Webhook deliveries by event and outcome",
+            ["event", "outcome"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
-            "qwenfix_webhook_handling_seconds", "Time to answer a webhook delivery",
-            ["outcome"], registry=self.registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
+            "qwenfix_webhook_handling_seconds",
+            "Time to answer a webhook delivery",
+            ["outcome"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+        )
 
-        self.queue_depth = Gauge("qwenfix_queue_depth", "Jobs waiting in a queue", ["queue"],
-                                 registry=self.registry)
-        self.jobs = Gauge("qwenfix_jobs", "Jobs recorded, by kind and status",
-                          ["kind", "status"], registry=self.registry)
+        self.queue_depth = Gauge(
+            "qwenfix_queue_depth", "Jobs waiting in a queue", ["queue"], registry=self.registry
+        )
+        self.jobs = Gauge(
+            "qwenfix_jobs",
+            "Jobs recorded, by kind and status",
+            ["kind", "status"],
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
 
     def set_queue_depths(self, depths: dict[str, int]) -> None:
@@ -37,7 +48,8 @@ class ReceiverMetrics:
         if children is None:
             children = self._children[key] = (
                 self.deliveries.labels(event=key[0], outcome=outcome),
-                self.latency.labels(outcome=outcome))
+                self.latency.labels(outcome=outcome),
+            )
         children[0].inc()
         children[1].observe(seconds)
 

@@ -51,8 +51,8 @@ class AutoPipeline:
             connection = await pool.get_connection()  # type: ignore[no-untyped-call]
             try:
                 await connection.send_packed_command(
-                    b"".join(pack_command(command) for command, _ in batch),
-                    check_health=False)
+                    b"".join(pack_command(command) for command, _ in batch), check_health=False
+                )
                 for _ in batch:
                     try:
                         replies.append(await connection.read_response())
@@ -69,4 +69,3 @@ class AutoPipeline:
                 future.set_exception(reply)
             else:
                 future.set_result(reply)
-

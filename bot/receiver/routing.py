@@ -71,9 +71,14 @@ def _gate(payload: Payload, settings: BotSettings, association: str | None) -> I
 
 
 def _trigger(payload: Payload, kind: JobKind, number: int | None, **extra: Any) -> Trigger:
-    return Trigger(kind=kind, repo=_repo(payload), number=number,
-                   sender=_login(payload.get("sender")),
-                   installation_id=_installation(payload), **extra)
+    return Trigger(
+        kind=kind,
+        repo=_repo(payload),
+        number=number,
+        sender=_login(payload.get("sender")),
+        installation_id=_installation(payload),
+        **extra,
+    )
 
 
 def _ours(pull: Any, settings: BotSettings) -> bool:
@@ -92,8 +97,11 @@ def on_issue_comment(payload: Payload, settings: BotSettings) -> Decision:
         return refused
     number = issue.get("number")
     on_pull = "pull_request" in issue
-    extra = {"instructions": command.text, "comment_id": comment.get("id"),
-             "comment_kind": "issue_comment"}
+    extra = {
+        "instructions": command.text,
+        "comment_id": comment.get("id"),
+        "comment_kind": "issue_comment",
+    }
     if command.verb == "fix" and not on_pull:
         return _trigger(payload, JobKind.FIX, number, **extra)
     if command.verb == "review" and on_pull:
@@ -101,16 +109,23 @@ def on_issue_comment(payload: Payload, settings: BotSettings) -> Decision:
     if command.verb == "maintain":
         task, _, rest = command.text.partition(" ")
         if not task:
-            return Ignored(reason=f"ignored: @{settings.trigger} maintain needs a task name, "
-                                  "e.g. fix-failing-tests")
+            return Ignored(
+                reason=f"ignored: @{settings.trigger} maintain needs a task name, "
+                "e.g. fix-failing-tests"
+            )
         # The answer goes to the issue or pull request where it was asked.
-        return _trigger(payload, JobKind.MAINTENANCE, number, **{
-            **extra, "instructions": rest.strip(), "task": task.lower()})
+        return _trigger(
+            payload,
+            JobKind.MAINTENANCE,
+            number,
+            **{**extra, "instructions": rest.strip(), "task": task.lower()},
+        )
     if on_pull and _ours(issue, settings):
         return _trigger(payload, JobKind.ADDRESS_FEEDBACK, number, **extra)
     where = "a pull request" if on_pull else "an issue"
-    return Ignored(reason=f"ignored: @{settings.trigger} {command.verb or '(no verb)'} "
-                          f"does nothing on {where}")
+    return Ignored(
+        reason=f"ignored: @{settings.trigger} {command.verb or '(no verb)'} does nothing on {where}"
+    )
 
 
 def on_issue_labeled(payload: Payload, settings: BotSettings) -> Decision:
@@ -127,17 +142,23 @@ def on_issue_labeled(payload: Payload, settings: BotSettings) -> Decision:
 
 
 def on_review_requested(payload: Payload, settings: BotSettings) -> Decision:
-    requested = {_login(payload.get("requested_reviewer")).lower(),
-                 str((payload.get("requested_team") or {}).get("slug") or "").lower()} - {""}
+    requested = {
+        _login(payload.get("requested_reviewer")).lower(),
+        str((payload.get("requested_team") or {}).get("slug") or "").lower(),
+    } - {""}
     if not requested & {settings.reviewer.lower(), settings.bot_login.lower()}:
         return Ignored(reason="ignored: the review was requested from someone else")
     refused = _gate(payload, settings, None)
     if refused:
         return refused
     pull = payload.get("pull_request") or {}
-    return _trigger(payload, JobKind.REVIEW, pull.get("number") or payload.get("number"),
-                    head_branch=(pull.get("head") or {}).get("ref"),
-                    head_sha=(pull.get("head") or {}).get("sha"))
+    return _trigger(
+        payload,
+        JobKind.REVIEW,
+        pull.get("number") or payload.get("number"),
+        head_branch=(pull.get("head") or {}).get("ref"),
+        head_sha=(pull.get("head") or {}).get("sha"),
+    )
 
 
 def on_review(payload: Payload, settings: BotSettings) -> Decision:
@@ -146,14 +167,21 @@ def on_review(payload: Payload, settings: BotSettings) -> Decision:
         return Ignored(reason="ignored: a review on a pull request qwenfix did not open")
     command = find_command(review.get("body"), settings.trigger)
     if str(review.get("state")).lower() != "changes_requested" and command is None:
-        return Ignored(reason="ignored: the review neither requests changes nor mentions "
-                              f"@{settings.trigger}")
+        return Ignored(
+            reason=f"ignored: the review neither requests changes nor mentions @{settings.trigger}"
+        )
     refused = _gate(payload, settings, str(review.get("author_association") or "NONE"))
     if refused:
         return refused
-    return _trigger(payload, JobKind.ADDRESS_FEEDBACK, pull.get("number"),
-                    instructions=command.text if command else "", comment_id=review.get("id"),
-                    comment_kind="review", head_branch=(pull.get("head") or {}).get("ref"))
+    return _trigger(
+        payload,
+        JobKind.ADDRESS_FEEDBACK,
+        pull.get("number"),
+        instructions=command.text if command else "",
+        comment_id=review.get("id"),
+        comment_kind="review",
+        head_branch=(pull.get("head") or {}).get("ref"),
+    )
 
 
 def on_review_comment(payload: Payload, settings: BotSettings) -> Decision:
@@ -166,9 +194,15 @@ def on_review_comment(payload: Payload, settings: BotSettings) -> Decision:
     refused = _gate(payload, settings, str(comment.get("author_association") or "NONE"))
     if refused:
         return refused
-    return _trigger(payload, JobKind.ADDRESS_FEEDBACK, pull.get("number"),
-                    instructions=command.text, comment_id=comment.get("id"),
-                    comment_kind="review_comment", head_branch=(pull.get("head") or {}).get("ref"))
+    return _trigger(
+        payload,
+        JobKind.ADDRESS_FEEDBACK,
+        pull.get("number"),
+        instructions=command.text,
+        comment_id=comment.get("id"),
+        comment_kind="review_comment",
+        head_branch=(pull.get("head") or {}).get("ref"),
+    )
 
 
 def _ci(payload: Payload, run: Payload, what: str) -> Decision:
@@ -181,8 +215,9 @@ def _ci(payload: Payload, run: Payload, what: str) -> Decision:
     pulls = run.get("pull_requests") or []
     number = pulls[0].get("number") if pulls else None
     # No sender gate: CI runs are started by bots, and the branch is qwenfix's own.
-    return _trigger(payload, JobKind.FIX_CI, number, head_branch=branch,
-                    head_sha=run.get("head_sha"))
+    return _trigger(
+        payload, JobKind.FIX_CI, number, head_branch=branch, head_sha=run.get("head_sha")
+    )
 
 
 def on_check_suite(payload: Payload, settings: BotSettings) -> Decision:
@@ -197,21 +232,24 @@ def on_installation(payload: Payload, settings: BotSettings) -> Decision:
     installation = payload.get("installation") or {}
     names = [str(r.get("full_name")) for r in payload.get("repositories") or []]
     action = str(payload.get("action") or "")
-    return Record(installation_id=int(installation.get("id") or 0), action=action,
-                  account=_login(installation.get("account")),
-                  added=names if action in ("created", "unsuspend") else [],
-                  removed=names if action in ("deleted", "suspend") else [])
+    return Record(
+        installation_id=int(installation.get("id") or 0),
+        action=action,
+        account=_login(installation.get("account")),
+        added=names if action in ("created", "unsuspend") else [],
+        removed=names if action in ("deleted", "suspend") else [],
+    )
 
 
 def on_installation_repositories(payload: Payload, settings: BotSettings) -> Decision:
     installation = payload.get("installation") or {}
     return Record(
-        installation_id=int(installation.get("id") or 0), action=str(payload.get("action")),
+        installation_id=int(installation.get("id") or 0),
+        action=str(payload.get("action")),
         account=_login(installation.get("account")),
         added=[str(r.get("full_name")) for r in payload.get("repositories_added") or []],
-        removed=[str(r.get("full_name")) for r in payload.get("repositories_removed") or []])
-
-
+        removed=[str(r.get("full_name")) for r in payload.get("repositories_removed") or []],
+    )
 
 
 def on_push(payload: Payload, settings: BotSettings) -> Decision:
@@ -219,12 +257,19 @@ def on_push(payload: Payload, settings: BotSettings) -> Decision:
     default = str(repository.get("default_branch") or "")
     if not default or payload.get("ref") != f"refs/heads/{default}":
         return Ignored(reason="ignored: a push to a branch other than the default branch")
-    touched = {path for commit in payload.get("commits") or []
-               for key in ("added", "modified", "removed") for path in commit.get(key) or []}
+    touched = {
+        path
+        for commit in payload.get("commits") or []
+        for key in ("added", "modified", "removed")
+        for path in commit.get(key) or []
+    }
     # GitHub lists at most 2048 commits' files; a forced push may list none. Either way
     # the schedule is read again, which costs one API call.
-    if CONFIG_FILE not in touched and not payload.get("forced") and \
-            len(payload.get("commits") or []) < 2048:
+    if (
+        CONFIG_FILE not in touched
+        and not payload.get("forced")
+        and len(payload.get("commits") or []) < 2048
+    ):
         return Ignored(reason=f"ignored: the push did not change {CONFIG_FILE}")
     return ConfigChanged(repo=_repo(payload))
 

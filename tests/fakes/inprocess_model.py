@@ -42,10 +42,15 @@ def malformed(name: str, arguments: str) -> RawCall:
     return {"type": "function", "function": {"name": name, "arguments": arguments}}
 
 
-def calls(*raw: RawCall, content: str | None = None, finish_reason: str = "tool_calls",
-          usage: Usage | None = None) -> Reply:
-    return Reply({"role": "assistant", "content": content, "tool_calls": list(raw)},
-                 finish_reason, usage)
+def calls(
+    *raw: RawCall,
+    content: str | None = None,
+    finish_reason: str = "tool_calls",
+    usage: Usage | None = None,
+) -> Reply:
+    return Reply(
+        {"role": "assistant", "content": content, "tool_calls": list(raw)}, finish_reason, usage
+    )
 
 
 def text(content: str, *, finish_reason: str = "stop", usage: Usage | None = None) -> Reply:
@@ -79,11 +84,16 @@ class ScriptedModel:
         for number, raw in enumerate(message.get("tool_calls") or []):
             raw.setdefault("id", f"call_{index + 1}_{number}")
         usage = step.usage or self.usage
-        turn = decode_response({
-            "choices": [{"index": 0, "message": message, "finish_reason": step.finish_reason}],
-            "usage": {"prompt_tokens": usage.prompt_tokens,
-                      "completion_tokens": usage.completion_tokens,
-                      "prompt_tokens_details": {"cached_tokens": usage.cached_tokens}},
-        }, tools)
+        turn = decode_response(
+            {
+                "choices": [{"index": 0, "message": message, "finish_reason": step.finish_reason}],
+                "usage": {
+                    "prompt_tokens": usage.prompt_tokens,
+                    "completion_tokens": usage.completion_tokens,
+                    "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+                },
+            },
+            tools,
+        )
         self.turns.append(turn)
         return turn

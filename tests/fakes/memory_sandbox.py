@@ -85,8 +85,9 @@ class MemorySandbox:
         if builtin is not None:
             return builtin
         word = command.split(maxsplit=1)[0] if command.strip() else command
-        return CommandResult(command=command, exit_code=127,
-                             output=f"bash: line 1: {word}: command not found\n")
+        return CommandResult(
+            command=command, exit_code=127, output=f"bash: line 1: {word}: command not found\n"
+        )
 
     def read_file(self, path: str) -> bytes:
         full = self._abs(path)
@@ -133,7 +134,7 @@ class MemorySandbox:
         found: set[str] = set()
         for path in [*self.files, *self.dirs]:
             if path.startswith(inside):
-                parts = path[len(inside):].split("/")
+                parts = path[len(inside) :].split("/")
                 found.update("/".join(parts[: n + 1]) for n in range(len(parts)))
         return sorted(found)
 
@@ -141,11 +142,20 @@ class MemorySandbox:
 
     def _builtin(self, command: str, cwd: str) -> CommandResult | None:
         words = shlex.split(command)
-        if (len(words) == 16 and words[:2] == ["test", "-d"] and words[3:5] == ["&&", "find"]
-                and words[2] == words[5] and words[6:15] == _VIEW_TAIL):
+        if (
+            len(words) == 16
+            and words[:2] == ["test", "-d"]
+            and words[3:5] == ["&&", "find"]
+            and words[2] == words[5]
+            and words[6:15] == _VIEW_TAIL
+        ):
             return self._find(command, words[2], cwd, limit=int(words[15].lstrip("-")))
-        if (len(words) == 10 and words[:4] == _GREP_HEAD and words[5] == "--"
-                and words[7:9] == ["|", "head"]):
+        if (
+            len(words) == 10
+            and words[:4] == _GREP_HEAD
+            and words[5] == "--"
+            and words[7:9] == ["|", "head"]
+        ):
             return self._grep(command, words[4], words[6], cwd, limit=int(words[9].lstrip("-")))
         return None
 
@@ -154,13 +164,15 @@ class MemorySandbox:
         full = self._abs(path, cwd)
         if not self._is_dir(full):
             return CommandResult(command=command, exit_code=1, output="")
-        shown = [path] + [f"{path.rstrip('/')}/{rel}" for rel in self._below(full)
-                          if rel.count("/") < 2]
+        shown = [path] + [
+            f"{path.rstrip('/')}/{rel}" for rel in self._below(full) if rel.count("/") < 2
+        ]
         lines = sorted(p for p in shown if not fnmatch.fnmatchcase(p, "*/.git*"))[:limit]
         return CommandResult(command=command, exit_code=0, output="".join(f"{p}\n" for p in lines))
 
-    def _grep(self, command: str, pattern: str, path: str, cwd: str, *,
-              limit: int) -> CommandResult:
+    def _grep(
+        self, command: str, pattern: str, path: str, cwd: str, *, limit: int
+    ) -> CommandResult:
         """`grep -rnIE --exclude-dir=.git -e PATTERN -- PATH | head -N`; the pipeline's
         status is head's, so always 0, as in bash without pipefail."""
         try:
@@ -172,12 +184,15 @@ class MemorySandbox:
         if full in self.files:
             named = [(None, full)]  # one file operand: grep prints no file name
         elif self._is_dir(full):
-            named = [(f"{path.rstrip('/')}/{rel}", f"{full.rstrip('/')}/{rel}")
-                     for rel in self._below(full)
-                     if ".git" not in rel.split("/") and f"{full.rstrip('/')}/{rel}" in self.files]
+            named = [
+                (f"{path.rstrip('/')}/{rel}", f"{full.rstrip('/')}/{rel}")
+                for rel in self._below(full)
+                if ".git" not in rel.split("/") and f"{full.rstrip('/')}/{rel}" in self.files
+            ]
         else:
-            return CommandResult(command=command, exit_code=0,
-                                 output=f"grep: {path}: No such file or directory\n")
+            return CommandResult(
+                command=command, exit_code=0, output=f"grep: {path}: No such file or directory\n"
+            )
         out: list[str] = []
         for name, file in named:
             data = self.files[file]
@@ -189,5 +204,6 @@ class MemorySandbox:
             for number, line in enumerate(lines, 1):
                 if regex.search(line):
                     out.append(f"{name}:{number}:{line}" if name else f"{number}:{line}")
-        return CommandResult(command=command, exit_code=0,
-                             output="".join(f"{line}\n" for line in out[:limit]))
+        return CommandResult(
+            command=command, exit_code=0, output="".join(f"{line}\n" for line in out[:limit])
+        )

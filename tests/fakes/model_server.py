@@ -66,7 +66,8 @@ class ScriptedModelServer:
         self._server = ThreadingHTTPServer((self.host, self.port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -84,8 +85,9 @@ class ScriptedModelServer:
 
     # -- answering ---------------------------------------------------------------
 
-    def next_step(self, body: dict[str, Any]
-                  ) -> tuple[int, dict[str, Any] | str, float, int | None]:
+    def next_step(
+        self, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any] | str, float, int | None]:
         with self._lock:
             index = len(self.requests)
             self.requests.append(body)
@@ -103,19 +105,24 @@ class ScriptedModelServer:
         completion_text = json.dumps(message)
         prompt_tokens = len(prompt) // CHARS_PER_TOKEN
         cached = (shared // CHARS_PER_TOKEN) // CACHE_BLOCK * CACHE_BLOCK
-        return 200, {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.get("model", self.model),
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": max(1, len(completion_text) // CHARS_PER_TOKEN),
-                "total_tokens": prompt_tokens + len(completion_text) // CHARS_PER_TOKEN,
-                "prompt_tokens_details": {"cached_tokens": min(cached, prompt_tokens)},
+        return (
+            200,
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", self.model),
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": max(1, len(completion_text) // CHARS_PER_TOKEN),
+                    "total_tokens": prompt_tokens + len(completion_text) // CHARS_PER_TOKEN,
+                    "prompt_tokens_details": {"cached_tokens": min(cached, prompt_tokens)},
+                },
             },
-        }, delay, cut
+            delay,
+            cut,
+        )
 
     def _message(self, step: dict[str, Any]) -> tuple[dict[str, Any], str]:
         mode = step.get("mode", self.script.get("mode", "openai"))
@@ -142,8 +149,10 @@ class ScriptedModelServer:
                 {
                     "id": f"chatcmpl-tool-{uuid.uuid4().hex[:16]}",
                     "type": "function",
-                    "function": {"name": c["name"],
-                                 "arguments": json.dumps(c.get("arguments", {}))},
+                    "function": {
+                        "name": c["name"],
+                        "arguments": json.dumps(c.get("arguments", {})),
+                    },
                 }
                 for c in calls
             ],
@@ -187,8 +196,13 @@ def _make_handler(server: ScriptedModelServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             if self.path.rstrip("/") == "/v1/models":
-                self._send(200, {"object": "list", "data": [
-                    {"id": server.model, "object": "model", "max_model_len": 262_144}]})
+                self._send(
+                    200,
+                    {
+                        "object": "list",
+                        "data": [{"id": server.model, "object": "model", "max_model_len": 262_144}],
+                    },
+                )
             else:
                 self._send(404, {"error": {"message": "not found"}})
 

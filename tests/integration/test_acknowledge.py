@@ -26,16 +26,27 @@ REPO = "octo-org/hello-world"
 @pytest.fixture
 def github() -> Iterator[tuple[FakeGitHub, GitHubApp]]:
     fake = FakeGitHub()
-    fake.add_repo(REPO, installation_id=42,
-                  collaborators={"octocat": "admin", "maint": "maintain", "reader": "read"})
+    fake.add_repo(
+        REPO,
+        installation_id=42,
+        collaborators={"octocat": "admin", "maint": "maintain", "reader": "read"},
+    )
     fake.add_repo("octo-org/other", installation_id=42)
     fake.add_issue(REPO, 7, "mean() is wrong")
     with ThreadedServer(fake.asgi()) as server:
         fake.base_url = server.url
         # One GitHubApp per test, as a worker process keeps one: its token cache matters.
-        yield fake, GitHubApp(AppCredentials.load(
-            app_id=fake.app_id, private_key=SecretStr(fake.private_key_pem),
-            private_key_file=None, api_url=server.url))
+        yield (
+            fake,
+            GitHubApp(
+                AppCredentials.load(
+                    app_id=fake.app_id,
+                    private_key=SecretStr(fake.private_key_pem),
+                    private_key_file=None,
+                    api_url=server.url,
+                )
+            ),
+        )
 
 
 @pytest.fixture
@@ -45,19 +56,42 @@ def jobs(tmp_path: Path) -> JobStore:
     return JobStore(engine)
 
 
-def new_job(jobs: JobStore, fake: FakeGitHub, sender: str = "octocat",
-            kind: JobKind = JobKind.FIX) -> int:
+def new_job(
+    jobs: JobStore, fake: FakeGitHub, sender: str = "octocat", kind: JobKind = JobKind.FIX
+) -> int:
     comment = fake.add_comment(REPO, 7, "@qwenfix fix", sender)
-    job, _ = jobs.create(str(uuid.uuid4()), "issue_comment", Trigger(
-        kind=kind, repo=REPO, number=7, sender=sender, installation_id=42,
-        comment_id=comment, comment_kind="issue_comment"))
+    job, _ = jobs.create(
+        str(uuid.uuid4()),
+        "issue_comment",
+        Trigger(
+            kind=kind,
+            repo=REPO,
+            number=7,
+            sender=sender,
+            installation_id=42,
+            comment_id=comment,
+            comment_kind="issue_comment",
+        ),
+    )
     return job.id
 
 
-def run(job_id: int, jobs: JobStore, fake: FakeGitHub, app: GitHubApp, queued: list[int],
-        on_refusal: str = "comment") -> Acknowledged:
-    return acknowledge(job_id, jobs=jobs, app=app, bot_login=fake.bot_login,
-                       on_refusal=on_refusal, queue_run=queued.append)
+def run(
+    job_id: int,
+    jobs: JobStore,
+    fake: FakeGitHub,
+    app: GitHubApp,
+    queued: list[int],
+    on_refusal: str = "comment",
+) -> Acknowledged:
+    return acknowledge(
+        job_id,
+        jobs=jobs,
+        app=app,
+        bot_login=fake.bot_login,
+        on_refusal=on_refusal,
+        queue_run=queued.append,
+    )
 
 
 def test_write_access_is_acknowledged_once(github: Any, jobs: JobStore) -> None:
@@ -72,17 +106,21 @@ def test_write_access_is_acknowledged_once(github: Any, jobs: JobStore) -> None:
     assert len(status) == 1 and status[0]["body"].startswith(STATUS_MARKER)
     assert f"asked by @octocat (job {job_id})" in status[0]["body"]
     # The token was narrowed to this repository and to what acknowledging needs.
-    assert fake.token_requests == [{"installation_id": 42, "repositories": ["hello-world"],
-                                    "permissions": {"issues": "write",
-                                                    "pull_requests": "write",
-                                                    "metadata": "read"}}]
+    assert fake.token_requests == [
+        {
+            "installation_id": 42,
+            "repositories": ["hello-world"],
+            "permissions": {"issues": "write", "pull_requests": "write", "metadata": "read"},
+        }
+    ]
     # A redelivered task changes nothing.
     assert run(job_id, jobs, fake, app, queued) == Acknowledged.ALREADY_HANDLED
     assert queued == [job_id] and len(fake.reactions) == 1
 
 
 def test_a_second_job_on_the_same_issue_edits_the_same_status_comment(
-        github: Any, jobs: JobStore) -> None:
+    github: Any, jobs: JobStore
+) -> None:
     fake, app = github
     for _ in range(2):
         run(new_job(jobs, fake, sender="maint"), jobs, fake, app, [])
@@ -101,8 +139,10 @@ def test_no_write_access_is_refused_politely_or_silently(github: Any, jobs: JobS
     assert job is not None and job.status == "refused"
     assert job.reason == f"@reader does not have write access to {REPO}"
     replies = [c["body"] for c in fake.issue_comments(REPO, 7) if c["author"] == fake.bot_login]
-    assert replies == ["Sorry @reader, only people with write access to this repository "
-                       "can ask qwenfix to work on it."]
+    assert replies == [
+        "Sorry @reader, only people with write access to this repository "
+        "can ask qwenfix to work on it."
+    ]
     assert queued == [] and fake.reactions == []
     silent = new_job(jobs, fake, sender="stranger")
     assert run(silent, jobs, fake, app, queued, on_refusal="silent") == Acknowledged.REFUSED
@@ -111,8 +151,7 @@ def test_no_write_access_is_refused_politely_or_silently(github: Any, jobs: JobS
 
 def test_server_errors_are_retried_by_the_client(github: Any, jobs: JobStore) -> None:
     fake, app = github
-    fake.fail_next("GET", r"/collaborators/.*/permission$", 502, times=1,
-                   message="Bad Gateway")
+    fake.fail_next("GET", r"/collaborators/.*/permission$", 502, times=1, message="Bad Gateway")
     job_id = new_job(jobs, fake)
     assert run(job_id, jobs, fake, app, []) == Acknowledged.ACKNOWLEDGED
     permission_calls = [p for m, p in fake.requests if p.endswith("/permission")]
@@ -128,17 +167,23 @@ def test_missing_job_and_bad_credentials(github: Any, jobs: JobStore) -> None:
     with pytest.raises(AppCredentialsError, match="PRIVATE_KEY"):
         AppCredentials.load(app_id=1, private_key=None, private_key_file=None, api_url=url)
     with pytest.raises(AppCredentialsError, match="No such file"):
-        AppCredentials.load(app_id=1, private_key=None, private_key_file=Path("/nope.pem"),
-                            api_url=url)
+        AppCredentials.load(
+            app_id=1, private_key=None, private_key_file=Path("/nope.pem"), api_url=url
+        )
 
 
 def test_a_second_request_while_a_job_runs_is_told_so(github: Any, jobs: JobStore) -> None:
     fake, app = github
     job_id = new_job(jobs, fake)
-    outcome = acknowledge(job_id, jobs=jobs, app=app, bot_login=fake.bot_login,
-                          on_refusal="comment", queue_run=lambda _: None,
-                          running_on=lambda target: "17" if target == f"{REPO}#7" else None)
+    outcome = acknowledge(
+        job_id,
+        jobs=jobs,
+        app=app,
+        bot_login=fake.bot_login,
+        on_refusal="comment",
+        queue_run=lambda _: None,
+        running_on=lambda target: "17" if target == f"{REPO}#7" else None,
+    )
     assert outcome == Acknowledged.ACKNOWLEDGED
     status = [c["body"] for c in fake.issue_comments(REPO, 7) if c["author"] == fake.bot_login]
-    assert "Job 17 is still running here; this request starts as soon as it finishes." \
-        in status[0]
+    assert "Job 17 is still running here; this request starts as soon as it finishes." in status[0]

@@ -17,18 +17,26 @@ def run(box: Toolbox, name: str, **arguments: object) -> str:
 
 def test_tools_in_a_sandbox(backend: DockerBackend) -> None:
     with session(backend, SandboxSpec(image=SANDBOX_IMAGE)) as sb:
-        box = Toolbox(sb, run_tests=lambda: "tests ran", command_timeout_s=10,
-                      output_chars=2000)
+        box = Toolbox(sb, run_tests=lambda: "tests ran", command_timeout_s=10, output_chars=2000)
         lines = "".join(f"line {n}\n" for n in range(1, 1001))
         assert run(box, "write_file", path="src/big.txt", content=lines).startswith("Wrote")
         view = run(box, "view", path="src/big.txt", start_line=10, end_line=12)
-        assert view.splitlines() == ["    10\tline 10", "    11\tline 11", "    12\tline 12",
-                                     "[lines 13-1000 not shown; use start_line/end_line]"]
+        assert view.splitlines() == [
+            "    10\tline 10",
+            "    11\tline 11",
+            "    12\tline 12",
+            "[lines 13-1000 not shown; use start_line/end_line]",
+        ]
         assert "src/big.txt" in run(box, "view", path="src")
         with pytest.raises(ToolError, match="occurs 112 times"):
             run(box, "str_replace", path="src/big.txt", old_str="line 1", new_str="x")
-        edited = run(box, "str_replace", path="src/big.txt", old_str="line 500\n",
-                     new_str="LINE FIVE HUNDRED\n")
+        edited = run(
+            box,
+            "str_replace",
+            path="src/big.txt",
+            old_str="line 500\n",
+            new_str="LINE FIVE HUNDRED\n",
+        )
         assert "LINE FIVE HUNDRED" in edited and "499" in edited
         assert run(box, "search", pattern="FIVE H[U]NDRED").startswith("./src/big.txt:500:")
         assert run(box, "search", pattern="absent-text") == "No matches."

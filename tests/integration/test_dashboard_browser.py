@@ -65,8 +65,12 @@ class Site:
         self.tmp = tmp
         self.redis_url, _ = fresh_redis(REDIS_DB)
         self.fake = FakeGitHub()
-        self.fake.add_repo(REPO, installation_id=42, collaborators={"octocat": "admin"},
-                           source=make_repo(tmp / "source", BUGGY_REPO))
+        self.fake.add_repo(
+            REPO,
+            installation_id=42,
+            collaborators={"octocat": "admin"},
+            source=make_repo(tmp / "source", BUGGY_REPO),
+        )
         self.fake.add_issue(REPO, 7, "double() is wrong", "double(2) gives 5.")
         self.database = f"sqlite:///{tmp / 'jobs.db'}"
         self.store, receiver = make_receiver(self.database, self.redis_url, SECRET)
@@ -77,14 +81,23 @@ class Site:
 
         self.hook = ThreadedServer(create_app(receiver)).__enter__()
         self.metrics_port = free_port()
-        self.env = worker_env(tmp, redis_url=self.redis_url, database=self.database,
-                              fake=self.fake, github_url=self.github.url,
-                              model_url=self.model.base_url, log_format="json",
-                              metrics_port=str(self.metrics_port))
+        self.env = worker_env(
+            tmp,
+            redis_url=self.redis_url,
+            database=self.database,
+            fake=self.fake,
+            github_url=self.github.url,
+            model_url=self.model.base_url,
+            log_format="json",
+            metrics_port=str(self.metrics_port),
+        )
         self.worker = subprocess.Popen(
-            [QWENFIX, "worker", "--queues", "quick,agent", "--concurrency", "2"], env=self.env,
-            stdout=open(tmp / "worker.log", "a"), stderr=subprocess.STDOUT,  # noqa: SIM115
-            text=True)
+            [QWENFIX, "worker", "--queues", "quick,agent", "--concurrency", "2"],
+            env=self.env,
+            stdout=open(tmp / "worker.log", "a"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
     def close(self) -> None:
         stop_process(self.worker)
@@ -122,8 +135,7 @@ def snap(page: Any, name: str) -> None:
         page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
-def test_an_operator_follows_a_job_from_comment_to_pull_request(site: Site,
-                                                                chromium: Any) -> None:
+def test_an_operator_follows_a_job_from_comment_to_pull_request(site: Site, chromium: Any) -> None:
     page = chromium.new_page(viewport={"width": 1280, "height": 900})
     base = site.hook.url
 
@@ -146,9 +158,13 @@ def test_an_operator_follows_a_job_from_comment_to_pull_request(site: Site,
     row.wait_for(timeout=15_000)
     page.wait_for_function(
         f"!['queued', 'acknowledged', 'running'].includes(document.querySelector("
-        f"\"tr.job[data-id='{job_id}'] .status\").textContent)", timeout=180_000)
-    assert row.locator(".status").inner_text() == "resolved", \
-        (site.store.get(job_id), site.log_lines()[-20:])
+        f"\"tr.job[data-id='{job_id}'] .status\").textContent)",
+        timeout=180_000,
+    )
+    assert row.locator(".status").inner_text() == "resolved", (
+        site.store.get(job_id),
+        site.log_lines()[-20:],
+    )
     assert "fix" in row.inner_text() and "issue_comment by @octocat" in row.inner_text()
     snap(page, "jobs")
 
@@ -173,8 +189,17 @@ def test_an_operator_follows_a_job_from_comment_to_pull_request(site: Site,
     assert "5 turn(s)" in tokens
     assert re.search(r"s wall · [\d.]+ s model · [\d.]+ s sandbox", page.inner_text("#time"))
     timeline = page.inner_text("#timeline")
-    for stage in ("queued", "acknowledged", "running", "started", "tests before",
-                  "packed the repository", "turn 1", "verified by the harness", "resolved"):
+    for stage in (
+        "queued",
+        "acknowledged",
+        "running",
+        "started",
+        "tests before",
+        "packed the repository",
+        "turn 1",
+        "verified by the harness",
+        "resolved",
+    ):
         assert stage in timeline, stage
     snap(page, "job")
 
@@ -201,8 +226,9 @@ def test_an_operator_follows_a_job_from_comment_to_pull_request(site: Site,
 
     # Queues and workers.
     page.goto(f"{base}/queues")
-    page.wait_for_function("document.querySelector('#worker-count').textContent === '1'",
-                           timeout=30_000)
+    page.wait_for_function(
+        "document.querySelector('#worker-count').textContent === '1'", timeout=30_000
+    )
     assert page.locator(".queue[data-queue='agent']").count() == 1
     snap(page, "queues")
 
@@ -226,20 +252,26 @@ def test_an_operator_follows_a_job_from_comment_to_pull_request(site: Site,
     # runs as root), every line is one JSON record.
     logged = [json.loads(line) for line in lines[start:]]
     ours = [entry for entry in logged if entry["logger"].startswith("workers.engine.fix")]
-    assert ours and all((entry["job"], entry["delivery"]) == (job_id, "delivery-dash")
-                        for entry in ours)
+    assert ours and all(
+        (entry["job"], entry["delivery"]) == (job_id, "delivery-dash") for entry in ours
+    )
     ticks = [entry for entry in logged if "succeeded" in entry["message"]]
     assert {entry["job"] for entry in ticks} == {job_id}
 
-    listed = subprocess.run([QWENFIX, "jobs", "--json", "--status", "resolved"],
-                            env=site.env, capture_output=True, text=True, check=True)
+    listed = subprocess.run(
+        [QWENFIX, "jobs", "--json", "--status", "resolved"],
+        env=site.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert [j["id"] for j in json.loads(listed.stdout)] == [job_id]
-    shown = subprocess.run([QWENFIX, "job", str(job_id)], env=site.env, capture_output=True,
-                           text=True, check=True)
+    shown = subprocess.run(
+        [QWENFIX, "job", str(job_id)], env=site.env, capture_output=True, text=True, check=True
+    )
     assert f"job {job_id} fix on {REPO}#7: resolved" in shown.stdout
     assert "tests: failed (exit 1): 2 failed → passed: 2 passed" in shown.stdout
     assert "turn 2: bash" in shown.stdout
-    missing = subprocess.run([QWENFIX, "job", "999"], env=site.env, capture_output=True,
-                             text=True)
+    missing = subprocess.run([QWENFIX, "job", "999"], env=site.env, capture_output=True, text=True)
     assert missing.returncode == 2 and "there is no job 999" in missing.stderr
     assert shutil.which("chromium") or Path(CHROMIUM).exists()

@@ -109,20 +109,32 @@ def relayed_database() -> Iterator[tuple[str, Relay]]:
 
 def post(url: str, delivery: str) -> httpx.Response:
     body = json.dumps(gh.comment_created("@qwenfix fix")).encode()
-    return httpx.post(f"{url}/webhook", content=body, timeout=15, headers={
-        "X-GitHub-Event": "issue_comment", "X-GitHub-Delivery": delivery,
-        "X-Hub-Signature-256": sign(SECRET, body), "Content-Type": "application/json"})
+    return httpx.post(
+        f"{url}/webhook",
+        content=body,
+        timeout=15,
+        headers={
+            "X-GitHub-Event": "issue_comment",
+            "X-GitHub-Delivery": delivery,
+            "X-Hub-Signature-256": sign(SECRET, body),
+            "Content-Type": "application/json",
+        },
+    )
 
 
 def test_the_database_briefly_unreachable(relayed_database: tuple[str, Relay]) -> None:
     url, relay = relayed_database
     redis_url, broker = fresh_redis(REDIS_DB)
-    settings = BotSettings(webhook_secret=[SECRET], api_token="t",  # type: ignore[arg-type]
-                           redis_url=redis_url, database_url=url, dependency_timeout_s=3)
+    settings = BotSettings(
+        webhook_secret=[SECRET],
+        api_token="t",  # type: ignore[arg-type]
+        redis_url=redis_url,
+        database_url=url,
+        dependency_timeout_s=3,
+    )
     receiver = build_receiver(settings)
     worker_store = JobStore(make_engine(url))  # a worker's own connection pool
-    trigger = Trigger(kind=JobKind.FIX, repo="o/r", number=1, sender="octocat",
-                      installation_id=1)
+    trigger = Trigger(kind=JobKind.FIX, repo="o/r", number=1, sender="octocat", installation_id=1)
     known, _ = worker_store.create("known", "issue_comment", trigger)
 
     with ThreadedServer(create_app(receiver)) as hook:
@@ -148,12 +160,20 @@ def test_the_database_briefly_unreachable(relayed_database: tuple[str, Relay]) -
         assert worker_store.set_status(known.id, "acknowledged", expected="queued")
 
     with receiver.store.engine.connect() as connection:
-        per_delivery = dict(connection.execute(
-            select(Job.delivery_id, func.count()).group_by(Job.delivery_id)).all())
-        ids = {int(i) for i in connection.execute(
-            select(Job.id).where(Job.delivery_id != "known")).scalars()}
-    assert per_delivery == {d: 1 for d in ("known", "before", "during-0", "during-1",
-                                           "during-2", "after")}
-    queued = [json.loads(base64.b64decode(json.loads(raw)["body"]))[0][0]
-              for raw in broker.lrange("quick", 0, -1)]
+        per_delivery = dict(
+            connection.execute(
+                select(Job.delivery_id, func.count()).group_by(Job.delivery_id)
+            ).all()
+        )
+        ids = {
+            int(i)
+            for i in connection.execute(select(Job.id).where(Job.delivery_id != "known")).scalars()
+        }
+    assert per_delivery == {
+        d: 1 for d in ("known", "before", "during-0", "during-1", "during-2", "after")
+    }
+    queued = [
+        json.loads(base64.b64decode(json.loads(raw)["body"]))[0][0]
+        for raw in broker.lrange("quick", 0, -1)
+    ]
     assert sorted(queued) == sorted(ids)

@@ -13,11 +13,17 @@ from tests.conftest import SANDBOX_IMAGE, fresh_redis
 
 def run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QWENFIX_")}
-    env.update({"QWENFIX_SANDBOX_IMAGE": SANDBOX_IMAGE, "HOME": str(tmp_path),
-                "QWENFIX_DEMO_REDIS_URL": fresh_redis(8)[0],
-                "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
-    return subprocess.run(["qwenfix", "demo", *args], capture_output=True, text=True,
-                          env=env, timeout=600)
+    env.update(
+        {
+            "QWENFIX_SANDBOX_IMAGE": SANDBOX_IMAGE,
+            "HOME": str(tmp_path),
+            "QWENFIX_DEMO_REDIS_URL": fresh_redis(8)[0],
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        }
+    )
+    return subprocess.run(
+        ["qwenfix", "demo", *args], capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 def test_demo_turns_a_comment_into_a_pull_request(tmp_path: Path, docker_client: Any) -> None:

@@ -23,8 +23,11 @@ from workers.cli.model_serving import LARGE_FP8, SMALL, ServingError, vllm_comma
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 QWENFIX = str(Path(sys.executable).parent / "qwenfix")
-PROFILES = {"vllm": (SMALL, 1, 262_144), "vllm-large": (LARGE_FP8, 8, 262_144),
-            "vllm-long": (SMALL, 4, 1_048_576)}
+PROFILES = {
+    "vllm": (SMALL, 1, 262_144),
+    "vllm-large": (LARGE_FP8, 8, 262_144),
+    "vllm-long": (SMALL, 4, 1_048_576),
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +39,13 @@ def compose(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     shutil.copytree(DEPLOY, work)
     shutil.copy(work / "qwenfix.env.example", work / "qwenfix.env")
     (work / "github-app.pem").write_text("not a key\n")
-    done = subprocess.run(["docker-compose", "-f", "compose.yaml", "config"], cwd=work,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["docker-compose", "-f", "compose.yaml", "config"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     loaded: dict[str, Any] = yaml.safe_load(done.stdout)
     return loaded
@@ -60,22 +68,28 @@ def test_compose_runs_every_part_with_health_and_order(compose: dict[str, Any]) 
         vllm = services[name]
         assert "model-weights" in json.dumps(vllm["volumes"]), name
         assert vllm["profiles"] and vllm["networks"]["default"]["aliases"] == ["vllm"]
-    gpus = {n: services[n]["deploy"]["resources"]["reservations"]["devices"][0]["count"]
-            for n in PROFILES}
+    gpus = {
+        n: services[n]["deploy"]["resources"]["reservations"]["devices"][0]["count"]
+        for n in PROFILES
+    }
     assert gpus == {"vllm": 1, "vllm-large": 8, "vllm-long": 4}
 
 
 @pytest.mark.parametrize("service", sorted(PROFILES))
-def test_each_model_service_serves_what_the_recipe_says(compose: dict[str, Any],
-                                                        service: str) -> None:
+def test_each_model_service_serves_what_the_recipe_says(
+    compose: dict[str, Any], service: str
+) -> None:
     model, gpus, window = PROFILES[service]
     expected = vllm_command(model, gpus=gpus, max_context=window)
     vllm = compose["services"][service]
     assert vllm["entrypoint"] + vllm["command"] == expected.argv
     environment = vllm.get("environment") or {}
     assert {k: environment.get(k) for k in expected.env} == expected.env
-    for flag in ("--enable-auto-tool-choice", "--enable-prompt-tokens-details",
-                 "--enable-prefix-caching"):
+    for flag in (
+        "--enable-auto-tool-choice",
+        "--enable-prompt-tokens-details",
+        "--enable-prefix-caching",
+    ):
         assert flag in expected.argv
     assert expected.argv[expected.argv.index("--tool-call-parser") + 1] == "qwen3_coder"
 
@@ -87,25 +101,44 @@ def test_the_recipes_for_the_large_model_and_the_long_window() -> None:
     assert large.env == {"VLLM_USE_DEEP_GEMM": "1"}
     long = vllm_command(SMALL, gpus=4, max_context=1_048_576)
     overrides = json.loads(long.argv[long.argv.index("--hf-overrides") + 1])
-    assert overrides["rope_scaling"] == {"rope_type": "yarn", "factor": 4.0,
-                                         "original_max_position_embeddings": 262_144}
+    assert overrides["rope_scaling"] == {
+        "rope_type": "yarn",
+        "factor": 4.0,
+        "original_max_position_embeddings": 262_144,
+    }
     assert long.env == {"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"}
-    for bad in (dict(model=LARGE_FP8, gpus=4), dict(max_context=2_000_000),
-                dict(max_context=1_048_576, gpus=1)):
+    for bad in (
+        dict(model=LARGE_FP8, gpus=4),
+        dict(max_context=2_000_000),
+        dict(max_context=1_048_576, gpus=1),
+    ):
         with pytest.raises(ServingError):
             vllm_command(**bad)  # type: ignore[arg-type]
 
 
 def test_model_serve_prints_or_explains() -> None:
-    done = subprocess.run([QWENFIX, "model", "serve", "--dry-run", "--gpus", "8", "--model",
-                           LARGE_FP8], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [QWENFIX, "model", "serve", "--dry-run", "--gpus", "8", "--model", LARGE_FP8],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0
     assert done.stdout.strip() == vllm_command(LARGE_FP8, gpus=8).shell()
-    refused = subprocess.run([QWENFIX, "model", "serve", "--model", LARGE_FP8, "--gpus", "2"],
-                             capture_output=True, text=True, timeout=60)
+    refused = subprocess.run(
+        [QWENFIX, "model", "serve", "--model", LARGE_FP8, "--gpus", "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert refused.returncode == 2 and "needs 8 GPUs" in refused.stderr
-    missing = subprocess.run([QWENFIX, "model", "serve"], capture_output=True, text=True,
-                             timeout=60, env={"PATH": "/usr/bin:/bin"})
+    missing = subprocess.run(
+        [QWENFIX, "model", "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert missing.returncode == 2 and "pip install 'qwenfix[gpu]'" in missing.stderr
 
 
@@ -121,8 +154,17 @@ def k8s_documents() -> list[tuple[str, dict[str, Any]]]:
 def test_kubernetes_manifests_validate_against_the_schemas() -> None:
     documents = k8s_documents()
     kinds = sorted({d["kind"] for _, d in documents})
-    assert kinds == ["ConfigMap", "Deployment", "Ingress", "Namespace", "NetworkPolicy",
-                     "PersistentVolumeClaim", "ScaledObject", "Service", "StatefulSet"]
+    assert kinds == [
+        "ConfigMap",
+        "Deployment",
+        "Ingress",
+        "Namespace",
+        "NetworkPolicy",
+        "PersistentVolumeClaim",
+        "ScaledObject",
+        "Service",
+        "StatefulSet",
+    ]
     version = kubernetes_validate.latest_version()
     for _, document in documents:
         if document["kind"] == "ScaledObject":
@@ -203,7 +245,12 @@ def test_the_app_manifest_asks_for_every_event_routed_and_only_needed_rights() -
     routed = {event for event, _ in ROUTES} - automatic
     assert set(manifest["default_events"]) == routed
     assert manifest["default_permissions"] == {
-        "metadata": "read", "contents": "write", "issues": "write",
-        "pull_requests": "write", "checks": "read", "actions": "read"}
+        "metadata": "read",
+        "contents": "write",
+        "issues": "write",
+        "pull_requests": "write",
+        "checks": "read",
+        "actions": "read",
+    }
     assert manifest["hook_attributes"]["url"].endswith("/webhook")
     assert manifest["public"] is False

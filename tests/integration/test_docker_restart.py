@@ -42,21 +42,21 @@ def stop_engine() -> None:
     for pid in pids:
         os.kill(int(pid), signal.SIGTERM)
     deadline = time.monotonic() + 60
-    while engine_answers() or subprocess.run(["pidof", "dockerd"],
-                                             capture_output=True).returncode == 0:
+    while (
+        engine_answers()
+        or subprocess.run(["pidof", "dockerd"], capture_output=True).returncode == 0
+    ):
         assert time.monotonic() < deadline, "dockerd did not stop"
         time.sleep(0.2)
 
 
 def start_engine() -> None:
-    subprocess.run(["bash", str(ROOT / "scripts" / "ensure-docker.sh")], check=True,
-                   timeout=120)
+    subprocess.run(["bash", str(ROOT / "scripts" / "ensure-docker.sh")], check=True, timeout=120)
 
 
 @pytest.mark.docker
 @pytest.mark.engine_restart
-def test_the_engine_restarted_between_runs(backend: DockerBackend,
-                                           docker_client: Any) -> None:
+def test_the_engine_restarted_between_runs(backend: DockerBackend, docker_client: Any) -> None:
     spec = SandboxSpec(image=SANDBOX_IMAGE)
     before = backend.start(spec)
     assert before.run("echo up", timeout=30).output.strip() == "up"

@@ -33,10 +33,17 @@ def machine(tmp_path: Path, docker_client: Any) -> Iterator[tuple[WorkerSettings
     fake = FakeGitHub()
     with ThreadedServer(fake.asgi()) as github:
         fake.base_url = github.url
-        yield WorkerSettings(
-            redis_url=redis_url, database_url=database, sandbox_image=SANDBOX_IMAGE,
-            github_api_url=github.url, github_app_id=fake.app_id,
-            github_private_key=SecretStr(fake.private_key_pem)), fake
+        yield (
+            WorkerSettings(
+                redis_url=redis_url,
+                database_url=database,
+                sandbox_image=SANDBOX_IMAGE,
+                github_api_url=github.url,
+                github_app_id=fake.app_id,
+                github_private_key=SecretStr(fake.private_key_pem),
+            ),
+            fake,
+        )
     fake.close()
 
 
@@ -44,24 +51,35 @@ def by_name(settings: WorkerSettings) -> dict[str, Any]:
     return {c.name: c for c in run_checks(settings)}
 
 
-def test_a_ready_machine_passes_every_check(machine: tuple[WorkerSettings, FakeGitHub],
-                                            tmp_path: Path) -> None:
+def test_a_ready_machine_passes_every_check(
+    machine: tuple[WorkerSettings, FakeGitHub], tmp_path: Path
+) -> None:
     settings, fake = machine
     with ScriptedModelServer({"steps": PROBE}) as model:
-        env = {"QWENFIX_REDIS_URL": settings.redis_url,
-               "QWENFIX_DATABASE_URL": settings.database_url,
-               "QWENFIX_SANDBOX_IMAGE": SANDBOX_IMAGE, "QWENFIX_LLM_BASE_URL": model.base_url,
-               "QWENFIX_GITHUB_API_URL": settings.github_api_url,
-               "QWENFIX_GITHUB_APP_ID": str(fake.app_id),
-               "QWENFIX_GITHUB_PRIVATE_KEY": fake.private_key_pem, "PATH": "/usr/bin:/bin",
-               "HOME": str(tmp_path)}
-        done = subprocess.run([str(Path(sys.executable).parent / "qwenfix"), "doctor",
-                               "--json"], env=env, capture_output=True, text=True, timeout=120)
+        env = {
+            "QWENFIX_REDIS_URL": settings.redis_url,
+            "QWENFIX_DATABASE_URL": settings.database_url,
+            "QWENFIX_SANDBOX_IMAGE": SANDBOX_IMAGE,
+            "QWENFIX_LLM_BASE_URL": model.base_url,
+            "QWENFIX_GITHUB_API_URL": settings.github_api_url,
+            "QWENFIX_GITHUB_APP_ID": str(fake.app_id),
+            "QWENFIX_GITHUB_PRIVATE_KEY": fake.private_key_pem,
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+        }
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "qwenfix"), "doctor", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         checks = {c["name"]: c for c in json.loads(done.stdout)}
         assert all(c["ok"] for c in checks.values())
-        assert checks["model"]["detail"] == ("Qwen/Qwen3-Coder-30B-A3B-Instruct, window "
-                                             "262144, tool calls parsed by the server")
+        assert checks["model"]["detail"] == (
+            "Qwen/Qwen3-Coder-30B-A3B-Instruct, window 262144, tool calls parsed by the server"
+        )
         assert checks["github"]["detail"].startswith(f"App qwenfix (id {fake.app_id})")
         assert checks["database"]["detail"] == "schema 0003"
         # The test Redis keeps nothing on disk; the operator is told what that means.
@@ -72,7 +90,8 @@ def test_a_ready_machine_passes_every_check(machine: tuple[WorkerSettings, FakeG
 
 
 def test_a_server_without_the_tool_parser_is_named_with_the_fix(
-        machine: tuple[WorkerSettings, FakeGitHub]) -> None:
+    machine: tuple[WorkerSettings, FakeGitHub],
+) -> None:
     settings, _ = machine
     with ScriptedModelServer({"mode": "raw", "steps": PROBE}) as model:
         settings.llm_base_url = model.base_url
@@ -81,23 +100,29 @@ def test_a_server_without_the_tool_parser_is_named_with_the_fix(
     assert "--enable-auto-tool-choice --tool-call-parser qwen3_coder" in check.fix
 
 
-def test_each_broken_part_says_what_to_do(machine: tuple[WorkerSettings, FakeGitHub],
-                                          tmp_path: Path) -> None:
+def test_each_broken_part_says_what_to_do(
+    machine: tuple[WorkerSettings, FakeGitHub], tmp_path: Path
+) -> None:
     settings, _ = machine
     with ScriptedModelServer({"steps": PROBE}, model="some/other-model") as model:
-        broken = settings.model_copy(update={
-            "redis_url": "redis://127.0.0.1:1/0", "sandbox_image": "qwenfix-sandbox:missing",
-            "database_url": f"sqlite:///{tmp_path / 'absent.db'}",
-            "llm_base_url": model.base_url,
-            "github_private_key": SecretStr(FakeGitHub().private_key_pem)})
+        broken = settings.model_copy(
+            update={
+                "redis_url": "redis://127.0.0.1:1/0",
+                "sandbox_image": "qwenfix-sandbox:missing",
+                "database_url": f"sqlite:///{tmp_path / 'absent.db'}",
+                "llm_base_url": model.base_url,
+                "github_private_key": SecretStr(FakeGitHub().private_key_pem),
+            }
+        )
         checks = by_name(broken)
     assert "cannot reach redis://127.0.0.1:1/0" in checks["redis"].detail
     assert "ensure-redis" in checks["redis"].fix
     assert checks["database"].detail.startswith("there is no database file")
     assert not (tmp_path / "absent.db").exists()  # the doctor changes nothing
     assert "docker build -t qwenfix-sandbox:missing deploy/sandbox" in checks["sandbox"].fix
-    assert "serves some/other-model, not Qwen/Qwen3-Coder-30B-A3B-Instruct" in \
-        checks["model"].detail
+    assert (
+        "serves some/other-model, not Qwen/Qwen3-Coder-30B-A3B-Instruct" in checks["model"].detail
+    )
     assert checks["github"].detail == "GitHub refused the App's key (401)"
     assert all(not checks[n].ok for n in ("redis", "database", "sandbox", "model", "github"))
 

@@ -31,17 +31,25 @@ QWENFIX = str(Path(sys.executable).parent / "qwenfix")
 def scripted(script_for: Any) -> Any:
     @contextmanager
     def model_for(task: EvalTask, checkout: Path) -> Iterator[Any]:
-        with ScriptedModelServer(script_for(task, checkout)) as server, \
-                OpenAICompatibleModel(base_url=server.base_url, model="scripted",
-                                      max_retries=0, backoff_s=0.01) as model:
+        with (
+            ScriptedModelServer(script_for(task, checkout)) as server,
+            OpenAICompatibleModel(
+                base_url=server.base_url, model="scripted", max_retries=0, backoff_s=0.01
+            ) as model,
+        ):
             yield model
+
     return model_for
 
 
 def test_swe_bench_lines_are_read_as_swe_bench_writes_them(tmp_path: Path) -> None:
     tasks = load_tasks(TASKS)
-    assert [t.instance_id for t in tasks] == ["calc-divide", "text-slugify", "stack-peek",
-                                              "broken-environment"]
+    assert [t.instance_id for t in tasks] == [
+        "calc-divide",
+        "text-slugify",
+        "stack-peek",
+        "broken-environment",
+    ]
     assert tasks[0].FAIL_TO_PASS == ["tests/test_divide.py::test_divide_gives_a_float"]
     assert Path(tasks[0].repo_path or "").is_dir()  # resolved against the file
     assert junit_id("tests/test_x.py::TestA::test_b[1]") == "tests.test_x.TestA::test_b[1]"
@@ -63,91 +71,146 @@ def eval_settings(settings: WorkerSettings, tmp_path: Path) -> WorkerSettings:
     return settings
 
 
-def test_the_oracle_resolves_every_buildable_task(tmp_path: Path, docker_client: Any,
-                                                  eval_settings: WorkerSettings) -> None:
+def test_the_oracle_resolves_every_buildable_task(
+    tmp_path: Path, docker_client: Any, eval_settings: WorkerSettings
+) -> None:
     """Through the command line, two tasks at a time."""
     out = tmp_path / "oracle.jsonl"
     done = subprocess.run(
         [QWENFIX, "eval", str(TASKS), "--model", "oracle", "--out", str(out), "--workers", "2"],
-        capture_output=True, text=True, timeout=600,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-             "QWENFIX_SANDBOX_IMAGE": SANDBOX_IMAGE, "QWENFIX_SANDBOX_MEMORY_MB": "1024",
-             "QWENFIX_CACHE_DIR": str(tmp_path / "cache"),
-             "QWENFIX_TRAJECTORY_DIR": str(tmp_path / "trajectories")})
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "QWENFIX_SANDBOX_IMAGE": SANDBOX_IMAGE,
+            "QWENFIX_SANDBOX_MEMORY_MB": "1024",
+            "QWENFIX_CACHE_DIR": str(tmp_path / "cache"),
+            "QWENFIX_TRAJECTORY_DIR": str(tmp_path / "trajectories"),
+        },
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    figures = json.loads(done.stdout[done.stdout.index("{"):])
-    assert (figures["resolved"], figures["env_error"], figures["resolved_of_buildable_pct"]) \
-        == (3, 1, 100.0)
-    results = {r.instance_id: r for r in
-               (TaskResult.model_validate_json(line) for line in out.read_text().splitlines())}
+    figures = json.loads(done.stdout[done.stdout.index("{") :])
+    assert (figures["resolved"], figures["env_error"], figures["resolved_of_buildable_pct"]) == (
+        3,
+        1,
+        100.0,
+    )
+    results = {
+        r.instance_id: r
+        for r in (TaskResult.model_validate_json(line) for line in out.read_text().splitlines())
+    }
     assert results["broken-environment"].status == "env_error"
     assert "setup command" in results["broken-environment"].reason
     calc = results["calc-divide"]
-    assert calc.tests == {"tests/test_divide.py::test_divide_gives_a_float": "passed",
-                          "tests/test_calc.py::test_add": "passed"}
+    assert calc.tests == {
+        "tests/test_divide.py::test_divide_gives_a_float": "passed",
+        "tests/test_calc.py::test_add": "passed",
+    }
     assert "-    return a // b" in calc.diff and calc.turns == 2 and calc.prompt_tokens > 0
 
 
-def test_noop_resolves_nothing_and_a_rerun_resumes(tmp_path: Path, docker_client: Any,
-                                                   eval_settings: WorkerSettings) -> None:
+def test_noop_resolves_nothing_and_a_rerun_resumes(
+    tmp_path: Path, docker_client: Any, eval_settings: WorkerSettings
+) -> None:
     tasks = load_tasks(TASKS)[:2]
     out = tmp_path / "noop.jsonl"
     seen: list[str] = []
-    results = run_eval(tasks[:1], out, model_for=scripted(lambda t, c: noop_script()),
-                       backend=DockerBackend(), settings=eval_settings,
-                       progress=lambda r: seen.append(r.instance_id))
+    results = run_eval(
+        tasks[:1],
+        out,
+        model_for=scripted(lambda t, c: noop_script()),
+        backend=DockerBackend(),
+        settings=eval_settings,
+        progress=lambda r: seen.append(r.instance_id),
+    )
     assert [r.status for r in results] == ["unresolved"]
     assert "test_divide_gives_a_float" in results[0].reason
     # Interrupted after the first task: the second run does only what is left.
-    results = run_eval(tasks, out, model_for=scripted(lambda t, c: noop_script()),
-                       backend=DockerBackend(), settings=eval_settings,
-                       progress=lambda r: seen.append(r.instance_id))
+    results = run_eval(
+        tasks,
+        out,
+        model_for=scripted(lambda t, c: noop_script()),
+        backend=DockerBackend(),
+        settings=eval_settings,
+        progress=lambda r: seen.append(r.instance_id),
+    )
     assert seen == ["calc-divide", "text-slugify"]
     assert summary(results)["resolved"] == 0 and summary(results)["unresolved"] == 2
     assert len(out.read_text().splitlines()) == 2
 
 
 def test_a_failing_model_is_an_agent_error_not_an_environment_one(
-        tmp_path: Path, docker_client: Any, eval_settings: WorkerSettings) -> None:
+    tmp_path: Path, docker_client: Any, eval_settings: WorkerSettings
+) -> None:
     [task] = load_tasks(TASKS)[:1]
     failing = {"steps": [{"status": 500, "body": "GPU on fire"}] * 5}
-    [result] = run_eval([task], tmp_path / "r.jsonl",
-                        model_for=scripted(lambda t, c: failing), backend=DockerBackend(),
-                        settings=eval_settings)
+    [result] = run_eval(
+        [task],
+        tmp_path / "r.jsonl",
+        model_for=scripted(lambda t, c: failing),
+        backend=DockerBackend(),
+        settings=eval_settings,
+    )
     assert result.status == "agent_error" and "500" in result.reason
 
 
 def test_a_mirror_of_a_real_repository_at_its_base_commit(
-        tmp_path: Path, docker_client: Any, eval_settings: WorkerSettings) -> None:
+    tmp_path: Path, docker_client: Any, eval_settings: WorkerSettings
+) -> None:
     """As for SWE-bench: `repo` is owner/name, found under --repos, checked out at a
     base commit that is not the newest."""
-    mirror = make_repo(tmp_path / "mirrors" / "octo__calc", {
-        "calc.py": "def double(x):\n    return x + x + 1\n", "conftest.py": "",
-        "tests/test_calc.py": "from calc import double\n\n\ndef test_zero():\n"
-                              "    assert double(0) in (0, 1)\n"})
+    mirror = make_repo(
+        tmp_path / "mirrors" / "octo__calc",
+        {
+            "calc.py": "def double(x):\n    return x + x + 1\n",
+            "conftest.py": "",
+            "tests/test_calc.py": "from calc import double\n\n\ndef test_zero():\n"
+            "    assert double(0) in (0, 1)\n",
+        },
+    )
     base = git(mirror, "rev-parse", "HEAD").strip()
     (mirror / "calc.py").write_text("def double(x):\n    raise SystemExit('later work')\n")
     git(mirror, "commit", "-qam", "later work on main")
-    gold = ("diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,2 @@\n"
-            " def double(x):\n-    return x + x + 1\n+    return x * 2\n")
-    tests = ("diff --git a/tests/test_two.py b/tests/test_two.py\nnew file mode 100644\n"
-             "--- /dev/null\n+++ b/tests/test_two.py\n@@ -0,0 +1,5 @@\n"
-             "+from calc import double\n+\n+\n+def test_two():\n+    assert double(2) == 4\n")
-    line = json.dumps({"instance_id": "octo__calc-1", "repo": "octo/calc",
-                       "base_commit": base, "problem_statement": "double(2) is 5",
-                       "patch": gold, "test_patch": tests,
-                       "FAIL_TO_PASS": json.dumps(["tests/test_two.py::test_two"]),
-                       "PASS_TO_PASS": json.dumps(["tests/test_calc.py::test_zero"])})
+    gold = (
+        "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,2 @@\n"
+        " def double(x):\n-    return x + x + 1\n+    return x * 2\n"
+    )
+    tests = (
+        "diff --git a/tests/test_two.py b/tests/test_two.py\nnew file mode 100644\n"
+        "--- /dev/null\n+++ b/tests/test_two.py\n@@ -0,0 +1,5 @@\n"
+        "+from calc import double\n+\n+\n+def test_two():\n+    assert double(2) == 4\n"
+    )
+    line = json.dumps(
+        {
+            "instance_id": "octo__calc-1",
+            "repo": "octo/calc",
+            "base_commit": base,
+            "problem_statement": "double(2) is 5",
+            "patch": gold,
+            "test_patch": tests,
+            "FAIL_TO_PASS": json.dumps(["tests/test_two.py::test_two"]),
+            "PASS_TO_PASS": json.dumps(["tests/test_calc.py::test_zero"]),
+        }
+    )
     (tmp_path / "external.jsonl").write_text(line + "\n")
     [task] = load_tasks(tmp_path / "external.jsonl")
-    [result] = run_eval([task], tmp_path / "r.jsonl",
-                        model_for=scripted(lambda t, c: oracle_script(c, t.patch)),
-                        backend=DockerBackend(), settings=eval_settings,
-                        mirrors=tmp_path / "mirrors")
+    [result] = run_eval(
+        [task],
+        tmp_path / "r.jsonl",
+        model_for=scripted(lambda t, c: oracle_script(c, t.patch)),
+        backend=DockerBackend(),
+        settings=eval_settings,
+        mirrors=tmp_path / "mirrors",
+    )
     assert (result.status, result.reason) == ("resolved", "all 2 tests pass")
-    missing = task.model_copy(update={"instance_id": "gone",
-                                      "repo_path": str(tmp_path / "absent")})
-    [gone] = run_eval([missing], tmp_path / "r2.jsonl",
-                      model_for=scripted(lambda t, c: noop_script()), backend=DockerBackend(),
-                      settings=eval_settings)
+    missing = task.model_copy(update={"instance_id": "gone", "repo_path": str(tmp_path / "absent")})
+    [gone] = run_eval(
+        [missing],
+        tmp_path / "r2.jsonl",
+        model_for=scripted(lambda t, c: noop_script()),
+        backend=DockerBackend(),
+        settings=eval_settings,
+    )
     assert gone.status == "env_error" and "cannot get the repository" in gone.reason

@@ -16,8 +16,14 @@ from bot.receiver.job_writer import JobWriter
 
 
 def trigger(number: int) -> Trigger:
-    return Trigger(kind=JobKind.FIX, repo="o/r", number=number, sender="octocat",
-                   installation_id=1, instructions=f"issue {number}")
+    return Trigger(
+        kind=JobKind.FIX,
+        repo="o/r",
+        number=number,
+        sender="octocat",
+        installation_id=1,
+        instructions=f"issue {number}",
+    )
 
 
 @pytest.fixture
@@ -52,8 +58,9 @@ def test_concurrent_deliveries_each_hear_their_own_job(store: JobStore) -> None:
     async def deliver() -> list[tuple[int, bool]]:
         writer = JobWriter(store)
         names = [f"c{i}" for i in range(200)] + ["dup"]
-        return await asyncio.gather(*(writer.create(n, "issue_comment", trigger(i))
-                                      for i, n in enumerate(names)))
+        return await asyncio.gather(
+            *(writer.create(n, "issue_comment", trigger(i)) for i, n in enumerate(names))
+        )
 
     outcomes = asyncio.run(deliver())
     created = [job_id for job_id, new in outcomes if new]

@@ -35,18 +35,21 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("expression", "moment", "fires"), [
-    ("0 4 * * *", "2026-11-30T04:00", True),
-    ("0 4 * * *", "2026-11-30T04:01", False),
-    ("*/15 * * * *", "2026-11-30T10:45", True),
-    ("0 4 * * mon-fri", "2026-11-29T04:00", False),  # a Sunday
-    ("0 4 * * 7", "2026-11-29T04:00", True),          # 7 is Sunday too
-    ("0 0 1 * 1", "2026-12-01T00:00", True),          # both day fields: either matches
-    ("0 0 1 * 1", "2026-11-30T00:00", True),
-    ("0 0 1 * 1", "2026-12-02T00:00", False),
-    ("@weekly", "2026-11-29T00:00", True),
-    ("30 2 * jan,jul *", "2026-07-09T02:30", True),
-])
+@pytest.mark.parametrize(
+    ("expression", "moment", "fires"),
+    [
+        ("0 4 * * *", "2026-11-30T04:00", True),
+        ("0 4 * * *", "2026-11-30T04:01", False),
+        ("*/15 * * * *", "2026-11-30T10:45", True),
+        ("0 4 * * mon-fri", "2026-11-29T04:00", False),  # a Sunday
+        ("0 4 * * 7", "2026-11-29T04:00", True),  # 7 is Sunday too
+        ("0 0 1 * 1", "2026-12-01T00:00", True),  # both day fields: either matches
+        ("0 0 1 * 1", "2026-11-30T00:00", True),
+        ("0 0 1 * 1", "2026-12-02T00:00", False),
+        ("@weekly", "2026-11-29T00:00", True),
+        ("30 2 * jan,jul *", "2026-07-09T02:30", True),
+    ],
+)
 def test_cron_matches_like_crontab(expression: str, moment: str, fires: bool) -> None:
     assert Cron.parse(expression).matches(at(moment)) is fires
 
@@ -59,22 +62,32 @@ def test_bad_cron_names_the_problem(expression: str) -> None:
 
 def test_latest_fire_in_a_window() -> None:
     cron = Cron.parse("*/20 * * * *")
-    assert cron.latest_fire(at("2026-11-30T03:55"), at("2026-11-30T04:45:10")) == \
-        at("2026-11-30T04:40")
+    assert cron.latest_fire(at("2026-11-30T03:55"), at("2026-11-30T04:45:10")) == at(
+        "2026-11-30T04:40"
+    )
     assert cron.latest_fire(at("2026-11-30T04:40"), at("2026-11-30T04:59")) is None
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ("maintenance:\n  - task: fix-failing-tests\n    schedule: '0 25 * * *'\n",
-     "maintenance.0.schedule: .*bad hour field"),
-    ("maintenance:\n  - task: custom\n    schedule: '@daily'\n",
-     "a custom task needs a prompt"),
-    ("maintenance:\n  - task: lint-fix\n  - task: lint-fix\n",
-     "two maintenance tasks are called 'lint-fix'"),
-    ("maintenance:\n  - task: make-coffee\n", "maintenance.0.task"),
-    ("maintenance:\n  - task: lint-fix\n    name: Lint Fix!\n", "is not a task name"),
-    ("maintenance: {task: lint-fix}\n", "maintenance: Input should be a valid list"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            "maintenance:\n  - task: fix-failing-tests\n    schedule: '0 25 * * *'\n",
+            "maintenance.0.schedule: .*bad hour field",
+        ),
+        (
+            "maintenance:\n  - task: custom\n    schedule: '@daily'\n",
+            "a custom task needs a prompt",
+        ),
+        (
+            "maintenance:\n  - task: lint-fix\n  - task: lint-fix\n",
+            "two maintenance tasks are called 'lint-fix'",
+        ),
+        ("maintenance:\n  - task: make-coffee\n", "maintenance.0.task"),
+        ("maintenance:\n  - task: lint-fix\n    name: Lint Fix!\n", "is not a task name"),
+        ("maintenance: {task: lint-fix}\n", "maintenance: Input should be a valid list"),
+    ],
+)
 def test_bad_maintenance_config_says_what_to_change(text: str, problem: str) -> None:
     with pytest.raises(RepoConfigError, match=problem):
         parse_repo_config(text.encode())
@@ -84,8 +97,11 @@ def test_built_in_tasks_run_unconfigured_but_custom_needs_a_prompt() -> None:
     configured = [MaintenanceTask(task="custom", name="docs", prompt="Update the docs.")]
     assert find_task(configured, "docs") == configured[0]
     found = find_task(configured, "lint-fix")
-    assert found is not None and found.schedule is None and found.branch == \
-        "qwenfix/maintenance/lint-fix"
+    assert (
+        found is not None
+        and found.schedule is None
+        and found.branch == "qwenfix/maintenance/lint-fix"
+    )
     assert find_task(configured, "custom") is None
     assert find_task(configured, "nope") is None
 
@@ -94,10 +110,10 @@ def test_built_in_tasks_run_unconfigured_but_custom_needs_a_prompt() -> None:
 
 CONFIGS = {
     "octo-org/nightly": "test: pytest\nmaintenance:\n"
-                        "  - task: fix-failing-tests\n    schedule: '0 4 * * *'\n"
-                        "  - task: update-dependencies\n    schedule: '0 5 * * 1'\n"
-                        "  - task: custom\n    name: changelog\n    prompt: Tidy it.\n"
-                        "    schedule: '*/30 * * * *'\n",
+    "  - task: fix-failing-tests\n    schedule: '0 4 * * *'\n"
+    "  - task: update-dependencies\n    schedule: '0 5 * * 1'\n"
+    "  - task: custom\n    name: changelog\n    prompt: Tidy it.\n"
+    "    schedule: '*/30 * * * *'\n",
     "octo-org/broken": "maintenance:\n  - task: fix-failing-tests\n    schedule: '0 99 * * *'\n",
     "octo-org/defaults": "test: pytest\n",
     "octo-org/opted-out": "maintenance: []\n",
@@ -118,9 +134,16 @@ class World:
         return read_config(self.app, repo, installation)
 
     def tick(self, now: datetime, defaults: list[MaintenanceTask] | None = None) -> TickReport:
-        return tick(now, jobs=self.jobs, schedules=self.schedules,
-                    read_config=self.read, enqueue=self.queued.append,
-                    defaults=defaults or [], catchup_s=3600, refresh_s=3600)
+        return tick(
+            now,
+            jobs=self.jobs,
+            schedules=self.schedules,
+            read_config=self.read,
+            enqueue=self.queued.append,
+            defaults=defaults or [],
+            catchup_s=3600,
+            refresh_s=3600,
+        )
 
     def due(self) -> list[tuple[str, str | None, str]]:
         return sorted((j.repo, j.task, j.event) for j in self.jobs.find())
@@ -134,12 +157,24 @@ def world(tmp_path: Path) -> Iterator[World]:
         fake.add_repo(name, installation_id=42, source=source)
     with ThreadedServer(fake.asgi()) as server:
         fake.base_url = server.url
-        app = GitHubApp(AppCredentials.load(
-            app_id=fake.app_id, private_key=SecretStr(fake.private_key_pem),
-            private_key_file=None, api_url=server.url))
+        app = GitHubApp(
+            AppCredentials.load(
+                app_id=fake.app_id,
+                private_key=SecretStr(fake.private_key_pem),
+                private_key_file=None,
+                api_url=server.url,
+            )
+        )
         w = World(tmp_path, fake, app)
-        w.jobs.record_installation(Record(installation_id=42, account="octo-org",
-                                          action="created", added=sorted(CONFIGS), removed=[]))
+        w.jobs.record_installation(
+            Record(
+                installation_id=42,
+                account="octo-org",
+                action="created",
+                added=sorted(CONFIGS),
+                removed=[],
+            )
+        )
         yield w
     fake.close()
 
@@ -152,7 +187,8 @@ def test_tick_queues_what_is_due_and_records_a_bad_config(world: World) -> None:
     assert world.due() == [
         ("octo-org/defaults", "lint-fix", "schedule"),
         ("octo-org/nightly", "changelog", "schedule"),
-        ("octo-org/nightly", "fix-failing-tests", "schedule")]
+        ("octo-org/nightly", "fix-failing-tests", "schedule"),
+    ]
     assert sorted(world.queued) == sorted(report.queued) and len(report.queued) == 3
     assert list(report.errors) == ["octo-org/broken"]
     assert "bad hour field '99'" in report.errors["octo-org/broken"]
@@ -181,8 +217,10 @@ def test_ticks_over_the_same_window_create_each_job_once(world: World) -> None:
     for t in threads:
         t.join()
     assert not errors
-    assert world.due() == [("octo-org/nightly", "changelog", "schedule"),
-                           ("octo-org/nightly", "fix-failing-tests", "schedule")]
+    assert world.due() == [
+        ("octo-org/nightly", "changelog", "schedule"),
+        ("octo-org/nightly", "fix-failing-tests", "schedule"),
+    ]
     ids = {j.delivery_id for j in world.jobs.find()}
     assert delivery_id("octo-org/nightly", "fix-failing-tests", at("2026-11-30T04:00")) in ids
 
@@ -197,14 +235,17 @@ def test_missed_runs_are_made_up_once_within_the_catchup_window(world: World) ->
     # Beat was down from 03:10 to 04:00:30: the 03:30 and 04:00 runs of the half-hourly
     # task collapse into one run (the latest); the nightly one runs.
     world.tick(NOW)
-    assert made("changelog", "2026-11-30T04:00") and made("fix-failing-tests",
-                                                          "2026-11-30T04:00")
+    assert made("changelog", "2026-11-30T04:00") and made("fix-failing-tests", "2026-11-30T04:00")
     assert not made("changelog", "2026-11-30T03:30")
     # Down for a day: only the last hour is made up (05:00 on Tuesday: the half-hourly).
     world.tick(at("2026-12-01T05:10"))
     assert made("changelog", "2026-12-01T05:00")
-    assert sorted(j.task or "" for j in world.jobs.find() if j.repo == "octo-org/nightly") == \
-        ["changelog", "changelog", "changelog", "fix-failing-tests"]
+    assert sorted(j.task or "" for j in world.jobs.find() if j.repo == "octo-org/nightly") == [
+        "changelog",
+        "changelog",
+        "changelog",
+        "fix-failing-tests",
+    ]
 
 
 def test_schedules_are_read_again_after_a_push_changes_the_config(world: World) -> None:
@@ -218,19 +259,23 @@ def test_schedules_are_read_again_after_a_push_changes_the_config(world: World) 
     work = world.tmp / "broken-work"
     git(world.tmp, "clone", "-q", str(bare), str(work))
     (work / ".qwenfix.yml").write_text(
-        "maintenance:\n  - task: fix-failing-tests\n    schedule: '30 4 * * *'\n")
+        "maintenance:\n  - task: fix-failing-tests\n    schedule: '30 4 * * *'\n"
+    )
     git(work, "commit", "-qam", "fix the schedule")
     git(work, "push", "-q", "origin", "HEAD:main")
     settings = BotSettings(webhook_secret=["s"], api_token="t")  # type: ignore[arg-type]
-    push = {"ref": "refs/heads/main", "repository": {
-        "full_name": "octo-org/broken", "default_branch": "main"},
+    push = {
+        "ref": "refs/heads/main",
+        "repository": {"full_name": "octo-org/broken", "default_branch": "main"},
         "commits": [{"added": [], "removed": [], "modified": [".qwenfix.yml"]}],
-        "sender": {"login": "octocat"}}
+        "sender": {"login": "octocat"},
+    }
     decision = route("push", push, settings)
     assert decision == ConfigChanged(repo="octo-org/broken")
     assert isinstance(route("push", {**push, "ref": "refs/heads/feature"}, settings), Ignored)
-    assert isinstance(route("push", {**push, "commits": [{"modified": ["a.py"]}]}, settings),
-                      Ignored)
+    assert isinstance(
+        route("push", {**push, "commits": [{"modified": ["a.py"]}]}, settings), Ignored
+    )
     world.schedules.mark_stale("octo-org/broken")
 
     report = world.tick(at("2026-11-30T04:30:10"))
@@ -238,8 +283,9 @@ def test_schedules_are_read_again_after_a_push_changes_the_config(world: World) 
     assert "octo-org/broken" not in report.errors
     row = world.schedules.get("octo-org/broken")
     assert row is not None and row.error is None and not row.stale
-    assert json.loads(row.tasks or "[]") == [{"task": "fix-failing-tests",
-                                              "schedule": "30 4 * * *"}]
+    assert json.loads(row.tasks or "[]") == [
+        {"task": "fix-failing-tests", "schedule": "30 4 * * *"}
+    ]
     assert ("octo-org/broken", "fix-failing-tests", "schedule") in world.due()
 
 
@@ -255,6 +301,7 @@ def test_github_trouble_for_one_repository_leaves_the_others_alone(world: World)
 
 
 def test_unknown_installation_state_is_not_scheduled(world: World) -> None:
-    world.jobs.record_installation(Record(installation_id=42, account="octo-org",
-                                          action="suspend", added=[], removed=[]))
+    world.jobs.record_installation(
+        Record(installation_id=42, account="octo-org", action="suspend", added=[], removed=[])
+    )
     assert world.tick(NOW).queued == []

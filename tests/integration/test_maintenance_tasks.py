@@ -29,32 +29,46 @@ from workers.jobs.maintenance import PERMISSIONS, run_maintenance
 from workers.settings import WorkerSettings
 
 REPO = "octo-org/upkeep"
-MAINTAIN_ALL = ("maintenance:\n"
-                "  - task: fix-failing-tests\n    schedule: '0 4 * * *'\n"
-                "  - task: update-dependencies\n    schedule: '0 5 * * 1'\n"
-                "  - task: lint-fix\n    command: python tools/lint.py\n"
-                "    fix: python tools/lint.py --fix\n"
-                "  - task: custom\n    name: changelog\n"
-                "    prompt: Add a CHANGELOG.md that says the project exists.\n"
-                "  - task: repair-dependency-prs\n")
+MAINTAIN_ALL = (
+    "maintenance:\n"
+    "  - task: fix-failing-tests\n    schedule: '0 4 * * *'\n"
+    "  - task: update-dependencies\n    schedule: '0 5 * * 1'\n"
+    "  - task: lint-fix\n    command: python tools/lint.py\n"
+    "    fix: python tools/lint.py --fix\n"
+    "  - task: custom\n    name: changelog\n"
+    "    prompt: Add a CHANGELOG.md that says the project exists.\n"
+    "  - task: repair-dependency-prs\n"
+)
 TESTS_CONFIG = "test: python -m pytest -q\n"
 
 
 class Upkeep:
     """One repository on the fake GitHub, and a way to run maintenance jobs on it."""
 
-    def __init__(self, tmp: Path, files: dict[str, str | bytes], settings: WorkerSettings,
-                 backend: DockerBackend, scripted: Callable[..., Any]) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        files: dict[str, str | bytes],
+        settings: WorkerSettings,
+        backend: DockerBackend,
+        scripted: Callable[..., Any],
+    ) -> None:
         self.tmp, self.settings, self.backend, self.scripted = tmp, settings, backend, scripted
         self.fake = FakeGitHub()
         self.source = make_repo(tmp / "source", files)
-        self.fake.add_repo(REPO, installation_id=42, source=self.source,
-                           collaborators={"octocat": "admin"})
+        self.fake.add_repo(
+            REPO, installation_id=42, source=self.source, collaborators={"octocat": "admin"}
+        )
         self.server = ThreadedServer(self.fake.asgi()).__enter__()
         self.fake.base_url = self.server.url
-        self.app = GitHubApp(AppCredentials.load(
-            app_id=self.fake.app_id, private_key=SecretStr(self.fake.private_key_pem),
-            private_key_file=None, api_url=self.server.url))
+        self.app = GitHubApp(
+            AppCredentials.load(
+                app_id=self.fake.app_id,
+                private_key=SecretStr(self.fake.private_key_pem),
+                private_key_file=None,
+                api_url=self.server.url,
+            )
+        )
         engine = make_engine(f"sqlite:///{tmp / 'jobs.db'}")
         migrate(engine)
         self.jobs = JobStore(engine)
@@ -66,25 +80,49 @@ class Upkeep:
         self.server.__exit__()
         self.fake.close()
 
-    def run(self, task: str, steps: list[dict[str, Any]] | None = None, *,
-            event: str = "schedule", done_today: int = 0, number: int | None = None,
-            sender: str = "") -> tuple[str, str]:
-        job_view, _ = self.jobs.create(f"test:{uuid.uuid4().hex}", event, Trigger(
-            kind=JobKind.MAINTENANCE, repo=REPO, number=number, sender=sender,
-            installation_id=42, task=task))
+    def run(
+        self,
+        task: str,
+        steps: list[dict[str, Any]] | None = None,
+        *,
+        event: str = "schedule",
+        done_today: int = 0,
+        number: int | None = None,
+        sender: str = "",
+    ) -> tuple[str, str]:
+        job_view, _ = self.jobs.create(
+            f"test:{uuid.uuid4().hex}",
+            event,
+            Trigger(
+                kind=JobKind.MAINTENANCE,
+                repo=REPO,
+                number=number,
+                sender=sender,
+                installation_id=42,
+                task=task,
+            ),
+        )
         job = self.jobs.record(job_view.id)
         assert isinstance(job, Job)
         self.model = self.scripted(steps or [])
-        with OpenAICompatibleModel(base_url=self.model.base_url, model="qwen",
-                                   max_retries=1, backoff_s=0.01) as model:
-            ctx = JobContext.open(job, app=self.app, model=model, backend=self.backend,
-                                  settings=self.settings, permissions=PERMISSIONS)
+        with OpenAICompatibleModel(
+            base_url=self.model.base_url, model="qwen", max_retries=1, backoff_s=0.01
+        ) as model:
+            ctx = JobContext.open(
+                job,
+                app=self.app,
+                model=model,
+                backend=self.backend,
+                settings=self.settings,
+                permissions=PERMISSIONS,
+            )
             return run_maintenance(ctx, done_today=done_today)
 
     def git(self, *args: str) -> str:
         bare = self.fake.repos[REPO].bare
-        return subprocess.run(["git", "-C", str(bare), *args], capture_output=True,
-                              text=True, check=True).stdout
+        return subprocess.run(
+            ["git", "-C", str(bare), *args], capture_output=True, text=True, check=True
+        ).stdout
 
     def push_to_main(self, path: str, content: str, message: str) -> None:
         work = self.tmp / f"work-{uuid.uuid4().hex[:6]}"
@@ -103,8 +141,12 @@ class Upkeep:
 
 
 @pytest.fixture
-def upkeep(tmp_path: Path, settings: WorkerSettings, backend: DockerBackend,
-           scripted_model: Callable[..., Any]) -> Iterator[Callable[..., Upkeep]]:
+def upkeep(
+    tmp_path: Path,
+    settings: WorkerSettings,
+    backend: DockerBackend,
+    scripted_model: Callable[..., Any],
+) -> Iterator[Callable[..., Upkeep]]:
     made: list[Upkeep] = []
     settings.cache_dir = tmp_path / "cache"
 
@@ -117,13 +159,11 @@ def upkeep(tmp_path: Path, settings: WorkerSettings, backend: DockerBackend,
         u.close()
 
 
-def with_config(files: dict[str, str | bytes], extra: str = MAINTAIN_ALL
-                ) -> dict[str, str | bytes]:
+def with_config(files: dict[str, str | bytes], extra: str = MAINTAIN_ALL) -> dict[str, str | bytes]:
     return {**files, ".qwenfix.yml": TESTS_CONFIG + extra}
 
 
-def test_failing_tests_get_one_pull_request_kept_current(upkeep: Callable[..., Upkeep]
-                                                         ) -> None:
+def test_failing_tests_get_one_pull_request_kept_current(upkeep: Callable[..., Upkeep]) -> None:
     u = upkeep(with_config(BUGGY_REPO))
     status, reason = u.run("fix-failing-tests", FIX_STEPS)
     assert status == "resolved", reason
@@ -168,8 +208,10 @@ def test_a_green_repository_is_left_alone(upkeep: Callable[..., Upkeep]) -> None
     files = with_config({**BUGGY_REPO, "mathlib.py": "def double(x):\n    return x * 2\n"})
     u = upkeep(files)
     status, reason = u.run("fix-failing-tests", FIX_STEPS)
-    assert (status, reason) == ("nothing-to-do", "nothing to do: the test suite passes "
-                                                 "(passed: 2 passed)")
+    assert (status, reason) == (
+        "nothing-to-do",
+        "nothing to do: the test suite passes (passed: 2 passed)",
+    )
     assert u.model.requests == [] and u.pulls() == [] and u.bot_comments() == []
     assert u.git("for-each-ref", "refs/heads/qwenfix/") == ""
 
@@ -191,21 +233,24 @@ DEPENDENT_APP: dict[str, str | bytes] = {
     "wheels/tinylib-2.0.0-py3-none-any.whl": wheel("tinylib", "2.0.0", "BROKEN = True\n"),
     "app.py": "import tinylib\n\n\ndef greet(name):\n    return tinylib.shout(f'hello {name}')\n",
     "tests/test_app.py": "from app import greet\n\n\ndef test_greet():\n"
-                         "    assert greet('bob') == 'HELLO BOB!'\n",
+    "    assert greet('bob') == 'HELLO BOB!'\n",
     "conftest.py": "",
 }
 REPAIR_STEPS = [
     step(call("str_replace", path="app.py", old_str="tinylib.shout(", new_str="tinylib.yell(")),
     step(call("run_tests")),
-    step(call("submit", summary="tinylib 1.1 renamed shout() to yell().",
-              title="Use tinylib.yell")),
+    step(
+        call("submit", summary="tinylib 1.1 renamed shout() to yell().", title="Use tinylib.yell")
+    ),
 ]
 
 
 def test_dependencies_are_upgraded_within_their_major_and_the_breakage_repaired(
-        upkeep: Callable[..., Upkeep]) -> None:
-    u = upkeep(with_config(DEPENDENT_APP, "setup: pip install -r requirements.txt\n"
-                                          + MAINTAIN_ALL))
+    upkeep: Callable[..., Upkeep],
+) -> None:
+    u = upkeep(
+        with_config(DEPENDENT_APP, "setup: pip install -r requirements.txt\n" + MAINTAIN_ALL)
+    )
     status, reason = u.run("update-dependencies", REPAIR_STEPS)
     assert status == "resolved", reason
     [pull] = u.pulls()
@@ -221,24 +266,27 @@ def test_dependencies_are_upgraded_within_their_major_and_the_breakage_repaired(
 
 
 def test_upgrades_that_pass_need_no_model_and_nothing_new_means_nothing(
-        upkeep: Callable[..., Upkeep]) -> None:
-    compatible = {**DEPENDENT_APP, "wheels/tinylib-1.1.0-py3-none-any.whl": wheel(
-        "tinylib", "1.1.0", TINYLIB_10 + TINYLIB_11)}
-    u = upkeep(with_config(compatible, "setup: pip install -r requirements.txt\n"
-                                        + MAINTAIN_ALL))
+    upkeep: Callable[..., Upkeep],
+) -> None:
+    compatible = {
+        **DEPENDENT_APP,
+        "wheels/tinylib-1.1.0-py3-none-any.whl": wheel("tinylib", "1.1.0", TINYLIB_10 + TINYLIB_11),
+    }
+    u = upkeep(with_config(compatible, "setup: pip install -r requirements.txt\n" + MAINTAIN_ALL))
     status, reason = u.run("update-dependencies")
     assert status == "resolved", reason
     assert u.model.requests == []
     [pull] = u.pulls()
     assert "No code change was needed" in pull["body"]
 
-    u.push_to_main("requirements.txt", "--no-index\n--find-links wheels\ntinylib==1.1.0\n",
-                   "Take the upgrade")
+    u.push_to_main(
+        "requirements.txt", "--no-index\n--find-links wheels\ntinylib==1.1.0\n", "Take the upgrade"
+    )
     status, reason = u.run("update-dependencies")
     assert status == "nothing-to-do" and "nothing to upgrade" in reason
 
 
-LINTER = '''import pathlib
+LINTER = """import pathlib
 import sys
 
 fix = "--fix" in sys.argv
@@ -257,19 +305,23 @@ for path in sorted(pathlib.Path(".").rglob("*.py")):
             problems.append(f"{path}:{number}: T201 print() left in the code")
 print("\\n".join(problems))
 sys.exit(1 if problems and not fix else 0)
-'''
+"""
 
 
-def test_lint_findings_are_fixed_by_the_fixer_then_the_model(
-        upkeep: Callable[..., Upkeep]) -> None:
-    files = with_config({**BUGGY_REPO, "tools/lint.py": LINTER,
-                         "mathlib.py": "def double(x):   \n    print('debug', x)\n"
-                                       "    return x * 2\n"})
+def test_lint_findings_are_fixed_by_the_fixer_then_the_model(upkeep: Callable[..., Upkeep]) -> None:
+    files = with_config(
+        {
+            **BUGGY_REPO,
+            "tools/lint.py": LINTER,
+            "mathlib.py": "def double(x):   \n    print('debug', x)\n    return x * 2\n",
+        }
+    )
     u = upkeep(files)
-    steps = [step(call("str_replace", path="mathlib.py", old_str="    print('debug', x)\n",
-                       new_str="")),
-             step(call("bash", command="python tools/lint.py")),
-             step(call("submit", summary="Removed a debugging print.", title="Lint"))]
+    steps = [
+        step(call("str_replace", path="mathlib.py", old_str="    print('debug', x)\n", new_str="")),
+        step(call("bash", command="python tools/lint.py")),
+        step(call("submit", summary="Removed a debugging print.", title="Lint")),
+    ]
     status, reason = u.run("lint-fix", steps)
     assert status == "resolved", reason
     [pull] = u.pulls()
@@ -282,8 +334,10 @@ def test_lint_findings_are_fixed_by_the_fixer_then_the_model(
 
 def test_a_custom_task_runs_its_prompt(upkeep: Callable[..., Upkeep]) -> None:
     u = upkeep(with_config({**BUGGY_REPO, "mathlib.py": "def double(x):\n    return x * 2\n"}))
-    steps = [step(call("write_file", path="CHANGELOG.md", content="# Changelog\n\n- Born.\n")),
-             step(call("submit", summary="Added a changelog.", title="Add a changelog"))]
+    steps = [
+        step(call("write_file", path="CHANGELOG.md", content="# Changelog\n\n- Born.\n")),
+        step(call("submit", summary="Added a changelog.", title="Add a changelog")),
+    ]
     status, reason = u.run("changelog", steps)
     assert status == "resolved", reason
     [pull] = u.pulls()
@@ -293,32 +347,63 @@ def test_a_custom_task_runs_its_prompt(upkeep: Callable[..., Upkeep]) -> None:
 
 
 def test_failing_dependency_bot_pull_requests_get_a_repairing_commit(
-        upkeep: Callable[..., Upkeep]) -> None:
-    u = upkeep(with_config(DEPENDENT_APP, "setup: pip install -r requirements.txt\n"
-                                          + MAINTAIN_ALL))
+    upkeep: Callable[..., Upkeep],
+) -> None:
+    u = upkeep(
+        with_config(DEPENDENT_APP, "setup: pip install -r requirements.txt\n" + MAINTAIN_ALL)
+    )
     # Dependabot's branch: the pin moved, nothing else.
     work = u.tmp / "dependabot"
     git(u.tmp, "clone", "-q", str(u.fake.repos[REPO].bare), str(work))
     git(work, "checkout", "-qb", "dependabot/pip/tinylib-1.1.0")
     (work / "requirements.txt").write_text("--no-index\n--find-links wheels\ntinylib==1.1.0\n")
-    subprocess.run(["git", "-C", str(work), "-c", "user.name=dependabot[bot]", "-c",
-                    "user.email=49699333+dependabot[bot]@users.noreply.github.com",
-                    "commit", "-qam", "Bump tinylib from 1.0.0 to 1.1.0"], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(work),
+            "-c",
+            "user.name=dependabot[bot]",
+            "-c",
+            "user.email=49699333+dependabot[bot]@users.noreply.github.com",
+            "commit",
+            "-qam",
+            "Bump tinylib from 1.0.0 to 1.1.0",
+        ],
+        check=True,
+    )
     git(work, "push", "-q", "origin", "dependabot/pip/tinylib-1.1.0")
     bump = u.git("rev-parse", "dependabot/pip/tinylib-1.1.0").strip()
-    number = u.fake.add_pull(REPO, head="dependabot/pip/tinylib-1.1.0", base="main",
-                             title="Bump tinylib from 1.0.0 to 1.1.0", author="dependabot[bot]")
-    u.fake.add_check_run(REPO, head_sha=bump, name="CI / tests", conclusion="failure", output={
-        "title": "1 failed", "summary": "AttributeError: module 'tinylib' has no attribute "
-                                        "'shout'"})
+    number = u.fake.add_pull(
+        REPO,
+        head="dependabot/pip/tinylib-1.1.0",
+        base="main",
+        title="Bump tinylib from 1.0.0 to 1.1.0",
+        author="dependabot[bot]",
+    )
+    u.fake.add_check_run(
+        REPO,
+        head_sha=bump,
+        name="CI / tests",
+        conclusion="failure",
+        output={
+            "title": "1 failed",
+            "summary": "AttributeError: module 'tinylib' has no attribute 'shout'",
+        },
+    )
     # A person's pull request with failing checks is not ours to touch.
     git(work, "checkout", "-qb", "feature", "main")
     (work / "app.py").write_text("broken(\n")
     git(work, "commit", "-qam", "WIP")
     git(work, "push", "-q", "origin", "feature")
     u.fake.add_pull(REPO, head="feature", base="main", title="WIP", author="octocat")
-    u.fake.add_check_run(REPO, head_sha=u.git("rev-parse", "feature").strip(), name="CI",
-                         conclusion="failure", output={"title": "broken"})
+    u.fake.add_check_run(
+        REPO,
+        head_sha=u.git("rev-parse", "feature").strip(),
+        name="CI",
+        conclusion="failure",
+        output={"title": "broken"},
+    )
 
     status, reason = u.run("repair-dependency-prs", REPAIR_STEPS)
     assert status == "resolved" and reason.startswith("pushed ") and f"#{number}" in reason
@@ -335,9 +420,13 @@ def test_failing_dependency_bot_pull_requests_get_a_repairing_commit(
 
     # Each head commit is tried once: even when the checks of qwenfix's own commit fail,
     # the next run leaves it to a person (the status comment says what was done).
-    u.fake.add_check_run(REPO, head_sha=u.git("rev-parse", "dependabot/pip/tinylib-1.1.0"
-                                              ).strip(),
-                         name="CI / tests", conclusion="failure", output={"title": "flaky"})
+    u.fake.add_check_run(
+        REPO,
+        head_sha=u.git("rev-parse", "dependabot/pip/tinylib-1.1.0").strip(),
+        name="CI / tests",
+        conclusion="failure",
+        output={"title": "flaky"},
+    )
     status, reason = u.run("repair-dependency-prs", REPAIR_STEPS)
     assert status == "nothing-to-do" and u.model.requests == []
 
@@ -358,7 +447,8 @@ def test_asked_in_a_comment_the_answer_goes_there(upkeep: Callable[..., Upkeep])
 
 
 def test_a_broken_config_is_an_error_that_says_what_to_change(
-        upkeep: Callable[..., Upkeep]) -> None:
+    upkeep: Callable[..., Upkeep],
+) -> None:
     u = upkeep(with_config(BUGGY_REPO, "maintenance:\n  - task: custom\n"))
     status, reason = u.run("fix-failing-tests", FIX_STEPS)
     assert status == "error" and "a custom task needs a prompt" in reason
@@ -375,8 +465,8 @@ def npm_registry() -> Iterator[Any]:
 
 
 def test_npm_dependencies_are_updated_within_their_ranges(
-        tmp_path: Path, settings: WorkerSettings, scripted_model: Callable[..., Any],
-        npm_registry: Any) -> None:
+    tmp_path: Path, settings: WorkerSettings, scripted_model: Callable[..., Any], npm_registry: Any
+) -> None:
     """package.json through npm itself; the bubblewrap sandbox, whose programs are the
     host's: this machine has Node.js and npm, the Docker image does not."""
     import shutil
@@ -386,45 +476,62 @@ def test_npm_dependencies_are_updated_within_their_ranges(
     if shutil.which("npm") is None:
         pytest.skip("npm is not installed on this machine")
     npm_registry.publish("shouty", "1.0.0", "exports.shout = (s) => s.toUpperCase() + '!';\n")
-    package = {"name": "greeter", "version": "1.0.0", "private": True,
-               "scripts": {"test": "node test.js"}, "dependencies": {"shouty": "^1.0.0"}}
+    package = {
+        "name": "greeter",
+        "version": "1.0.0",
+        "private": True,
+        "scripts": {"test": "node test.js"},
+        "dependencies": {"shouty": "^1.0.0"},
+    }
     files: dict[str, str | bytes] = {
         "package.json": json.dumps(package, indent=2) + "\n",
         ".npmrc": f"registry={npm_registry.url}\n",
         ".gitignore": "node_modules/\n",
         "index.js": "const shouty = require('shouty');\n"
-                    "module.exports = (name) => shouty.shout('hello ' + name);\n",
+        "module.exports = (name) => shouty.shout('hello ' + name);\n",
         "test.js": "const assert = require('assert');\n"
-                   "assert.strictEqual(require('./index')('bob'), 'HELLO BOB!');\n"
-                   "console.log('1 passed');\n",
+        "assert.strictEqual(require('./index')('bob'), 'HELLO BOB!');\n"
+        "console.log('1 passed');\n",
         ".qwenfix.yml": "test: node test.js\nsetup: npm ci --ignore-scripts --no-audit\n"
-                        "maintenance:\n  - task: update-dependencies\n",
+        "maintenance:\n  - task: update-dependencies\n",
     }
     lockdir = make_repo(tmp_path / "lock", files)
-    subprocess.run(["npm", "install", "--package-lock-only", "--ignore-scripts", "--no-audit"],
-                   cwd=lockdir, check=True, capture_output=True, env={
-                       **os.environ, "npm_config_cache": str(tmp_path / "npm-cache")})
+    subprocess.run(
+        ["npm", "install", "--package-lock-only", "--ignore-scripts", "--no-audit"],
+        cwd=lockdir,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "npm_config_cache": str(tmp_path / "npm-cache")},
+    )
     files["package-lock.json"] = (lockdir / "package-lock.json").read_text()
     npm_registry.publish("shouty", "1.1.0", "exports.yell = (s) => s.toUpperCase() + '!';\n")
     npm_registry.publish("shouty", "2.0.0", "exports.broken = true;\n")
 
     settings.sandbox_backend = "local"
     settings.cache_dir = tmp_path / "cache"
-    steps = [step(call("str_replace", path="index.js", old_str="shouty.shout(",
-                       new_str="shouty.yell(")),
-             step(call("run_tests")),
-             step(call("submit", summary="shouty 1.1 renamed shout() to yell().",
-                       title="Use shouty.yell"))]
-    u = Upkeep(tmp_path / "u", files, settings, LocalBackend(),  # type: ignore[arg-type]
-               scripted_model)
+    steps = [
+        step(call("str_replace", path="index.js", old_str="shouty.shout(", new_str="shouty.yell(")),
+        step(call("run_tests")),
+        step(
+            call("submit", summary="shouty 1.1 renamed shout() to yell().", title="Use shouty.yell")
+        ),
+    ]
+    u = Upkeep(
+        tmp_path / "u",
+        files,
+        settings,
+        LocalBackend(),  # type: ignore[arg-type]
+        scripted_model,
+    )
     try:
         status, reason = u.run("update-dependencies", steps)
         assert status == "resolved", reason
         [pull] = u.pulls()
         assert "| `shouty` | 1.0.0 | 1.1.0 | `package.json` |" in pull["body"]
         head = pull["head"]
-        assert json.loads(u.git("show", f"{head}:package.json"))["dependencies"] == \
-            {"shouty": "^1.1.0"}
+        assert json.loads(u.git("show", f"{head}:package.json"))["dependencies"] == {
+            "shouty": "^1.1.0"
+        }
         lock = json.loads(u.git("show", f"{head}:package-lock.json"))
         assert lock["packages"]["node_modules/shouty"]["version"] == "1.1.0"
         assert "shouty.yell(" in u.git("show", f"{head}:index.js")

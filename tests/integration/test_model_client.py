@@ -16,11 +16,18 @@ from workers.engine.llm.errors import ModelRequestRejected, ModelUnavailable
 MESSAGES = [{"role": "system", "content": "s"}, {"role": "user", "content": "fix it"}]
 
 
-def client(base_url: str, sleeps: list[float] | None = None,
-           retries: int = 2) -> OpenAICompatibleModel:
+def client(
+    base_url: str, sleeps: list[float] | None = None, retries: int = 2
+) -> OpenAICompatibleModel:
     recorded = sleeps if sleeps is not None else []
-    return OpenAICompatibleModel(base_url=base_url, model="qwen", max_retries=retries,
-                                 backoff_s=0.5, timeout_s=5, sleep=recorded.append)
+    return OpenAICompatibleModel(
+        base_url=base_url,
+        model="qwen",
+        max_retries=retries,
+        backoff_s=0.5,
+        timeout_s=5,
+        sleep=recorded.append,
+    )
 
 
 def test_openai_tool_calls_usage_and_sampling(scripted_model: Any) -> None:
@@ -32,21 +39,27 @@ def test_openai_tool_calls_usage_and_sampling(scripted_model: Any) -> None:
     assert not turn.raw_tool_text
     assert turn.usage.prompt_tokens > 0 and turn.usage.completion_tokens > 0
     body = server.requests[0]
-    assert (body["temperature"], body["top_p"], body["top_k"], body["repetition_penalty"]) == \
-        (0.7, 0.8, 20, 1.05)
+    assert (body["temperature"], body["top_p"], body["top_k"], body["repetition_penalty"]) == (
+        0.7,
+        0.8,
+        20,
+        1.05,
+    )
     assert body["tool_choice"] == "auto"
     assert {t["function"]["name"] for t in body["tools"]} >= {"bash", "submit"}
 
 
 def test_raw_qwen3_coder_text_is_parsed_client_side(scripted_model: Any) -> None:
-    server = scripted_model([step(call("bash", command="ls -la", timeout=5),
-                                  content="Listing.")], mode="raw")
+    server = scripted_model(
+        [step(call("bash", command="ls -la", timeout=5), content="Listing.")], mode="raw"
+    )
     with client(server.base_url) as model:
         turn = model.complete(MESSAGES, tool_schemas())
     assert turn.raw_tool_text
     assert turn.content == "Listing."
-    assert [(c.name, c.arguments) for c in turn.tool_calls] == \
-        [("bash", {"command": "ls -la", "timeout": 5})]
+    assert [(c.name, c.arguments) for c in turn.tool_calls] == [
+        ("bash", {"command": "ls -la", "timeout": 5})
+    ]
     # Sent back exactly as received: the raw text, tags included.
     assert "<function=bash>" in turn.message["content"]
     assert "tool_calls" not in turn.message
@@ -56,8 +69,11 @@ def test_cached_tokens_reported_for_an_append_only_conversation(scripted_model: 
     server = scripted_model([step(call("run_tests")), step(call("run_tests"))])
     with client(server.base_url) as model:
         first = model.complete(MESSAGES, tool_schemas())
-        convo = [*MESSAGES, first.message,
-                 {"role": "tool", "tool_call_id": first.tool_calls[0].id, "content": "ok"}]
+        convo = [
+            *MESSAGES,
+            first.message,
+            {"role": "tool", "tool_call_id": first.tool_calls[0].id, "content": "ok"},
+        ]
         second = model.complete(convo, tool_schemas())
     assert first.usage.cached_tokens == 0
     assert second.usage.cached_tokens > 0
@@ -104,18 +120,34 @@ def test_nobody_listening_is_retried_then_unavailable() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed when the block ends: nothing listens there
     sleeps: list[float] = []
-    with client(f"http://127.0.0.1:{port}/v1", sleeps) as model, \
-            pytest.raises(ModelUnavailable) as info:
+    with (
+        client(f"http://127.0.0.1:{port}/v1", sleeps) as model,
+        pytest.raises(ModelUnavailable) as info,
+    ):
         model.complete(MESSAGES, tool_schemas())
     assert "ConnectError" in str(info.value)
     assert len(sleeps) == 2
 
 
 def test_malformed_arguments_become_call_errors(scripted_model: Any) -> None:
-    server = scripted_model([{"raw_tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "view", "arguments": "{oops"}},
-        {"id": "c2", "type": "function", "function": {"name": "view", "arguments": "[1]"}},
-    ]}])
+    server = scripted_model(
+        [
+            {
+                "raw_tool_calls": [
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "view", "arguments": "{oops"},
+                    },
+                    {
+                        "id": "c2",
+                        "type": "function",
+                        "function": {"name": "view", "arguments": "[1]"},
+                    },
+                ]
+            }
+        ]
+    )
     with client(server.base_url) as model:
         turn = model.complete(MESSAGES, tool_schemas())
     assert [c.error is not None for c in turn.tool_calls] == [True, True]
@@ -123,6 +155,9 @@ def test_malformed_arguments_become_call_errors(scripted_model: Any) -> None:
 
 
 def test_scripted_server_rejects_invalid_requests_like_a_server() -> None:
-    with ScriptedModelServer({"steps": []}) as server, client(server.base_url) as model, \
-            pytest.raises(ModelRequestRejected):
+    with (
+        ScriptedModelServer({"steps": []}) as server,
+        client(server.base_url) as model,
+        pytest.raises(ModelRequestRejected),
+    ):
         model.complete([{"role": "wizard", "content": "x"}], [])

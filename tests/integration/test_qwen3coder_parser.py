@@ -5,18 +5,31 @@ from typing import Any
 from workers.engine.llm.qwen3coder import parse_tool_calls, render_tool_calls
 
 TOOLS: list[dict[str, Any]] = [
-    {"type": "function", "function": {"name": "edit", "parameters": {
-        "type": "object", "properties": {
-            "path": {"type": "string"},
-            "line": {"type": "integer"},
-            "ratio": {"type": "number"},
-            "force": {"type": "boolean"},
-            "options": {"type": "object"},
-            "items": {"type": "array"},
-            "maybe": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
-        }}}},
-    {"type": "function", "function": {"name": "submit", "parameters": {
-        "type": "object", "properties": {"summary": {"type": "string"}}}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "edit",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string"},
+                    "line": {"type": "integer"},
+                    "ratio": {"type": "number"},
+                    "force": {"type": "boolean"},
+                    "options": {"type": "object"},
+                    "items": {"type": "array"},
+                    "maybe": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+                },
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "submit",
+            "parameters": {"type": "object", "properties": {"summary": {"type": "string"}}},
+        },
+    },
 ]
 
 
@@ -33,15 +46,22 @@ def test_content_before_the_first_call_and_typed_values() -> None:
     assert len(parsed.calls) == 1
     assert parsed.calls[0].name == "edit"
     assert parsed.calls[0].arguments == {
-        "path": "src/a.py", "line": 12, "ratio": 0.5, "force": True,
-        "options": {"a": [1, 2]}, "items": ["x"], "maybe": None,
+        "path": "src/a.py",
+        "line": 12,
+        "ratio": 0.5,
+        "force": True,
+        "options": {"a": [1, 2]},
+        "items": ["x"],
+        "maybe": None,
     }
 
 
 def test_string_values_keep_inner_whitespace_and_only_one_newline_is_stripped() -> None:
     value = "\n    indented\n\n"
-    text = f"<tool_call>\n<function=submit>\n<parameter=summary>\n{value}\n</parameter>\n" \
-           "</function>\n</tool_call>"
+    text = (
+        f"<tool_call>\n<function=submit>\n<parameter=summary>\n{value}\n</parameter>\n"
+        "</function>\n</tool_call>"
+    )
     parsed = parse_tool_calls(text, TOOLS)
     assert parsed.content is None
     assert parsed.calls[0].arguments["summary"] == value
@@ -65,7 +85,9 @@ def test_a_value_may_hold_a_function_tag() -> None:
     text = render_tool_calls([("submit", {"summary": about}), ("edit", {"path": "b.py"})])
     parsed = parse_tool_calls(text, TOOLS)
     assert [(c.name, c.arguments) for c in parsed.calls] == [
-        ("submit", {"summary": about}), ("edit", {"path": "b.py"})]
+        ("submit", {"summary": about}),
+        ("edit", {"path": "b.py"}),
+    ]
 
 
 def test_unknown_functions_are_dropped_and_unknown_parameters_stay_strings() -> None:
@@ -80,8 +102,10 @@ def test_unknown_functions_are_dropped_and_unknown_parameters_stay_strings() -> 
 
 
 def test_unconvertible_values_are_left_as_text_for_validation() -> None:
-    text = "<tool_call>\n<function=edit>\n<parameter=line>\ntwelve\n</parameter>\n" \
-           "</function>\n</tool_call>"
+    text = (
+        "<tool_call>\n<function=edit>\n<parameter=line>\ntwelve\n</parameter>\n"
+        "</function>\n</tool_call>"
+    )
     assert parse_tool_calls(text, TOOLS).calls[0].arguments == {"line": "twelve"}
 
 

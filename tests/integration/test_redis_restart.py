@@ -41,9 +41,24 @@ class PrivateRedis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir",
-             str(self.workdir), "--appendonly", "yes", "--appendfsync", "always",
-             "--save", ""], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.workdir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + 10
         while True:
@@ -72,17 +87,29 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 
 def post(client: httpx.Client, url: str, delivery: str) -> httpx.Response:
     body = json.dumps(gh.comment_created("@qwenfix fix")).encode()
-    return client.post(f"{url}/webhook", content=body, headers={
-        "X-GitHub-Event": "issue_comment", "X-GitHub-Delivery": delivery,
-        "X-Hub-Signature-256": sign(SECRET, body), "Content-Type": "application/json"})
+    return client.post(
+        f"{url}/webhook",
+        content=body,
+        headers={
+            "X-GitHub-Event": "issue_comment",
+            "X-GitHub-Delivery": delivery,
+            "X-Hub-Signature-256": sign(SECRET, body),
+            "Content-Type": "application/json",
+        },
+    )
 
 
-def test_redis_restarted_under_load_loses_nothing(private_redis: PrivateRedis,
-                                                  tmp_path: Path) -> None:
-    settings = BotSettings(webhook_secret=[SECRET], api_token="t",  # type: ignore[arg-type]
-                           redis_url=private_redis.url,
-                           database_url=f"sqlite:///{tmp_path / 'jobs.db'}",
-                           claim_ttl_s=2, dependency_timeout_s=1)
+def test_redis_restarted_under_load_loses_nothing(
+    private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    settings = BotSettings(
+        webhook_secret=[SECRET],
+        api_token="t",  # type: ignore[arg-type]
+        redis_url=private_redis.url,
+        database_url=f"sqlite:///{tmp_path / 'jobs.db'}",
+        claim_ttl_s=2,
+        dependency_timeout_s=1,
+    )
     receiver = build_receiver(settings)
     answers: dict[str, list[int]] = {}
     lock, stop = threading.Lock(), threading.Event()
@@ -98,8 +125,7 @@ def test_redis_restarted_under_load_loses_nothing(private_redis: PrivateRedis,
                 n += 1
 
     with ThreadedServer(create_app(receiver)) as hook:
-        senders = [threading.Thread(target=sender, args=(f"s{i}", hook.url))
-                   for i in range(6)]
+        senders = [threading.Thread(target=sender, args=(f"s{i}", hook.url)) for i in range(6)]
         for thread in senders:
             thread.start()
         time.sleep(1.0)
@@ -139,14 +165,19 @@ def test_redis_restarted_under_load_loses_nothing(private_redis: PrivateRedis,
 
     engine = receiver.store.engine
     with engine.connect() as connection:
-        per_delivery = dict(connection.execute(
-            select(Job.delivery_id, func.count()).group_by(Job.delivery_id)).all())
+        per_delivery = dict(
+            connection.execute(
+                select(Job.delivery_id, func.count()).group_by(Job.delivery_id)
+            ).all()
+        )
         job_ids = {int(i) for i in connection.execute(select(Job.id)).scalars()}
     assert set(per_delivery) == set(answers), "a delivery without a job, or a stray job"
     assert set(per_delivery.values()) == {1}, "a delivery with two jobs"
     broker = redis.Redis.from_url(private_redis.url)
-    messages = [json.loads(base64.b64decode(json.loads(raw)["body"]))[0][0]
-                for raw in broker.lrange("quick", 0, -1)]
+    messages = [
+        json.loads(base64.b64decode(json.loads(raw)["body"]))[0][0]
+        for raw in broker.lrange("quick", 0, -1)
+    ]
     # Every job has its message. (A message whose LPUSH landed just before the kill, for
     # a job then undone, names an id that acknowledging finds missing or already taken:
     # harmless, as acknowledging is compare-and-set.)

@@ -38,7 +38,8 @@ def test_commands_run_as_non_root_with_exit_codes(any_backend: SandboxBackend) -
 
 
 def test_hung_command_and_its_children_are_killed_at_the_timeout(
-        any_backend: SandboxBackend) -> None:
+    any_backend: SandboxBackend,
+) -> None:
     with session(any_backend, SPEC) as sb:
         result = sb.run("sleep 600 & sleep 600; echo unreachable", timeout=2)
         assert result.timed_out and result.exit_code is None
@@ -49,7 +50,8 @@ def test_hung_command_and_its_children_are_killed_at_the_timeout(
 
 
 def test_root_commands_are_killed_without_killing_the_container(
-        any_backend: SandboxBackend) -> None:
+    any_backend: SandboxBackend,
+) -> None:
     with session(any_backend, SPEC) as sb:
         result = sb.run("sleep 600", timeout=1, as_root=True)
         assert result.timed_out
@@ -58,8 +60,11 @@ def test_root_commands_are_killed_without_killing_the_container(
 
 def test_huge_output_keeps_head_and_tail(any_backend: SandboxBackend) -> None:
     with session(any_backend, SPEC) as sb:
-        result = sb.run("echo FIRST; head -c 20000000 /dev/zero | tr '\\0' x; echo; echo LAST",
-                        timeout=60, max_output_bytes=10_000)
+        result = sb.run(
+            "echo FIRST; head -c 20000000 /dev/zero | tr '\\0' x; echo; echo LAST",
+            timeout=60,
+            max_output_bytes=10_000,
+        )
         assert result.truncated and result.output_bytes > 20_000_000
         assert result.output.startswith("FIRST") and result.output.rstrip().endswith("LAST")
         assert len(result.output) < 12_000
@@ -115,12 +120,12 @@ def test_ca_bundle_is_mounted_read_only_and_named_in_env(any_backend: SandboxBac
     with session(any_backend, spec) as sb:
         assert sb.run(f"test -s {CA_BUNDLE_PATH}", timeout=30).ok
         assert not sb.run(f"echo x >> {CA_BUNDLE_PATH}", timeout=30, as_root=True).ok
-        assert sb.run("echo $SSL_CERT_FILE", timeout=30, env=env).output.strip() == \
-            CA_BUNDLE_PATH
+        assert sb.run("echo $SSL_CERT_FILE", timeout=30, env=env).output.strip() == CA_BUNDLE_PATH
 
 
-def test_memory_and_pid_limits_apply(backend: DockerBackend,
-                                     docker_client: docker.DockerClient) -> None:
+def test_memory_and_pid_limits_apply(
+    backend: DockerBackend, docker_client: docker.DockerClient
+) -> None:
     with session(backend, SPEC.model_copy(update={"pids_limit": 64})) as sb:
         attrs = docker_client.api.inspect_container(sb.id)["HostConfig"]  # type: ignore[attr-defined]
         assert attrs["Memory"] == 512 * 1024 * 1024
@@ -145,20 +150,23 @@ def test_memory_and_pid_limits_apply(backend: DockerBackend,
 def test_a_runaway_write_stops_at_the_file_size_limit(any_backend: SandboxBackend) -> None:
     """A command writing without end gets SIGXFSZ at the limit; the sandbox goes on."""
     with session(any_backend, SPEC.model_copy(update={"max_file_mb": 8})) as sb:
-        wrote = sb.run("head -c 64M /dev/zero > big.bin; echo exit=$?; stat -c %s big.bin",
-                       timeout=60)
+        wrote = sb.run(
+            "head -c 64M /dev/zero > big.bin; echo exit=$?; stat -c %s big.bin", timeout=60
+        )
         assert "exit=0" not in wrote.output
         assert int(wrote.output.split()[-1]) <= 8 * 1024 * 1024
         assert sb.run("rm big.bin && echo alive", timeout=30).output.strip() == "alive"
 
 
-def test_a_sandbox_filling_its_disk_is_stopped_and_can_make_room(
-        backend: DockerBackend) -> None:
+def test_a_sandbox_filling_its_disk_is_stopped_and_can_make_room(backend: DockerBackend) -> None:
     """Many files, each under the file-size cap: the total is what stops them."""
     spec = SPEC.model_copy(update={"max_disk_mb": 64, "max_file_mb": 16})
     with session(backend, spec) as sb:
-        filling = sb.run("for i in $(seq 64); do head -c 8M /dev/zero > fill$i.bin; "
-                         "sleep 0.1; done; echo finished", timeout=120)
+        filling = sb.run(
+            "for i in $(seq 64); do head -c 8M /dev/zero > fill$i.bin; "
+            "sleep 0.1; done; echo finished",
+            timeout=120,
+        )
         assert filling.disk_exceeded and not filling.ok and not filling.timed_out
         assert "finished" not in filling.output
         assert "more than 64 MB" in filling.output and "delete files" in filling.output
@@ -170,8 +178,9 @@ def test_a_sandbox_filling_its_disk_is_stopped_and_can_make_room(
         assert sb.run("echo fine", timeout=30).ok
 
 
-def test_container_is_removed_when_the_body_raises(backend: DockerBackend,
-                                                   docker_client: docker.DockerClient) -> None:
+def test_container_is_removed_when_the_body_raises(
+    backend: DockerBackend, docker_client: docker.DockerClient
+) -> None:
     with pytest.raises(RuntimeError), session(backend, SPEC) as sb:
         container_id = sb.id  # type: ignore[attr-defined]
         raise RuntimeError("boom")
@@ -194,7 +203,8 @@ def test_unreachable_engine_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_prune_removes_only_sandboxes_older_than_the_limit(
-        backend: DockerBackend, docker_client: docker.DockerClient) -> None:
+    backend: DockerBackend, docker_client: docker.DockerClient
+) -> None:
     box = backend.start(SPEC)
     try:
         assert box.id[:10] not in "".join(backend.prune(older_than_s=3600))  # type: ignore[attr-defined]

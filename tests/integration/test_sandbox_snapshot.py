@@ -114,8 +114,11 @@ def test_fresh_sandboxes_have_the_files_and_stay_apart(kit: Kit) -> None:
         for box in (one, two):
             assert _run(box, STATE) == state  # owners, modes and times too
             assert _run(box, SLEEPERS) == "0"
-        _run(one, "printf v2 > pkg/data.txt && rm /tmp/marker ~/.local/lib/site/marker"
-                  " && touch new.txt && chmod 600 run.sh")
+        _run(
+            one,
+            "printf v2 > pkg/data.txt && rm /tmp/marker ~/.local/lib/site/marker"
+            " && touch new.txt && chmod 600 run.sh",
+        )
         assert _run(two, STATE) == state
     with session(kit.backend, fresh) as later:
         assert _run(later, STATE) == state
@@ -126,14 +129,21 @@ def test_a_fresh_sandbox_follows_its_own_spec_not_the_snapshotted_ones(kit: Kit)
     snapshot get what their own specs say, and start without a bundle too."""
     cafile = ssl.get_default_verify_paths().cafile
     assert cafile and Path(cafile).is_file()
-    online = SPEC.model_copy(update={"network": True, "ca_bundle": cafile,
-                                     "labels": {"io.qwenfix.run": "setup-1"}})
+    online = SPEC.model_copy(
+        update={"network": True, "ca_bundle": cafile, "labels": {"io.qwenfix.run": "setup-1"}}
+    )
     with session(kit.backend, online) as setup:
         assert int(_run(setup, "cat /proc/net/route | wc -l")) > 1
         _run(setup, "echo kept > kept.txt")
         snap = kit.snapshot(setup)
-    fresh = SPEC.model_copy(update={"snapshot": snap.id, "pids_limit": 64, "ca_bundle": cafile,
-                                    "labels": {"io.qwenfix.run": "verify-1"}})
+    fresh = SPEC.model_copy(
+        update={
+            "snapshot": snap.id,
+            "pids_limit": 64,
+            "ca_bundle": cafile,
+            "labels": {"io.qwenfix.run": "verify-1"},
+        }
+    )
     with session(kit.backend, fresh) as box:
         assert _run(box, "cat kept.txt") == "kept"
         assert _run(box, "cat /proc/net/route | wc -l") == "1"  # no route: offline
@@ -159,14 +169,20 @@ def test_root_owned_files_stay_root_owned(docker_kit: Kit) -> None:
     """What setup installs as root (system packages, site-packages) comes back as it was."""
     backend = docker_kit.backend
     with session(backend, SPEC) as setup:
-        _run(setup, "mkdir -p /opt/tool && printf secret > /opt/tool/conf"
-                    " && chmod 640 /opt/tool/conf && chmod 750 /opt/tool"
-                    " && echo 'VALUE = 7' > $(python3 -c 'import site; print("
-                    "site.getsitepackages()[0])')/qwenfix_probe.py", as_root=True)
+        _run(
+            setup,
+            "mkdir -p /opt/tool && printf secret > /opt/tool/conf"
+            " && chmod 640 /opt/tool/conf && chmod 750 /opt/tool"
+            " && echo 'VALUE = 7' > $(python3 -c 'import site; print("
+            "site.getsitepackages()[0])')/qwenfix_probe.py",
+            as_root=True,
+        )
         snap = docker_kit.snapshot(setup)
     with session(backend, SPEC.model_copy(update={"snapshot": snap.id})) as box:
-        assert _run(box, "stat -c '%u:%g %a' /opt/tool /opt/tool/conf", as_root=True) == \
-            "0:0 750\n0:0 640"
+        assert (
+            _run(box, "stat -c '%u:%g %a' /opt/tool /opt/tool/conf", as_root=True)
+            == "0:0 750\n0:0 640"
+        )
         assert not box.run("cat /opt/tool/conf", timeout=30).ok
         assert _run(box, "python3 -c 'import qwenfix_probe; print(qwenfix_probe.VALUE)'") == "7"
 
@@ -197,8 +213,9 @@ def test_removing_a_snapshot_in_use(kit: Kit) -> None:
         snap = kit.snapshot(setup)
     with session(kit.backend, SPEC.model_copy(update={"snapshot": snap.id})) as box:
         assert kit.backend.remove_snapshot(snap.id) is (kit.kind == "local")
-        assert _run(box, "cat kept.txt && echo more >> kept.txt && cat kept.txt") == \
-            "kept\nkept\nmore"
+        assert (
+            _run(box, "cat kept.txt && echo more >> kept.txt && cat kept.txt") == "kept\nkept\nmore"
+        )
         assert box.read_file("kept.txt") == b"kept\nmore\n"
     assert kit.backend.remove_snapshot(snap.id) is (kit.kind == "docker")
 
@@ -223,7 +240,8 @@ def test_missing_snapshots_and_other_things_are_not_snapshots(kit: Kit, tmp_path
 
 @pytest.mark.docker
 def test_docker_snapshot_images_are_labelled_and_keep_the_image_config(
-        docker_kit: Kit, docker_client: docker.DockerClient) -> None:
+    docker_kit: Kit, docker_client: docker.DockerClient
+) -> None:
     with session(docker_kit.backend, SPEC) as setup:
         snap = docker_kit.snapshot(setup, {"io.qwenfix.repo": "octo/demo"})
     image = docker_client.images.get(snap.id)
@@ -238,7 +256,8 @@ def test_docker_snapshot_images_are_labelled_and_keep_the_image_config(
 
 
 def test_local_snapshot_directory_is_made_on_first_use_and_only_whole_ones_count(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     store = tmp_path / "snaps"
     backend = _bwrap_backend(store)
     assert not store.exists() and backend.snapshots() == []

@@ -23,8 +23,10 @@ SEARCHES = [
 ]
 
 
-def test_nothing_secret_is_found_or_leaked(stack: Callable[..., Stack],  # noqa: F811
-                                           tmp_path: Path) -> None:
+def test_nothing_secret_is_found_or_leaked(
+    stack: Callable[..., Stack],  # noqa: F811
+    tmp_path: Path,
+) -> None:
     steps = [step(call("bash", command=command)) for command in SEARCHES] + FIX_STEPS
     s = stack(steps)
     s.start_worker()
@@ -32,8 +34,9 @@ def test_nothing_secret_is_found_or_leaked(stack: Callable[..., Stack],  # noqa:
     job_id = answer.json()["job_id"]
     assert wait_for(lambda: s.finished(job_id), "the job to finish") == "resolved"
 
-    key_lines = [line for line in s.fake.private_key_pem.splitlines()
-                 if line and "PRIVATE KEY" not in line]
+    key_lines = [
+        line for line in s.fake.private_key_pem.splitlines() if line and "PRIVATE KEY" not in line
+    ]
     tokens = list(s.fake.grants)
     assert tokens, "the worker used installation tokens"
     secrets = [*tokens, *key_lines[:3], SECRET]
@@ -47,6 +50,10 @@ def test_nothing_secret_is_found_or_leaked(stack: Callable[..., Stack],  # noqa:
     published = json.dumps([pull, list(s.fake.comments.values())])
     log = (tmp_path / "worker.log").read_text()
     for secret in secrets:
-        for where, text in (("model requests", seen), ("trajectories", trajectories),
-                            ("pull request and comments", published), ("worker log", log)):
+        for where, text in (
+            ("model requests", seen),
+            ("trajectories", trajectories),
+            ("pull request and comments", published),
+            ("worker log", log),
+        ):
             assert secret not in text, f"a secret reached the {where}"

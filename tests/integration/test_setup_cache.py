@@ -19,17 +19,29 @@ from workers.engine.repo_config import RepoConfig
 from workers.settings import WorkerSettings
 
 # Setup writes outside the workspace (as an installer would) and leaves a build directory.
-SETUP = ("date +%s%N > /opt/setup-ran && mkdir -p build && echo built > build/artifact "
-         "&& chown -R 1000:1000 build")
+SETUP = (
+    "date +%s%N > /opt/setup-ran && mkdir -p build && echo built > build/artifact "
+    "&& chown -R 1000:1000 build"
+)
 REPO: dict[str, str | bytes] = {
     "mathlib.py": "def double(x):\n    return x + x + 1\n",
-    "tests/test_mathlib.py": ("from mathlib import double\n\n\ndef test_double():\n"
-                              "    assert double(2) == 4\n"),
+    "tests/test_mathlib.py": (
+        "from mathlib import double\n\n\ndef test_double():\n    assert double(2) == 4\n"
+    ),
     "requirements.txt": "six==1.16.0\n",
     ".qwenfix.yml": f"test: python -m pytest -q\nsetup: '{SETUP}'\nsetup_network: false\n",
 }
-LOOK = {"tool_calls": [{"name": "bash", "arguments": {
-    "command": "cat /opt/setup-ran; cat build/artifact; cat NEWS; git log --oneline | wc -l"}}]}
+LOOK = {
+    "tool_calls": [
+        {
+            "name": "bash",
+            "arguments": {
+                "command": "cat /opt/setup-ran; cat build/artifact; cat NEWS; "
+                "git log --oneline | wc -l"
+            },
+        }
+    ]
+}
 
 
 @pytest.fixture
@@ -67,8 +79,9 @@ def commit(repo: Path, path: str, content: str) -> None:
     git(repo, "branch", "-D", "qwenfix/issue-7")
 
 
-def run(repo: Path, scripted_model: Any, backend: SandboxBackend,
-        settings: WorkerSettings) -> tuple[Any, Any]:
+def run(
+    repo: Path, scripted_model: Any, backend: SandboxBackend, settings: WorkerSettings
+) -> tuple[Any, Any]:
     server = scripted_model([LOOK, *FIX_STEPS])
     result = fix(repo, server, backend, settings)
     assert result.status == "resolved", result.reason
@@ -77,8 +90,12 @@ def run(repo: Path, scripted_model: Any, backend: SandboxBackend,
 
 @pytest.mark.docker
 def test_a_second_job_skips_setup_and_a_changed_input_runs_it_again(
-        tmp_path: Path, scripted_model: Any, backend: DockerBackend, cached: WorkerSettings,
-        clean_snapshots: set[str]) -> None:
+    tmp_path: Path,
+    scripted_model: Any,
+    backend: DockerBackend,
+    cached: WorkerSettings,
+    clean_snapshots: set[str],
+) -> None:
     repo = make_repo(tmp_path / "repo", {**REPO, "NEWS": "first\n"})
     first, server = run(repo, scripted_model, backend, cached)
     assert "setup" in events(first) and "setup_reused" not in events(first)
@@ -129,21 +146,23 @@ def test_the_key_follows_the_setup_inputs_only(tmp_path: Path) -> None:
     first = setup_key(repo, git(repo, "rev-parse", "HEAD").strip(), scripted, image="img:1")
     (repo / "scripts" / "bootstrap").write_text("pip install six==1.16.0\n")
     git(repo, "commit", "-qam", "script changed")
-    assert setup_key(repo, git(repo, "rev-parse", "HEAD").strip(), scripted,
-                     image="img:1") != first
+    assert setup_key(repo, git(repo, "rev-parse", "HEAD").strip(), scripted, image="img:1") != first
 
 
-def test_bubblewrap_reuses_setup_too(tmp_path: Path, scripted_model: Any,
-                                     cached: WorkerSettings) -> None:
+def test_bubblewrap_reuses_setup_too(
+    tmp_path: Path, scripted_model: Any, cached: WorkerSettings
+) -> None:
     backend = LocalBackend(snapshot_dir=tmp_path / "snapshots")
     files = {
-        "mathlib.py": "def double(x):\n    return x + x + 1\n", "NEWS": "first\n",
+        "mathlib.py": "def double(x):\n    return x + x + 1\n",
+        "NEWS": "first\n",
         "test_mathlib.py": "import unittest\nfrom mathlib import double\n\n\n"
-                           "class T(unittest.TestCase):\n    def test_double(self):\n"
-                           "        self.assertEqual(double(2), 4)\n",
+        "class T(unittest.TestCase):\n    def test_double(self):\n"
+        "        self.assertEqual(double(2), 4)\n",
         ".qwenfix.yml": "test: python3 -m unittest -v\n"
-                        "setup: 'mkdir -p build && date +%s%N > build/stamp'\n"
-                        "setup_network: false\n"}
+        "setup: 'mkdir -p build && date +%s%N > build/stamp'\n"
+        "setup_network: false\n",
+    }
     repo = make_repo(tmp_path / "repo", files)
     look = {"tool_calls": [{"name": "bash", "arguments": {"command": "cat build/stamp NEWS"}}]}
     first = fix(repo, scripted_model([look, *FIX_STEPS]), backend, cached)
@@ -159,9 +178,9 @@ def test_bubblewrap_reuses_setup_too(tmp_path: Path, scripted_model: Any,
 
 
 @pytest.mark.docker
-def test_the_cache_is_bounded_by_age_and_size(backend: DockerBackend,
-                                              settings: WorkerSettings,
-                                              clean_snapshots: set[str]) -> None:
+def test_the_cache_is_bounded_by_age_and_size(
+    backend: DockerBackend, settings: WorkerSettings, clean_snapshots: set[str]
+) -> None:
     from sandbox import SandboxSpec
     from sandbox.protocol import session
 

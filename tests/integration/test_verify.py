@@ -31,14 +31,20 @@ def test_parse_junit_outcomes() -> None:
 
 def test_parse_junit_rejects_garbage_and_entity_bombs() -> None:
     assert parse_junit(b"not xml") is None
-    bomb = b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]>' \
-           b"<testsuite>&b;</testsuite>"
+    bomb = (
+        b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]>'
+        b"<testsuite>&b;</testsuite>"
+    )
     assert parse_junit(bomb) is None
 
 
 def test_green_after_red_is_resolved() -> None:
-    verdict = judge(run(1, {"t::a": "failed", "t::b": "passed"}),
-                    run(0, {"t::a": "passed", "t::b": "passed"}), diff=DIFF, issue_text="")
+    verdict = judge(
+        run(1, {"t::a": "failed", "t::b": "passed"}),
+        run(0, {"t::a": "passed", "t::b": "passed"}),
+        diff=DIFF,
+        issue_text="",
+    )
     assert verdict.resolved and verdict.red_baseline
 
 
@@ -49,8 +55,12 @@ def test_empty_diff_is_never_resolved() -> None:
 
 
 def test_deleting_a_passing_test_is_a_regression_even_when_green() -> None:
-    verdict = judge(run(1, {"t::a": "failed", "t::b": "passed"}),
-                    run(0, {"t::a": "passed"}), diff=DIFF, issue_text="")
+    verdict = judge(
+        run(1, {"t::a": "failed", "t::b": "passed"}),
+        run(0, {"t::a": "passed"}),
+        diff=DIFF,
+        issue_text="",
+    )
     assert not verdict.resolved
     assert verdict.regressions == ["t::b"]
 
@@ -84,15 +94,23 @@ def test_red_baseline_with_named_test_still_failing() -> None:
 
 
 def test_green_baseline_turning_red_is_unresolved() -> None:
-    verdict = judge(run(0, {"t::a": "passed"}), run(1, {"t::a": "passed", "t::b": "failed"}),
-                    diff=DIFF, issue_text="")
+    verdict = judge(
+        run(0, {"t::a": "passed"}),
+        run(1, {"t::a": "passed", "t::b": "failed"}),
+        diff=DIFF,
+        issue_text="",
+    )
     assert not verdict.resolved
     assert not verdict.red_baseline
 
 
 def test_removing_a_failing_test_is_not_a_fix() -> None:
-    verdict = judge(run(1, {"t::test_bug": "failed", "t::b": "passed"}),
-                    run(0, {"t::b": "passed"}), diff=DIFF, issue_text="")
+    verdict = judge(
+        run(1, {"t::test_bug": "failed", "t::b": "passed"}),
+        run(0, {"t::b": "passed"}),
+        diff=DIFF,
+        issue_text="",
+    )
     assert not verdict.resolved
     assert verdict.still_failing == ["t::test_bug"]
     assert verdict.missing == ["t::test_bug"]
@@ -101,17 +119,20 @@ def test_removing_a_failing_test_is_not_a_fix() -> None:
 
 
 def test_parse_junit_tells_xfail_from_skip() -> None:
-    report = (b'<testsuite><testcase classname="t" name="a"><skipped type="pytest.xfail" '
-              b'message="x"/></testcase><testcase classname="t" name="b"><skipped '
-              b'type="pytest.skip" message="s"/></testcase></testsuite>')
+    report = (
+        b'<testsuite><testcase classname="t" name="a"><skipped type="pytest.xfail" '
+        b'message="x"/></testcase><testcase classname="t" name="b"><skipped '
+        b'type="pytest.skip" message="s"/></testcase></testsuite>'
+    )
     assert parse_junit(report) == {"t::a": "xfailed", "t::b": "skipped"}
 
 
 @pytest.mark.parametrize("now", ["skipped", "xfailed"])
 def test_a_failing_test_skipped_or_xfailed_is_still_failing(now: str) -> None:
     before = run(1, {"t::test_bug": "failed", "t::b": "passed"})
-    verdict = judge(before, run(0, {"t::test_bug": now, "t::b": "passed"}), diff=DIFF,
-                    issue_text="")
+    verdict = judge(
+        before, run(0, {"t::test_bug": now, "t::b": "passed"}), diff=DIFF, issue_text=""
+    )
     assert not verdict.resolved
     assert verdict.still_failing == ["t::test_bug"]
     assert f"t::test_bug ({now})" in verdict.reason
@@ -128,8 +149,12 @@ def test_a_passing_test_skipped_xfailed_or_gone_is_a_regression(now: str | None)
 
 
 def test_failures_in_the_report_count_whatever_the_exit_status() -> None:
-    verdict = judge(run(1, {"t::test_bug": "failed"}), run(0, {"t::test_bug": "failed"}),
-                    diff=DIFF, issue_text="")
+    verdict = judge(
+        run(1, {"t::test_bug": "failed"}),
+        run(0, {"t::test_bug": "failed"}),
+        diff=DIFF,
+        issue_text="",
+    )
     assert not verdict.resolved
     assert verdict.still_failing == ["t::test_bug"]
 
@@ -155,7 +180,11 @@ def test_no_report_where_the_baseline_had_one_is_not_a_pass() -> None:
 
 
 def test_every_test_passing_with_a_failing_command_is_not_a_pass() -> None:
-    verdict = judge(run(0, {"t::a": "passed"}), run(2, {"t::a": "passed", "t::new": "passed"}),
-                    diff=DIFF, issue_text="")
+    verdict = judge(
+        run(0, {"t::a": "passed"}),
+        run(2, {"t::a": "passed", "t::new": "passed"}),
+        diff=DIFF,
+        issue_text="",
+    )
     assert not verdict.resolved
     assert "exits 2" in verdict.reason

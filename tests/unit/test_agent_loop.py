@@ -39,7 +39,8 @@ FIXED = "def double(x):\n    return x * 2\n"
 ACCEPTED = SubmitOutcome(accepted=True, message="the tests pass now: 2 failed → 2 passed")
 REJECTED = SubmitOutcome(
     accepted=False,
-    message="Not accepted: the test suite failed (exit 1)\nFAILED tests/test_m.py::test_double")
+    message="Not accepted: the test suite failed (exit 1)\nFAILED tests/test_m.py::test_double",
+)
 THE_FIX = call("str_replace", path="mathlib.py", old_str="x + x + 1", new_str="x * 2")
 SUBMIT = call("submit", summary="double() added one too many.", title="Fix double()")
 
@@ -75,25 +76,44 @@ def box() -> MemorySandbox:
     return MemorySandbox({"mathlib.py": BUGGY})
 
 
-def make_agent(model: ScriptedModel, trajectory: Trajectory, sandbox: MemorySandbox, *,
-               judge: Judge | None = None, limits: Limits | None = None,
-               clock: Callable[[], float] = time.monotonic) -> Agent:
-    toolbox = Toolbox(sandbox, run_tests=lambda: "Tests passed (exit 0).",
-                      command_timeout_s=30, output_chars=4000)
-    return Agent(model, toolbox, on_submit=judge or Judge(ACCEPTED),
-                 limits=limits or Limits(), trajectory=trajectory, clock=clock)
+def make_agent(
+    model: ScriptedModel,
+    trajectory: Trajectory,
+    sandbox: MemorySandbox,
+    *,
+    judge: Judge | None = None,
+    limits: Limits | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Agent:
+    toolbox = Toolbox(
+        sandbox, run_tests=lambda: "Tests passed (exit 0).", command_timeout_s=30, output_chars=4000
+    )
+    return Agent(
+        model,
+        toolbox,
+        on_submit=judge or Judge(ACCEPTED),
+        limits=limits or Limits(),
+        trajectory=trajectory,
+        clock=clock,
+    )
 
 
-def run(model: ScriptedModel, trajectory: Trajectory, sandbox: MemorySandbox, *,
-        judge: Judge | None = None, limits: Limits | None = None,
-        clock: Callable[[], float] = time.monotonic) -> AgentResult:
+def run(
+    model: ScriptedModel,
+    trajectory: Trajectory,
+    sandbox: MemorySandbox,
+    *,
+    judge: Judge | None = None,
+    limits: Limits | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> AgentResult:
     agent = make_agent(model, trajectory, sandbox, judge=judge, limits=limits, clock=clock)
     return agent.run(FIRST)
 
 
 def told(model: ScriptedModel) -> list[Message]:
     """What the loop answered (tool and user messages), as the last request carried it."""
-    return [m for m in model.requests[-1][len(FIRST):] if m["role"] in ("tool", "user")]
+    return [m for m in model.requests[-1][len(FIRST) :] if m["role"] in ("tool", "user")]
 
 
 def stop_event(trajectory: Trajectory) -> dict[str, object]:
@@ -109,8 +129,9 @@ def bash(command: str) -> RawCall:
 # -- limits -----------------------------------------------------------------------------
 
 
-def test_turn_limit_stops_before_the_next_request(trajectory: Trajectory,
-                                                  box: MemorySandbox) -> None:
+def test_turn_limit_stops_before_the_next_request(
+    trajectory: Trajectory, box: MemorySandbox
+) -> None:
     model = ScriptedModel([calls(bash(f"echo {n}")) for n in range(3)])
     result = run(model, trajectory, box, limits=Limits(max_turns=3))
     assert (result.status, result.reason) == ("unresolved", "turn limit reached (3 turns)")
@@ -120,7 +141,8 @@ def test_turn_limit_stops_before_the_next_request(trajectory: Trajectory,
 
 
 def test_token_limit_counts_prompt_and_completion_of_every_turn(
-        trajectory: Trajectory, box: MemorySandbox) -> None:
+    trajectory: Trajectory, box: MemorySandbox
+) -> None:
     turn = Usage(prompt_tokens=400, completion_tokens=100, cached_tokens=300)
     model = ScriptedModel([calls(bash(f"echo {n}"), usage=turn) for n in range(2)])
     result = run(model, trajectory, box, limits=Limits(max_total_tokens=1000))
@@ -149,13 +171,15 @@ def test_wall_clock_limit_uses_the_injected_clock(trajectory: Trajectory) -> Non
 # -- stuck --------------------------------------------------------------------------------
 
 
-def test_a_repeating_model_is_warned_then_stopped_as_stuck(trajectory: Trajectory,
-                                                           box: MemorySandbox) -> None:
+def test_a_repeating_model_is_warned_then_stopped_as_stuck(
+    trajectory: Trajectory, box: MemorySandbox
+) -> None:
     model = ScriptedModel([calls(call("view", path="mathlib.py"))] * REPEAT_STOP)
     result = run(model, trajectory, box)
     assert result.status == "unresolved"
-    assert result.reason == ("stuck: the model repeated the same action with the same "
-                             f"result {REPEAT_STOP} times")
+    assert result.reason == (
+        f"stuck: the model repeated the same action with the same result {REPEAT_STOP} times"
+    )
     assert result.turns == REPEAT_STOP
     replies = [m["content"] for m in told(model)]
     assert len(replies) == REPEAT_STOP - 1
@@ -166,8 +190,9 @@ def test_a_repeating_model_is_warned_then_stopped_as_stuck(trajectory: Trajector
     assert stop_event(trajectory)["kind"] == "Stuck"
 
 
-def test_the_stuck_stop_carries_the_repeated_action(trajectory: Trajectory,
-                                                    box: MemorySandbox) -> None:
+def test_the_stuck_stop_carries_the_repeated_action(
+    trajectory: Trajectory, box: MemorySandbox
+) -> None:
     model = ScriptedModel([calls(call("view", path="mathlib.py"))] * REPEAT_STOP)
     agent = make_agent(model, trajectory, box)
     agent.messages = list(FIRST)
@@ -176,13 +201,19 @@ def test_the_stuck_stop_carries_the_repeated_action(trajectory: Trajectory,
     with pytest.raises(Stuck) as stop:
         agent.step()
     assert stop.value.data == {
-        "action": json.dumps([["view", {"path": "mathlib.py"}]], sort_keys=True)}
+        "action": json.dumps([["view", {"path": "mathlib.py"}]], sort_keys=True)
+    }
 
 
 def test_the_same_action_with_a_new_result_is_not_stuck(trajectory: Trajectory) -> None:
     runs = itertools.count(1)
-    sandbox = MemorySandbox(handlers={"make": lambda c: CommandResult(
-        command=c, exit_code=2, output=f"attempt {next(runs)} failed\n")})
+    sandbox = MemorySandbox(
+        handlers={
+            "make": lambda c: CommandResult(
+                command=c, exit_code=2, output=f"attempt {next(runs)} failed\n"
+            )
+        }
+    )
     model = ScriptedModel([calls(bash("make"))] * (REPEAT_STOP + 1))
     result = run(model, trajectory, sandbox, limits=Limits(max_turns=REPEAT_STOP + 1))
     assert result.reason == f"turn limit reached ({REPEAT_STOP + 1} turns)"
@@ -192,10 +223,18 @@ def test_the_same_action_with_a_new_result_is_not_stuck(trajectory: Trajectory) 
 # -- replies that are not run -----------------------------------------------------------
 
 
-def test_a_reply_without_a_tool_call_gets_the_nudge(trajectory: Trajectory,
-                                                    box: MemorySandbox) -> None:
-    model = ScriptedModel([text("I think I know what to do."), text("Really, I do."),
-                           text("Really, I do."), text("Really, I do."), calls(SUBMIT)])
+def test_a_reply_without_a_tool_call_gets_the_nudge(
+    trajectory: Trajectory, box: MemorySandbox
+) -> None:
+    model = ScriptedModel(
+        [
+            text("I think I know what to do."),
+            text("Really, I do."),
+            text("Really, I do."),
+            text("Really, I do."),
+            calls(SUBMIT),
+        ]
+    )
     result = run(model, trajectory, box)
     assert result.status == "resolved" and result.turns == 5
     nudges = told(model)
@@ -206,24 +245,32 @@ def test_a_reply_without_a_tool_call_gets_the_nudge(trajectory: Trajectory,
     assert f"exactly this {REPEAT_WARN} times" in nudges[3]["content"]
 
 
-def test_a_reply_cut_at_max_tokens_with_tool_calls_is_never_run(trajectory: Trajectory,
-                                                                box: MemorySandbox) -> None:
-    cut = calls(call("str_replace", path="mathlib.py", old_str="def", new_str="BROKEN"),
-                bash("rm -rf ."), finish_reason="length")
+def test_a_reply_cut_at_max_tokens_with_tool_calls_is_never_run(
+    trajectory: Trajectory, box: MemorySandbox
+) -> None:
+    cut = calls(
+        call("str_replace", path="mathlib.py", old_str="def", new_str="BROKEN"),
+        bash("rm -rf ."),
+        finish_reason="length",
+    )
     model = ScriptedModel([cut, calls(SUBMIT)])
     result = run(model, trajectory, box)
     assert result.status == "resolved"
     announced = [c["id"] for c in model.turns[0].message["tool_calls"]]
     # Each announced call gets its answer, or the next prompt is malformed.
     assert [(m["role"], m["tool_call_id"], m["content"]) for m in told(model)] == [
-        ("tool", announced[0], CUT_NOTE), ("tool", announced[1], CUT_NOTE)]
+        ("tool", announced[0], CUT_NOTE),
+        ("tool", announced[1], CUT_NOTE),
+    ]
     assert box.commands == [] and box.text("mathlib.py") == BUGGY
 
 
-def test_a_reply_cut_at_max_tokens_in_raw_text_is_never_run(trajectory: Trajectory,
-                                                            box: MemorySandbox) -> None:
-    cut = text("<tool_call>\n<function=bash>\n<parameter=command>\nrm -rf math",
-               finish_reason="length")
+def test_a_reply_cut_at_max_tokens_in_raw_text_is_never_run(
+    trajectory: Trajectory, box: MemorySandbox
+) -> None:
+    cut = text(
+        "<tool_call>\n<function=bash>\n<parameter=command>\nrm -rf math", finish_reason="length"
+    )
     model = ScriptedModel([cut, calls(SUBMIT)])
     result = run(model, trajectory, box)
     assert result.status == "resolved"
@@ -234,9 +281,12 @@ def test_a_reply_cut_at_max_tokens_in_raw_text_is_never_run(trajectory: Trajecto
 
 
 def test_the_same_cut_reply_again_and_again_is_warned_then_stuck(
-        trajectory: Trajectory, box: MemorySandbox) -> None:
-    cut = text("<tool_call>\n<function=write_file>\n<parameter=path>\nbig.py\n"
-               "<parameter=content>\nx = 1", finish_reason="length")
+    trajectory: Trajectory, box: MemorySandbox
+) -> None:
+    cut = text(
+        "<tool_call>\n<function=write_file>\n<parameter=path>\nbig.py\n<parameter=content>\nx = 1",
+        finish_reason="length",
+    )
     model = ScriptedModel([cut] * REPEAT_STOP)
     result = run(model, trajectory, box)
     assert result.reason.startswith("stuck:") and result.turns == REPEAT_STOP
@@ -248,30 +298,36 @@ def test_the_same_cut_reply_again_and_again_is_warned_then_stuck(
 
 
 def test_malformed_and_unknown_calls_are_answered_and_the_loop_goes_on(
-        trajectory: Trajectory, box: MemorySandbox) -> None:
-    model = ScriptedModel([
-        calls(malformed("view", "{not json")),
-        calls(call("delete_repository", really=True)),
-        calls(call("view")),
-        calls(call("str_replace", path="mathlib.py", old_str="nowhere", new_str="x")),
-        calls(THE_FIX),
-        calls(SUBMIT),
-    ])
+    trajectory: Trajectory, box: MemorySandbox
+) -> None:
+    model = ScriptedModel(
+        [
+            calls(malformed("view", "{not json")),
+            calls(call("delete_repository", really=True)),
+            calls(call("view")),
+            calls(call("str_replace", path="mathlib.py", old_str="nowhere", new_str="x")),
+            calls(THE_FIX),
+            calls(SUBMIT),
+        ]
+    )
     result = run(model, trajectory, box)
     assert result.status == "resolved" and result.turns == 6
     replies = [m["content"] for m in told(model)]
-    assert replies[0].startswith("ERROR: could not decode the call to 'view': arguments are "
-                                 "not valid JSON")
-    assert replies[1] == ("ERROR: unknown tool 'delete_repository'; available tools: "
-                          + ", ".join(FIX_TOOLS))
+    assert replies[0].startswith(
+        "ERROR: could not decode the call to 'view': arguments are not valid JSON"
+    )
+    assert replies[1] == (
+        "ERROR: unknown tool 'delete_repository'; available tools: " + ", ".join(FIX_TOOLS)
+    )
     assert replies[2] == "ERROR: invalid arguments for view: path: Field required"
     assert replies[3].startswith("ERROR: old_str was not found in mathlib.py")
     assert replies[4].startswith("Edited mathlib.py.")
     assert box.text("mathlib.py") == FIXED
 
 
-def test_every_call_of_a_turn_is_answered_in_order(trajectory: Trajectory,
-                                                   box: MemorySandbox) -> None:
+def test_every_call_of_a_turn_is_answered_in_order(
+    trajectory: Trajectory, box: MemorySandbox
+) -> None:
     model = ScriptedModel([calls(call("teleport"), THE_FIX, call("run_tests")), calls(SUBMIT)])
     run(model, trajectory, box)
     ids = [c["id"] for c in model.turns[0].message["tool_calls"]]
@@ -286,21 +342,30 @@ def test_every_call_of_a_turn_is_answered_in_order(trajectory: Trajectory,
 
 
 def test_a_rejected_submit_is_told_to_the_model_and_the_run_goes_on(
-        trajectory: Trajectory, box: MemorySandbox) -> None:
+    trajectory: Trajectory, box: MemorySandbox
+) -> None:
     judge = Judge(REJECTED, ACCEPTED)
     model = ScriptedModel([calls(SUBMIT), calls(THE_FIX), calls(SUBMIT)])
     result = run(model, trajectory, box, judge=judge)
     assert (result.status, result.reason) == ("resolved", ACCEPTED.message)
     assert result.turns == 3 and len(judge.submitted) == 2
     first_submit = model.turns[0].message["tool_calls"][0]["id"]
-    assert told(model)[0] == {"role": "tool", "tool_call_id": first_submit,
-                              "content": REJECTED.message}
+    assert told(model)[0] == {
+        "role": "tool",
+        "tool_call_id": first_submit,
+        "content": REJECTED.message,
+    }
 
 
 def test_an_accepted_submit_ends_resolved_with_what_was_handed_over(
-        trajectory: Trajectory, box: MemorySandbox) -> None:
-    submit = call("submit", summary="double() added one too many.", title="Fix double()",
-                  declined=["rename the module: not asked for"])
+    trajectory: Trajectory, box: MemorySandbox
+) -> None:
+    submit = call(
+        "submit",
+        summary="double() added one too many.",
+        title="Fix double()",
+        declined=["rename the module: not asked for"],
+    )
     model = ScriptedModel([calls(THE_FIX), calls(submit, bash("touch after-submit"))])
     judge = Judge(ACCEPTED)
     result = run(model, trajectory, box, judge=judge)
@@ -313,10 +378,12 @@ def test_an_accepted_submit_ends_resolved_with_what_was_handed_over(
     assert stop_event(trajectory)["kind"] == "Resolved"
 
 
-def test_an_accepted_unverified_submit_ends_unverified(trajectory: Trajectory,
-                                                       box: MemorySandbox) -> None:
-    outcome = SubmitOutcome(accepted=True, status="unverified",
-                            message="passes only with its own edits to the tests")
+def test_an_accepted_unverified_submit_ends_unverified(
+    trajectory: Trajectory, box: MemorySandbox
+) -> None:
+    outcome = SubmitOutcome(
+        accepted=True, status="unverified", message="passes only with its own edits to the tests"
+    )
     result = run(ScriptedModel([calls(SUBMIT)]), trajectory, box, judge=Judge(outcome))
     assert (result.status, result.reason) == ("unverified", outcome.message)
     assert result.summary == "double() added one too many."
@@ -326,17 +393,41 @@ def test_an_accepted_unverified_submit_ends_unverified(trajectory: Trajectory,
 # -- the model server -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("before", "error", "status"), [
-    (0, ModelRequestRejected("model server rejected the request: HTTP 400: maximum context "
-                             "length is 8192 tokens", status=400), 400),
-    (1, ModelUnavailable("model server at http://gpu:8000/v1 failed 3 time(s); last: "
-                         "HTTP 500: CUDA out of memory", status=500, attempts=3), 500),
-    (2, ModelUnavailable("model server at http://gpu:8000/v1 failed 3 time(s); last: "
-                         "ConnectError: refused", attempts=3), None),
-])
-def test_a_model_error_ends_the_run_in_error(trajectory: Trajectory, box: MemorySandbox,
-                                             before: int, error: ModelError,
-                                             status: int | None) -> None:
+@pytest.mark.parametrize(
+    ("before", "error", "status"),
+    [
+        (
+            0,
+            ModelRequestRejected(
+                "model server rejected the request: HTTP 400: maximum context "
+                "length is 8192 tokens",
+                status=400,
+            ),
+            400,
+        ),
+        (
+            1,
+            ModelUnavailable(
+                "model server at http://gpu:8000/v1 failed 3 time(s); last: "
+                "HTTP 500: CUDA out of memory",
+                status=500,
+                attempts=3,
+            ),
+            500,
+        ),
+        (
+            2,
+            ModelUnavailable(
+                "model server at http://gpu:8000/v1 failed 3 time(s); last: ConnectError: refused",
+                attempts=3,
+            ),
+            None,
+        ),
+    ],
+)
+def test_a_model_error_ends_the_run_in_error(
+    trajectory: Trajectory, box: MemorySandbox, before: int, error: ModelError, status: int | None
+) -> None:
     model = ScriptedModel([*(calls(bash(f"echo {n}")) for n in range(before)), error])
     result = run(model, trajectory, box)
     assert (result.status, result.reason) == ("error", str(error))
@@ -348,17 +439,20 @@ def test_a_model_error_ends_the_run_in_error(trajectory: Trajectory, box: Memory
 # -- the conversation -----------------------------------------------------------------
 
 
-def test_the_conversation_is_append_only_and_recorded(trajectory: Trajectory,
-                                                      box: MemorySandbox) -> None:
-    model = ScriptedModel([
-        text("Let me look first."),
-        calls(call("view", path="mathlib.py"), content="Viewing."),
-        calls(malformed("view", '{"path": "math')),
-        calls(call("write_file", path="mathlib.py", content="x" * 50), finish_reason="length"),
-        calls(THE_FIX, call("run_tests")),
-        calls(SUBMIT),
-        calls(SUBMIT),
-    ])
+def test_the_conversation_is_append_only_and_recorded(
+    trajectory: Trajectory, box: MemorySandbox
+) -> None:
+    model = ScriptedModel(
+        [
+            text("Let me look first."),
+            calls(call("view", path="mathlib.py"), content="Viewing."),
+            calls(malformed("view", '{"path": "math')),
+            calls(call("write_file", path="mathlib.py", content="x" * 50), finish_reason="length"),
+            calls(THE_FIX, call("run_tests")),
+            calls(SUBMIT),
+            calls(SUBMIT),
+        ]
+    )
     agent = make_agent(model, trajectory, box, judge=Judge(REJECTED, ACCEPTED))
     result = agent.run(FIRST)
     assert result.status == "resolved" and result.turns == 7
@@ -369,7 +463,6 @@ def test_the_conversation_is_append_only_and_recorded(trajectory: Trajectory,
         assert later[len(earlier)] == model.turns[index].message
     assert all(tools == agent.toolbox.schemas for tools in model.tools)
     assert [s["function"]["name"] for s in model.tools[0]] == list(FIX_TOOLS)
-    recorded = [e["message"] for e in read_trajectory(trajectory.path)
-                if e["event"] == "message"]
+    recorded = [e["message"] for e in read_trajectory(trajectory.path) if e["event"] == "message"]
     assert recorded == agent.messages
     assert box.text("mathlib.py") == FIXED

@@ -28,17 +28,21 @@ TREE: dict[str, str | bytes] = {
 }
 
 
-@pytest.mark.parametrize(("tool", "arguments"), [
-    ("view", {"path": "."}),
-    ("view", {"path": "src"}),
-    ("view", {"path": "mathlib.py"}),
-    ("search", {"pattern": "double"}),
-    ("search", {"pattern": "return [a-z]+\\(", "path": "src"}),
-    ("search", {"pattern": "double", "path": "mathlib.py"}),
-    ("search", {"pattern": "double", "path": "missing"}),
-])
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [
+        ("view", {"path": "."}),
+        ("view", {"path": "src"}),
+        ("view", {"path": "mathlib.py"}),
+        ("search", {"pattern": "double"}),
+        ("search", {"pattern": "return [a-z]+\\(", "path": "src"}),
+        ("search", {"pattern": "double", "path": "mathlib.py"}),
+        ("search", {"pattern": "double", "path": "missing"}),
+    ],
+)
 def test_toolbox_commands_are_answered_as_find_and_grep_would(
-        tmp_path: Path, tool: str, arguments: dict[str, object]) -> None:
+    tmp_path: Path, tool: str, arguments: dict[str, object]
+) -> None:
     for name, content in TREE.items():
         target = tmp_path / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -48,8 +52,13 @@ def test_toolbox_commands_are_answered_as_find_and_grep_would(
     toolbox.execute(ToolCall(id="c1", name=tool, arguments=arguments))
     assert sandbox.runs, "the Toolbox ran no command"
     for ran in sandbox.runs:
-        real = subprocess.run(["bash", "-c", ran.command], cwd=tmp_path, capture_output=True,
-                              text=True, env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"})
+        real = subprocess.run(
+            ["bash", "-c", ran.command],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"},
+        )
         fake = MemorySandbox(TREE).run(ran.command, timeout=ran.timeout)
         expected = real.stdout + real.stderr
         if ran.command.startswith("grep"):
@@ -63,14 +72,20 @@ def _sorted_lines(text: str) -> str:
 
 
 def test_handlers_answer_by_prefix_and_everything_else_is_not_found() -> None:
-    sandbox = MemorySandbox(handlers={
-        "python -m pytest": CommandResult(command="", exit_code=1, output="1 failed\n"),
-        "git": lambda command: CommandResult(command=command, exit_code=0,
-                                             output=f"ran {command}\n"),
-    })
+    sandbox = MemorySandbox(
+        handlers={
+            "python -m pytest": CommandResult(command="", exit_code=1, output="1 failed\n"),
+            "git": lambda command: CommandResult(
+                command=command, exit_code=0, output=f"ran {command}\n"
+            ),
+        }
+    )
     tests = sandbox.run("python -m pytest -q", timeout=60)
-    assert (tests.command, tests.exit_code, tests.output) == ("python -m pytest -q", 1,
-                                                              "1 failed\n")
+    assert (tests.command, tests.exit_code, tests.output) == (
+        "python -m pytest -q",
+        1,
+        "1 failed\n",
+    )
     assert sandbox.run("git status", timeout=5).output == "ran git status\n"
     missing = sandbox.run("npm test", timeout=5)
     assert (missing.exit_code, missing.output) == (127, "bash: line 1: npm: command not found\n")
@@ -96,8 +111,14 @@ def test_files_tar_and_network() -> None:
         sandbox.read_file("repo/empty")
     with pytest.raises(FileNotFoundError):
         sandbox.read_file("repo/b.py")
-    assert sandbox.run("test -d repo/empty && find repo/empty -maxdepth 2 -not -path "
-                       "'*/.git*' | sort | head -500", timeout=5).output == "repo/empty\n"
+    assert (
+        sandbox.run(
+            "test -d repo/empty && find repo/empty -maxdepth 2 -not -path "
+            "'*/.git*' | sort | head -500",
+            timeout=5,
+        ).output
+        == "repo/empty\n"
+    )
     assert sandbox.network is True
     sandbox.disable_network()
     assert sandbox.network is False

@@ -15,18 +15,56 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("sandbox", ("sandbox",)),
     ("bot.contract", ("bot.contract",)),
     ("bot", ("bot",)),
-    ("workers.settings", ("workers.settings", "workers.engine.maintenance_tasks",
-                          "workers.engine.cron")),
+    (
+        "workers.settings",
+        ("workers.settings", "workers.engine.maintenance_tasks", "workers.engine.cron"),
+    ),
     # The engine writes trajectory events and reads the config file the contract names.
-    ("workers.engine", ("workers.engine", "workers.settings", "sandbox", "bot.contract.events",
-                        "bot.contract.job")),
-    ("workers.eval", ("workers.eval", "workers.engine", "workers.settings", "sandbox",
-                      "bot.contract.events", "bot.contract.job")),
+    (
+        "workers.engine",
+        (
+            "workers.engine",
+            "workers.settings",
+            "sandbox",
+            "bot.contract.events",
+            "bot.contract.job",
+        ),
+    ),
+    (
+        "workers.eval",
+        (
+            "workers.eval",
+            "workers.engine",
+            "workers.settings",
+            "sandbox",
+            "bot.contract.events",
+            "bot.contract.job",
+        ),
+    ),
     ("workers.github", ("workers.github", "workers.engine.git", "workers.engine.local_forge")),
-    ("workers.jobs", ("workers.jobs", "workers.github", "workers.engine", "workers.settings",
-                      "bot.contract", "sandbox")),
-    ("workers.runtime", ("workers.runtime", "workers.jobs", "workers.github", "workers.engine",
-                         "workers.settings", "bot.contract", "sandbox")),
+    (
+        "workers.jobs",
+        (
+            "workers.jobs",
+            "workers.github",
+            "workers.engine",
+            "workers.settings",
+            "bot.contract",
+            "sandbox",
+        ),
+    ),
+    (
+        "workers.runtime",
+        (
+            "workers.runtime",
+            "workers.jobs",
+            "workers.github",
+            "workers.engine",
+            "workers.settings",
+            "bot.contract",
+            "sandbox",
+        ),
+    ),
     ("workers.cli.demo", ("workers", "bot", "sandbox", "tests.fakes")),
     ("workers.cli.github_demo", ("workers", "bot", "sandbox", "tests.fakes")),
     ("workers.cli", ("workers", "bot", "sandbox")),
@@ -84,8 +122,7 @@ def read_sources(root: Path = ROOT) -> dict[str, tuple[str, bool]]:
 def violations(edges: dict[str, set[str]]) -> list[str]:
     found = []
     for module, imported in sorted(edges.items()):
-        layer = next(((name, allowed) for name, allowed in LAYERS if _matches(module, name)),
-                     None)
+        layer = next(((name, allowed) for name, allowed in LAYERS if _matches(module, name)), None)
         if layer is None:
             continue
         name, allowed = layer
@@ -163,15 +200,27 @@ def test_the_receiver_reaches_nothing_that_holds_the_app_key() -> None:
 
 
 def test_every_layer_says_what_it_is() -> None:
-    for package in ("bot", "bot.contract", "bot.receiver", "bot.dashboard", "workers",
-                    "workers.engine", "workers.github", "workers.jobs", "workers.runtime",
-                    "workers.cli", "workers.eval", "sandbox"):
+    for package in (
+        "bot",
+        "bot.contract",
+        "bot.receiver",
+        "bot.dashboard",
+        "workers",
+        "workers.engine",
+        "workers.github",
+        "workers.jobs",
+        "workers.runtime",
+        "workers.cli",
+        "workers.eval",
+        "sandbox",
+    ):
         init = ROOT / package.replace(".", "/") / "__init__.py"
         assert ast.get_docstring(ast.parse(init.read_text())), package
 
 
-def _with(sources: dict[str, tuple[str, bool]], module: str, line: str
-          ) -> dict[str, tuple[str, bool]]:
+def _with(
+    sources: dict[str, tuple[str, bool]], module: str, line: str
+) -> dict[str, tuple[str, bool]]:
     source, is_package = sources[module]
     return {**sources, module: (f"{source}\n{line}\n", is_package)}
 
@@ -179,24 +228,45 @@ def _with(sources: dict[str, tuple[str, bool]], module: str, line: str
 def test_a_forbidden_import_is_caught() -> None:
     sources = read_sources()
     for module, line, expected in [
-        ("bot.receiver.app", "from workers.github.app_auth import GitHubApp",
-         "bot.receiver.app (bot) imports workers.github.app_auth"),
-        ("sandbox.protocol", "import workers.settings",
-         "sandbox.protocol (sandbox) imports workers.settings"),
-        ("workers.engine.fix", "from bot.contract.store import JobStore",
-         "workers.engine.fix (workers.engine) imports bot.contract.store"),
-        ("workers.engine.verify", "import celery",
-         "workers.engine.verify (the fix engine) imports celery"),
-        ("workers.jobs.fix", "from workers.runtime.tasks import execute",
-         "workers.jobs.fix (workers.jobs) imports workers.runtime.tasks"),
-        ("workers.engine.fix", "from tests.fakes.model_server import ScriptedModelServer",
-         "workers.engine.fix (workers.engine) imports tests.fakes.model_server"),
+        (
+            "bot.receiver.app",
+            "from workers.github.app_auth import GitHubApp",
+            "bot.receiver.app (bot) imports workers.github.app_auth",
+        ),
+        (
+            "sandbox.protocol",
+            "import workers.settings",
+            "sandbox.protocol (sandbox) imports workers.settings",
+        ),
+        (
+            "workers.engine.fix",
+            "from bot.contract.store import JobStore",
+            "workers.engine.fix (workers.engine) imports bot.contract.store",
+        ),
+        (
+            "workers.engine.verify",
+            "import celery",
+            "workers.engine.verify (the fix engine) imports celery",
+        ),
+        (
+            "workers.jobs.fix",
+            "from workers.runtime.tasks import execute",
+            "workers.jobs.fix (workers.jobs) imports workers.runtime.tasks",
+        ),
+        (
+            "workers.engine.fix",
+            "from tests.fakes.model_server import ScriptedModelServer",
+            "workers.engine.fix (workers.engine) imports tests.fakes.model_server",
+        ),
     ]:
         assert expected in violations(graph(_with(sources, module, line))), line
 
 
 def test_a_cycle_is_caught_even_inside_a_function() -> None:
-    sources = _with(read_sources(), "workers.cli.local_fix",
-                    "def later() -> None:\n    from workers.cli import main")
+    sources = _with(
+        read_sources(),
+        "workers.cli.local_fix",
+        "def later() -> None:\n    from workers.cli import main",
+    )
     found = cycles(graph(sources))
     assert any({"workers.cli.local_fix", "workers.cli.main"} <= set(c) for c in found)

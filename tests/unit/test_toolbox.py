@@ -17,24 +17,27 @@ def box() -> MemorySandbox:
 
 
 def use(sandbox: MemorySandbox, name: str, **arguments: object) -> str:
-    toolbox = Toolbox(sandbox, run_tests=lambda: "no tests here", command_timeout_s=30,
-                      output_chars=4000)
+    toolbox = Toolbox(
+        sandbox, run_tests=lambda: "no tests here", command_timeout_s=30, output_chars=4000
+    )
     return toolbox.execute(ToolCall(id="c1", name=name, arguments=arguments))
 
 
 def test_str_replace_with_no_match_says_so_and_leaves_the_file(box: MemorySandbox) -> None:
     with pytest.raises(ToolError) as error:
         use(box, "str_replace", path="mathlib.py", old_str="x * 2", new_str="x")
-    assert str(error.value) == ("old_str was not found in mathlib.py; view the file and copy "
-                                "the text exactly")
+    assert str(error.value) == (
+        "old_str was not found in mathlib.py; view the file and copy the text exactly"
+    )
     assert box.text("mathlib.py") == SOURCE
 
 
 def test_str_replace_with_two_matches_asks_for_more_context(box: MemorySandbox) -> None:
     with pytest.raises(ToolError) as error:
         use(box, "str_replace", path="mathlib.py", old_str="return x + x", new_str="return 0")
-    assert str(error.value) == ("old_str occurs 2 times in mathlib.py; include more "
-                                "surrounding lines so that it is unique")
+    assert str(error.value) == (
+        "old_str occurs 2 times in mathlib.py; include more surrounding lines so that it is unique"
+    )
     assert box.text("mathlib.py") == SOURCE
 
 
@@ -57,7 +60,8 @@ def test_view_of_a_missing_file_says_it_does_not_exist(box: MemorySandbox) -> No
 
 def test_view_of_a_range_and_of_a_directory(box: MemorySandbox) -> None:
     assert use(box, "view", path="mathlib.py", start_line=5, end_line=6) == (
-        "     5\tdef triple(x):\n     6\t    return x + x + x")
+        "     5\tdef triple(x):\n     6\t    return x + x + x"
+    )
     assert use(box, "view", path="src") == "src\nsrc/pkg\nsrc/pkg/util.py\n"
     with pytest.raises(ToolError, match="has only 6 lines"):
         use(box, "view", path="mathlib.py", start_line=9)
@@ -65,7 +69,8 @@ def test_view_of_a_range_and_of_a_directory(box: MemorySandbox) -> None:
 
 def test_search_prints_file_line_text_or_no_matches(box: MemorySandbox) -> None:
     assert use(box, "search", pattern="def (double|triple)") == (
-        "./mathlib.py:1:def double(x):\n./mathlib.py:5:def triple(x):\n")
+        "./mathlib.py:1:def double(x):\n./mathlib.py:5:def triple(x):\n"
+    )
     assert use(box, "search", pattern="absent-text") == "No matches."
 
 
@@ -79,5 +84,6 @@ def test_write_file_outside_the_repository_is_refused(box: MemorySandbox) -> Non
     with pytest.raises(ToolError, match="relative to the repository root"):
         use(box, "write_file", path="../etc/passwd", content="x")
     assert use(box, "write_file", path="new/mod.py", content="A = 1\nB = 2\n").startswith(
-        "Wrote new/mod.py (")
+        "Wrote new/mod.py ("
+    )
     assert box.text("new/mod.py") == "A = 1\nB = 2\n"

@@ -21,10 +21,18 @@ DEMO_REPO = "calculator"
 def make_demo_repository(target: Path) -> Path:
     """A fresh git repository holding the example project, committed once."""
     shutil.copytree(resource_dir("examples") / DEMO_REPO, target, dirs_exist_ok=True)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "Demo", "GIT_AUTHOR_EMAIL": "demo@example.com",
-           "GIT_COMMITTER_NAME": "Demo", "GIT_COMMITTER_EMAIL": "demo@example.com"}
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
-                 ["commit", "-q", "-m", "Calculator with a broken mean()"]):
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Demo",
+        "GIT_AUTHOR_EMAIL": "demo@example.com",
+        "GIT_COMMITTER_NAME": "Demo",
+        "GIT_COMMITTER_EMAIL": "demo@example.com",
+    }
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "-A"],
+        ["commit", "-q", "-m", "Calculator with a broken mean()"],
+    ):
         subprocess.run(["git", "-C", str(target), *args], check=True, env=env)
     return target
 
@@ -39,15 +47,19 @@ def run_demo(*, keep: Path | None, echo: Callable[[str], None]) -> FixResult:
     settings = WorkerSettings()
     if "QWENFIX_LLM_BASE_URL" in os.environ:
         echo(f"model: {settings.llm_model} at {settings.llm_base_url} (real server)")
-        result = execute_fix(FixRequest(repo=repo, issue=issue, issue_number=1, title=title),
-                             settings)
+        result = execute_fix(
+            FixRequest(repo=repo, issue=issue, issue_number=1, title=title), settings
+        )
     else:
         with ScriptedModelServer.from_file(examples / f"{DEMO_REPO}.script.json") as server:
-            echo(f"model: scripted model at {server.base_url} "
-                 "(set QWENFIX_LLM_BASE_URL to use a real vLLM server)")
+            echo(
+                f"model: scripted model at {server.base_url} "
+                "(set QWENFIX_LLM_BASE_URL to use a real vLLM server)"
+            )
             settings.llm_base_url = server.base_url
             result = execute_fix(
-                FixRequest(repo=repo, issue=issue, issue_number=1, title=title), settings)
+                FixRequest(repo=repo, issue=issue, issue_number=1, title=title), settings
+            )
     if result.status == "resolved":
         echo("\n--- pull-request description ---")
         echo(f"# {result.title}\n\n{result.pr_description}")

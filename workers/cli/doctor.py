@@ -13,10 +13,18 @@ from pydantic import BaseModel, ValidationError
 
 from workers.settings import WorkerSettings
 
-PROBE_TOOL = {"type": "function", "function": {
-    "name": "qwenfix_probe", "description": "Report that tools work.",
-    "parameters": {"type": "object", "properties": {"ok": {"type": "boolean"}},
-                   "required": ["ok"]}}}
+PROBE_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "qwenfix_probe",
+        "description": "Report that tools work.",
+        "parameters": {
+            "type": "object",
+            "properties": {"ok": {"type": "boolean"}},
+            "required": ["ok"],
+        },
+    },
+}
 SERVE_FLAGS = "--enable-auto-tool-choice --tool-call-parser qwen3_coder"
 
 
@@ -36,26 +44,35 @@ class Failed(Exception):
 def check_redis(settings: WorkerSettings) -> str:
     import redis
 
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3,
-                                  decode_responses=True)
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=3, decode_responses=True
+    )
     try:
         client.ping()
     except redis.RedisError as exc:
-        raise Failed(f"cannot reach {settings.redis_url}: {exc}",
-                     "start Redis (scripts/ensure-redis.sh here; the redis service in "
-                     "deploy/compose.yaml) or set QWENFIX_REDIS_URL") from exc
+        raise Failed(
+            f"cannot reach {settings.redis_url}: {exc}",
+            "start Redis (scripts/ensure-redis.sh here; the redis service in "
+            "deploy/compose.yaml) or set QWENFIX_REDIS_URL",
+        ) from exc
     try:
-        config: dict[str, str] = {**client.config_get("appendonly"),  # type: ignore[dict-item]
-                                  **client.config_get("save")}  # type: ignore[dict-item]
+        config: dict[str, str] = {
+            **client.config_get("appendonly"),  # type: ignore[dict-item]
+            **client.config_get("save"),  # type: ignore[dict-item]
+        }
     except redis.RedisError:  # CONFIG is often disabled on managed Redis
         return settings.redis_url
     if config.get("appendonly") == "yes":
         return f"{settings.redis_url} (persistent: appendonly)"
     if config.get("save"):
-        return f"{settings.redis_url} (snapshots only: a crash loses recent queued jobs " \
-               f"until they are sent again after QWENFIX_REQUEUE_AFTER_S)"
-    return f"{settings.redis_url} (not persistent: a restart loses queued jobs until they " \
-           f"are sent again after QWENFIX_REQUEUE_AFTER_S; run it with --appendonly yes)"
+        return (
+            f"{settings.redis_url} (snapshots only: a crash loses recent queued jobs "
+            f"until they are sent again after QWENFIX_REQUEUE_AFTER_S)"
+        )
+    return (
+        f"{settings.redis_url} (not persistent: a restart loses queued jobs until they "
+        f"are sent again after QWENFIX_REQUEUE_AFTER_S; run it with --appendonly yes)"
+    )
 
 
 def check_database(settings: WorkerSettings) -> str:
@@ -66,20 +83,29 @@ def check_database(settings: WorkerSettings) -> str:
 
     url = make_url(settings.database_url)
     path = url.database or ""
-    if url.get_backend_name() == "sqlite" and path not in ("", ":memory:") \
-            and not Path(path).exists():  # opening it would create it
-        raise Failed(f"there is no database file {path}",
-                     "start the receiver once (`qwenfix serve` creates and migrates it), "
-                     "or set QWENFIX_DATABASE_URL")
+    if (
+        url.get_backend_name() == "sqlite"
+        and path not in ("", ":memory:")
+        and not Path(path).exists()
+    ):  # opening it would create it
+        raise Failed(
+            f"there is no database file {path}",
+            "start the receiver once (`qwenfix serve` creates and migrates it), "
+            "or set QWENFIX_DATABASE_URL",
+        )
     try:
         current, head = schema_revisions(make_engine(settings.database_url))
     except SQLAlchemyError as exc:
-        raise Failed(f"cannot open {settings.database_url}: {exc}",
-                     "start the database or set QWENFIX_DATABASE_URL "
-                     "(postgresql+psycopg://user:password@host/db)") from exc
+        raise Failed(
+            f"cannot open {settings.database_url}: {exc}",
+            "start the database or set QWENFIX_DATABASE_URL "
+            "(postgresql+psycopg://user:password@host/db)",
+        ) from exc
     if current != head:
-        raise Failed(f"the schema is at {current or 'nothing'}, the code needs {head}",
-                     "start the receiver once (`qwenfix serve` migrates the schema)")
+        raise Failed(
+            f"the schema is at {current or 'nothing'}, the code needs {head}",
+            "start the receiver once (`qwenfix serve` migrates the schema)",
+        )
     return f"schema {head}"
 
 
@@ -96,14 +122,17 @@ def check_sandbox(settings: WorkerSettings) -> str:
         client = docker.from_env()
         client.ping()
     except docker.errors.DockerException as exc:
-        raise Failed(f"no Docker engine: {exc}",
-                     "start dockerd, or point DOCKER_HOST at the sandbox host") from exc
+        raise Failed(
+            f"no Docker engine: {exc}", "start dockerd, or point DOCKER_HOST at the sandbox host"
+        ) from exc
     try:
         client.images.get(settings.sandbox_image)
     except docker.errors.ImageNotFound as exc:
-        raise Failed(f"the sandbox image {settings.sandbox_image} is missing",
-                     f"docker build -t {settings.sandbox_image} deploy/sandbox "
-                     "(or `make image` without a registry)") from exc
+        raise Failed(
+            f"the sandbox image {settings.sandbox_image} is missing",
+            f"docker build -t {settings.sandbox_image} deploy/sandbox "
+            "(or `make image` without a registry)",
+        ) from exc
     return f"Docker engine, image {settings.sandbox_image}"
 
 
@@ -116,35 +145,56 @@ def check_model(settings: WorkerSettings) -> str:
             models.raise_for_status()
             served = {m.get("id"): m for m in models.json().get("data", [])}
             if settings.llm_model not in served:
-                raise Failed(f"{base} serves {', '.join(map(str, served)) or 'no model'}, "
-                             f"not {settings.llm_model}",
-                             "set QWENFIX_LLM_MODEL to the served name, or serve it "
-                             "(`qwenfix model serve --dry-run` prints the command)")
+                raise Failed(
+                    f"{base} serves {', '.join(map(str, served)) or 'no model'}, "
+                    f"not {settings.llm_model}",
+                    "set QWENFIX_LLM_MODEL to the served name, or serve it "
+                    "(`qwenfix model serve --dry-run` prints the command)",
+                )
             window = served[settings.llm_model].get("max_model_len")
             if isinstance(window, int) and window < settings.llm_context_tokens:
-                raise Failed(f"the server's window is {window} tokens; qwenfix is set to "
-                             f"fill {settings.llm_context_tokens}",
-                             f"set QWENFIX_LLM_CONTEXT_TOKENS={window}, or serve with "
-                             f"--max-model-len {settings.llm_context_tokens}")
-            answer = client.post(f"{base}/chat/completions", json={
-                "model": settings.llm_model, "max_tokens": 200, "temperature": 0,
-                "tools": [PROBE_TOOL], "tool_choice": "auto",
-                "messages": [{"role": "user", "content": "Call the qwenfix_probe tool "
-                                                         "with ok=true. Do nothing else."}]})
+                raise Failed(
+                    f"the server's window is {window} tokens; qwenfix is set to "
+                    f"fill {settings.llm_context_tokens}",
+                    f"set QWENFIX_LLM_CONTEXT_TOKENS={window}, or serve with "
+                    f"--max-model-len {settings.llm_context_tokens}",
+                )
+            answer = client.post(
+                f"{base}/chat/completions",
+                json={
+                    "model": settings.llm_model,
+                    "max_tokens": 200,
+                    "temperature": 0,
+                    "tools": [PROBE_TOOL],
+                    "tool_choice": "auto",
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": "Call the qwenfix_probe tool with ok=true. Do nothing else.",
+                        }
+                    ],
+                },
+            )
             answer.raise_for_status()
     except httpx.HTTPError as exc:
-        raise Failed(f"cannot use the model server at {base}: {exc}",
-                     "start vLLM (`qwenfix model serve`, or the vllm service in "
-                     "deploy/compose.yaml) or set QWENFIX_LLM_BASE_URL") from exc
+        raise Failed(
+            f"cannot use the model server at {base}: {exc}",
+            "start vLLM (`qwenfix model serve`, or the vllm service in "
+            "deploy/compose.yaml) or set QWENFIX_LLM_BASE_URL",
+        ) from exc
     message = (answer.json().get("choices") or [{}])[0].get("message") or {}
     if message.get("tool_calls"):
         return f"{settings.llm_model}, window {window}, tool calls parsed by the server"
     if "<tool_call>" in str(message.get("content") or ""):
-        raise Failed("the server answers tool calls as text: its qwen3_coder parser is off",
-                     f"restart vLLM with {SERVE_FLAGS} (qwenfix can parse the text itself, "
-                     "but the server's parser is the tested path)")
-    raise Failed("the model did not call the probe tool",
-                 f"check that vLLM runs with {SERVE_FLAGS} and serves a Qwen3-Coder model")
+        raise Failed(
+            "the server answers tool calls as text: its qwen3_coder parser is off",
+            f"restart vLLM with {SERVE_FLAGS} (qwenfix can parse the text itself, "
+            "but the server's parser is the tested path)",
+        )
+    raise Failed(
+        "the model did not call the probe tool",
+        f"check that vLLM runs with {SERVE_FLAGS} and serves a Qwen3-Coder model",
+    )
 
 
 def check_github(settings: WorkerSettings) -> str:
@@ -154,38 +204,56 @@ def check_github(settings: WorkerSettings) -> str:
 
     try:
         credentials = AppCredentials.load(
-            app_id=settings.github_app_id, private_key=settings.github_private_key,
+            app_id=settings.github_app_id,
+            private_key=settings.github_private_key,
             private_key_file=settings.github_private_key_file,
-            api_url=settings.github_api_url)
+            api_url=settings.github_api_url,
+        )
     except AppCredentialsError as exc:
-        raise Failed(str(exc), "create the App (docs/github-app.md) and set its id and "
-                               "private key") from exc
+        raise Failed(
+            str(exc), "create the App (docs/github-app.md) and set its id and private key"
+        ) from exc
     try:
         github = GitHubApp(credentials).as_app()  # githubkit's namespaces hold it weakly
         data: Any = github.rest.apps.get_authenticated().parsed_data
     except RequestFailed as exc:
-        raise Failed(f"GitHub refused the App's key ({exc.response.status_code})",
-                     f"check QWENFIX_GITHUB_APP_ID ({settings.github_app_id}) and that the "
-                     "private key is the App's current one") from exc
+        raise Failed(
+            f"GitHub refused the App's key ({exc.response.status_code})",
+            f"check QWENFIX_GITHUB_APP_ID ({settings.github_app_id}) and that the "
+            "private key is the App's current one",
+        ) from exc
     except Exception as exc:  # the network: say what it was
-        raise Failed(f"cannot reach {settings.github_api_url}: {exc}",
-                     "check QWENFIX_GITHUB_API_URL and the network") from exc
+        raise Failed(
+            f"cannot reach {settings.github_api_url}: {exc}",
+            "check QWENFIX_GITHUB_API_URL and the network",
+        ) from exc
     return f"App {data.slug} (id {data.id}) on {settings.github_api_url}"
 
 
 CHECKS: list[tuple[str, Callable[[WorkerSettings], str]]] = [
-    ("redis", check_redis), ("database", check_database), ("sandbox", check_sandbox),
-    ("model", check_model), ("github", check_github)]
+    ("redis", check_redis),
+    ("database", check_database),
+    ("sandbox", check_sandbox),
+    ("model", check_model),
+    ("github", check_github),
+]
 
 
 def run_checks(settings: WorkerSettings | None = None) -> list[Check]:
     try:
         settings = settings or WorkerSettings()
     except ValidationError as exc:
-        problems = "; ".join(f"QWENFIX_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
-                             for e in exc.errors())
-        return [Check(name="settings", ok=False, detail=problems,
-                      fix="correct these environment variables")]
+        problems = "; ".join(
+            f"QWENFIX_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        return [
+            Check(
+                name="settings",
+                ok=False,
+                detail=problems,
+                fix="correct these environment variables",
+            )
+        ]
     out = [Check(name="settings", ok=True, detail="worker settings read")]
     for name, check in CHECKS:
         try:

@@ -36,8 +36,19 @@ from workers.settings import WorkerSettings
 
 REPO = "demo-org/calculator"
 MAINTAINER = "demo-maintainer"
-DONE = frozenset({"resolved", "unresolved", "unverified", "error", "blocked", "refused",
-                  "failed", "skipped", "reviewed"})
+DONE = frozenset(
+    {
+        "resolved",
+        "unresolved",
+        "unverified",
+        "error",
+        "blocked",
+        "refused",
+        "failed",
+        "skipped",
+        "reviewed",
+    }
+)
 
 
 def run_github_demo(echo: Callable[[str], None], timeout_s: float = 600) -> int:
@@ -52,8 +63,12 @@ def run_github_demo(echo: Callable[[str], None], timeout_s: float = 600) -> int:
     examples = resource_dir("examples")
     title, _, body = (examples / f"{DEMO_REPO}.issue.md").read_text().partition("\n")
     fake = FakeGitHub(app_slug="qwenfix")
-    fake.add_repo(REPO, installation_id=1, collaborators={MAINTAINER: "admin"},
-                  source=make_demo_repository(work / "source"))
+    fake.add_repo(
+        REPO,
+        installation_id=1,
+        collaborators={MAINTAINER: "admin"},
+        source=make_demo_repository(work / "source"),
+    )
     fake.add_issue(REPO, 1, title.strip(), body.strip(), author=MAINTAINER)
     database = f"sqlite:///{work / 'qwenfix.db'}"
     engine = make_engine(database)
@@ -61,11 +76,17 @@ def run_github_demo(echo: Callable[[str], None], timeout_s: float = 600) -> int:
     store = JobStore(engine)
     secret = secrets.token_hex(16)
     receiver = Receiver(
-        settings=BotSettings(webhook_secret=[SecretStr(secret)],
-                             api_token=SecretStr(secrets.token_hex(16)),
-                             redis_url=broker_url, database_url=database),
-        store=store, ledger=DeliveryLedger.from_url(broker_url, 3600),
-        queue=RedisJobQueue.from_url(broker_url, settings.quick_queue), metrics=ReceiverMetrics())
+        settings=BotSettings(
+            webhook_secret=[SecretStr(secret)],
+            api_token=SecretStr(secrets.token_hex(16)),
+            redis_url=broker_url,
+            database_url=database,
+        ),
+        store=store,
+        ledger=DeliveryLedger.from_url(broker_url, 3600),
+        queue=RedisJobQueue.from_url(broker_url, settings.quick_queue),
+        metrics=ReceiverMetrics(),
+    )
     scripted = None
     if "QWENFIX_LLM_BASE_URL" in os.environ:
         model_url = settings.llm_base_url
@@ -73,26 +94,52 @@ def run_github_demo(echo: Callable[[str], None], timeout_s: float = 600) -> int:
     else:
         scripted = ScriptedModelServer.from_file(examples / f"{DEMO_REPO}.script.json").start()
         model_url = scripted.base_url
-        echo(f"model: scripted model at {model_url} "
-             "(set QWENFIX_LLM_BASE_URL to use a real vLLM server)")
+        echo(
+            f"model: scripted model at {model_url} "
+            "(set QWENFIX_LLM_BASE_URL to use a real vLLM server)"
+        )
     with ThreadedServer(fake.asgi()) as github, ThreadedServer(create_app(receiver)) as hook:
         fake.base_url = github.url
-        env = {**os.environ, "QWENFIX_REDIS_URL": broker_url, "QWENFIX_DATABASE_URL": database,
-               "QWENFIX_GITHUB_API_URL": github.url, "QWENFIX_GITHUB_APP_ID": str(fake.app_id),
-               "QWENFIX_GITHUB_PRIVATE_KEY": fake.private_key_pem,
-               "QWENFIX_LLM_BASE_URL": model_url}
+        env = {
+            **os.environ,
+            "QWENFIX_REDIS_URL": broker_url,
+            "QWENFIX_DATABASE_URL": database,
+            "QWENFIX_GITHUB_API_URL": github.url,
+            "QWENFIX_GITHUB_APP_ID": str(fake.app_id),
+            "QWENFIX_GITHUB_PRIVATE_KEY": fake.private_key_pem,
+            "QWENFIX_LLM_BASE_URL": model_url,
+        }
         log = work / "worker.log"
         worker = subprocess.Popen(
-            [sys.executable, "-m", "workers.cli.main", "worker", "--queues", "quick,agent",
-             "--pool", "threads", "--concurrency", "2"], env=env,
-            stdout=log.open("w"), stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "workers.cli.main",
+                "worker",
+                "--queues",
+                "quick,agent",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "2",
+            ],
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
         try:
-            echo(f"fake GitHub: {github.url}/{REPO}   receiver: {hook.url}/webhook   "
-                 f"worker log: {log}")
+            echo(
+                f"fake GitHub: {github.url}/{REPO}   receiver: {hook.url}/webhook   "
+                f"worker log: {log}"
+            )
             comment = fake.add_comment(REPO, 1, "@qwenfix fix", MAINTAINER)
-            echo(f"@{MAINTAINER} comments on {REPO}#1 \"{title.strip()}\": @qwenfix fix")
-            answer = deliver(f"{hook.url}/webhook", secret, "issue_comment",
-                             issue_comment_created(fake, REPO, 1, comment))
+            echo(f'@{MAINTAINER} comments on {REPO}#1 "{title.strip()}": @qwenfix fix')
+            answer = deliver(
+                f"{hook.url}/webhook",
+                secret,
+                "issue_comment",
+                issue_comment_created(fake, REPO, 1, comment),
+            )
             echo(f"receiver: {answer.status_code} {answer.json()}")
             job_id = int(answer.json()["job_id"])
             status = _follow(fake, store, job_id, echo, timeout_s)
@@ -109,10 +156,15 @@ def run_github_demo(echo: Callable[[str], None], timeout_s: float = 600) -> int:
         bare = fake.repos[REPO].bare
         diff = subprocess.run(
             ["git", "-C", str(bare), "diff", f"{pull['base']}...{pull['head']}"],
-            capture_output=True, text=True, check=True).stdout
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         echo(f"\nPull request: {github.url}/{REPO}/pull/{pull['number']}")
-        echo(f"--- #{pull['number']} {pull['title']} ({pull['head']} -> {pull['base']}, "
-             f"review requested from {', '.join(pull['reviewers']) or 'nobody'}) ---")
+        echo(
+            f"--- #{pull['number']} {pull['title']} ({pull['head']} -> {pull['base']}, "
+            f"review requested from {', '.join(pull['reviewers']) or 'nobody'}) ---"
+        )
         echo(pull["body"])
         echo("--- diff ---")
         echo(diff)
@@ -120,8 +172,9 @@ def run_github_demo(echo: Callable[[str], None], timeout_s: float = 600) -> int:
         return 0
 
 
-def _follow(fake: FakeGitHub, store: JobStore, job_id: int, echo: Callable[[str], None],
-            timeout_s: float) -> str:
+def _follow(
+    fake: FakeGitHub, store: JobStore, job_id: int, echo: Callable[[str], None], timeout_s: float
+) -> str:
     """Print the job's status and the issue's status comment as they change."""
     seen_status, seen_comment = "", ""
     deadline = time.monotonic() + timeout_s
@@ -131,8 +184,9 @@ def _follow(fake: FakeGitHub, store: JobStore, job_id: int, echo: Callable[[str]
         if status != seen_status:
             echo(f"job {job_id}: {status}")
             seen_status = status
-        comments = [c["body"] for c in fake.issue_comments(REPO, 1)
-                    if c["author"] == fake.bot_login]
+        comments = [
+            c["body"] for c in fake.issue_comments(REPO, 1) if c["author"] == fake.bot_login
+        ]
         if comments and comments[-1] != seen_comment:
             seen_comment = comments[-1]
             text = seen_comment.replace("<!-- qwenfix:status -->", "").strip()

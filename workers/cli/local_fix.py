@@ -10,5 +10,10 @@ from workers.settings import WorkerSettings
 
 def execute_fix(request: FixRequest, settings: WorkerSettings) -> FixResult:
     with make_model(settings) as model:
-        return run_fix(request, model=model, backend=make_backend(settings),
-                       settings=settings, model_name=settings.llm_model)
+        return run_fix(
+            request,
+            model=model,
+            backend=make_backend(settings),
+            settings=settings,
+            model_name=settings.llm_model,
+        )

@@ -16,8 +16,11 @@ if TYPE_CHECKING:  # the commands import what they need, so `qwenfix pack` start
     from bot.contract.store import JobStore
     from workers.engine.fix import FixResult
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="qwenfix: fixes repositories with Qwen3-Coder, verified by their tests.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="qwenfix: fixes repositories with Qwen3-Coder, verified by their tests.",
+)
 
 
 def _logging(verbose: bool) -> None:
@@ -28,19 +31,45 @@ def _logging(verbose: bool) -> None:
 
 def print_result(result: FixResult, as_json: bool) -> None:
     if as_json:
-        out = result.model_dump(include={
-            "status", "reason", "branch", "commit", "diff", "turns", "trajectory", "title",
-            "summary", "red_baseline", "pr_description_path", "duration_s", "test_changes"})
+        out = result.model_dump(
+            include={
+                "status",
+                "reason",
+                "branch",
+                "commit",
+                "diff",
+                "turns",
+                "trajectory",
+                "title",
+                "summary",
+                "red_baseline",
+                "pr_description_path",
+                "duration_s",
+                "test_changes",
+            }
+        )
         out["usage"] = result.usage.model_dump()
         for key in ("tests_before", "tests_after", "tests_as_diff"):
             tests = getattr(result, key)
-            out[key] = None if tests is None else {
-                "exit_code": tests.exit_code, "summary": tests.summary,
-                "output_tail": tests.output_tail, "failing": tests.failing}
+            out[key] = (
+                None
+                if tests is None
+                else {
+                    "exit_code": tests.exit_code,
+                    "summary": tests.summary,
+                    "output_tail": tests.output_tail,
+                    "failing": tests.failing,
+                }
+            )
         typer.echo(json.dumps(out, indent=2))
         return
-    colour = {"resolved": "green", "unresolved": "yellow", "unverified": "yellow",
-              "error": "red", "nothing-to-do": "green"}[result.status]
+    colour = {
+        "resolved": "green",
+        "unresolved": "yellow",
+        "unverified": "yellow",
+        "error": "red",
+        "nothing-to-do": "green",
+    }[result.status]
     typer.secho(f"\n{result.status.upper()}: {result.reason}", fg=colour, bold=True)
     if result.tests_before:
         after = result.tests_after.summary if result.tests_after else "not run"
@@ -51,8 +80,10 @@ def print_result(result: FixResult, as_json: bool) -> None:
         typer.echo(f"test change: {change}")
     if result.turns:
         u = result.usage
-        typer.echo(f"turns: {result.turns}; tokens: {u.prompt_tokens} prompt / "
-                   f"{u.completion_tokens} completion / {u.cached_tokens} cached")
+        typer.echo(
+            f"turns: {result.turns}; tokens: {u.prompt_tokens} prompt / "
+            f"{u.completion_tokens} completion / {u.cached_tokens} cached"
+        )
     if result.branch:
         typer.echo(f"branch: {result.branch} ({result.commit})")
         typer.echo(f"pull-request description: {result.pr_description_path}")
@@ -65,7 +96,8 @@ def fix(
     path: Annotated[Path, typer.Argument(help="A local git repository.")],
     issue: Annotated[str | None, typer.Option(help="The issue text.")] = None,
     issue_file: Annotated[
-        Path | None, typer.Option(help="Read the issue text from a file.")] = None,
+        Path | None, typer.Option(help="Read the issue text from a file.")
+    ] = None,
     issue_number: Annotated[int | None, typer.Option(help="Adds a `Fixes #N` line.")] = None,
     title: Annotated[str | None, typer.Option(help="Issue title (used for the branch).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -82,8 +114,8 @@ def fix(
     from workers.engine.fix import FixRequest
 
     result = execute_fix(
-        FixRequest(repo=path, issue=text, issue_number=issue_number, title=title),
-        WorkerSettings())
+        FixRequest(repo=path, issue=text, issue_number=issue_number, title=title), WorkerSettings()
+    )
     print_result(result, as_json)
     raise typer.Exit(0 if result.status == "resolved" else 1)
 
@@ -101,8 +133,9 @@ def _read_issue(path: Path | None) -> str:  # also reads --task-file
 def demo(
     as_json: Annotated[bool, typer.Option("--json")] = False,
     keep: Annotated[Path | None, typer.Option(help="Create the demo repository here.")] = None,
-    local: Annotated[bool, typer.Option(help="Without GitHub: `qwenfix fix` on a local "
-                                             "copy of the example.")] = False,
+    local: Annotated[
+        bool, typer.Option(help="Without GitHub: `qwenfix fix` on a local copy of the example.")
+    ] = False,
 ) -> None:
     """Fix the bundled example repository end to end: a comment on a fake GitHub becomes a
     pull request (scripted model unless QWENFIX_LLM_BASE_URL points at a real server).
@@ -116,9 +149,13 @@ def demo(
             raise
         # The fake GitHub and the scripted model are test fixtures, kept out of the
         # installed package and the image.
-        typer.secho("error: the demo runs from a source checkout (its fake GitHub and "
-                    "scripted model live in tests/fakes/): git clone the project and run "
-                    "`make demo`", fg="red", err=True)
+        typer.secho(
+            "error: the demo runs from a source checkout (its fake GitHub and "
+            "scripted model live in tests/fakes/): git clone the project and run "
+            "`make demo`",
+            fg="red",
+            err=True,
+        )
         raise typer.Exit(2) from exc
     if local:
         result = run_demo(keep=keep, echo=typer.echo)
@@ -132,11 +169,14 @@ def pack(
     path: Annotated[Path, typer.Argument(help="A local git repository (its working tree).")],
     task: Annotated[str | None, typer.Option(help="What the model will work on.")] = None,
     task_file: Annotated[Path | None, typer.Option(help="Read the task from a file.")] = None,
-    budget: Annotated[int | None, typer.Option(
-        help="Token budget; default: the model's context minus the reserve.")] = None,
+    budget: Annotated[
+        int | None,
+        typer.Option(help="Token budget; default: the model's context minus the reserve."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    output: Annotated[Path | None, typer.Option("-o", "--output",
-                                                help="Write the packed text here.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write the packed text here.")
+    ] = None,
 ) -> None:
     """Pack a repository into the model's context, exactly within a token budget."""
     from workers.engine.context.classify import ContextRules
@@ -152,8 +192,11 @@ def pack(
     if not is_repository(path):
         raise typer.BadParameter(f"{path} is not a git repository")
     settings = WorkerSettings()
-    limit = budget if budget is not None else \
-        settings.llm_context_tokens - settings.context_reserve_tokens
+    limit = (
+        budget
+        if budget is not None
+        else settings.llm_context_tokens - settings.context_reserve_tokens
+    )
     started = time.perf_counter()
     try:
         source = WorkingTreeFiles(path)
@@ -164,7 +207,8 @@ def pack(
         cache = CountCache(settings.cache_dir / "pack.sqlite3")
         try:
             result = Packer(source, rules=rules, cache=cache, counter=TokenCounter()).pack(
-                task=text, budget=limit)
+                task=text, budget=limit
+            )
         finally:
             cache.close()
     except (BudgetTooSmall, RepoConfigError, GitError) as exc:
@@ -181,15 +225,16 @@ def pack(
     typer.secho(
         f"{result.report.tokens} of {limit} tokens in {result.report.elapsed_s:.2f}s: "
         f"{counts['full']} files in full, {counts['outline']} as outlines, "
-        f"{counts['omitted']} by name only or left out", err=True)
+        f"{counts['omitted']} by name only or left out",
+        err=True,
+    )
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-    workers: Annotated[int, typer.Option(help="Processes (each with its own event "
-                                              "loop).")] = 1,
+    workers: Annotated[int, typer.Option(help="Processes (each with its own event loop).")] = 1,
 ) -> None:
     """Run the GitHub webhook receiver (POST /webhook, /api/jobs, /healthz, /readyz,
     /metrics)."""
@@ -209,8 +254,7 @@ def serve(
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def worker(
     ctx: typer.Context,
-    queues: Annotated[str, typer.Option(help="Comma-separated queues to consume.")] =
-        "quick,agent",
+    queues: Annotated[str, typer.Option(help="Comma-separated queues to consume.")] = "quick,agent",
     concurrency: Annotated[int, typer.Option(help="Jobs at once in this process.")] = 1,
 ) -> None:
     """Run a Celery worker for qwenfix jobs (extra arguments go to `celery worker`).
@@ -220,8 +264,17 @@ def worker(
 
     # With JSON logs, no banner either: every line a log collector sees is one record.
     quiet = ["--quiet"] if WorkerSettings().log_format == "json" else []
-    celery.worker_main([*quiet, "worker", "--loglevel=INFO", f"--queues={queues}",
-                        "--pool=threads", f"--concurrency={concurrency}", *ctx.args])
+    celery.worker_main(
+        [
+            *quiet,
+            "worker",
+            "--loglevel=INFO",
+            f"--queues={queues}",
+            "--pool=threads",
+            f"--concurrency={concurrency}",
+            *ctx.args,
+        ]
+    )
 
 
 @app.command()
@@ -235,20 +288,29 @@ def beat(
 
     _logging(False)
     settings = WorkerSettings()
-    celery.Beat(scheduler=LeaderScheduler, loglevel=loglevel,
-                max_interval=min(settings.beat_lease_s / 3, settings.maintenance_tick_s)).run()
+    celery.Beat(
+        scheduler=LeaderScheduler,
+        loglevel=loglevel,
+        max_interval=min(settings.beat_lease_s / 3, settings.maintenance_tick_s),
+    ).run()
 
 
 @app.command()
 def maintain(
     repo: Annotated[str, typer.Argument(help="OWNER/REPO, an installed repository.")],
-    task: Annotated[str, typer.Argument(help="A task kind (fix-failing-tests, "
-                                             "update-dependencies, lint-fix, "
-                                             "repair-dependency-prs) or a task's name in "
-                                             "the repository's .qwenfix.yml.")],
+    task: Annotated[
+        str,
+        typer.Argument(
+            help="A task kind (fix-failing-tests, "
+            "update-dependencies, lint-fix, "
+            "repair-dependency-prs) or a task's name in "
+            "the repository's .qwenfix.yml."
+        ),
+    ],
     instructions: Annotated[str, typer.Option(help="Extra words for the model.")] = "",
-    queue: Annotated[bool, typer.Option(help="Hand the job to the workers instead of "
-                                             "running it here.")] = False,
+    queue: Annotated[
+        bool, typer.Option(help="Hand the job to the workers instead of running it here.")
+    ] = False,
 ) -> None:
     """Run a maintenance task on a repository now, as its schedule would (not counted
     against the daily cap). The run is a job in the jobs API like any other."""
@@ -264,13 +326,27 @@ def maintain(
     migrate(deps.jobs.engine)
     installation = deps.jobs.installations().get(repo)
     if installation is None:
-        typer.secho(f"error: {repo} is not an installed repository: no installation of the "
-                    "App on it has been recorded (the receiver records GitHub's "
-                    "installation events)", fg="red", err=True)
+        typer.secho(
+            f"error: {repo} is not an installed repository: no installation of the "
+            "App on it has been recorded (the receiver records GitHub's "
+            "installation events)",
+            fg="red",
+            err=True,
+        )
         raise typer.Exit(2)
-    job, _ = deps.jobs.create(f"cli:{uuid.uuid4().hex}", "cli", Trigger(
-        kind=JobKind.MAINTENANCE, repo=repo, number=None, sender="", task=task,
-        installation_id=installation, instructions=instructions))
+    job, _ = deps.jobs.create(
+        f"cli:{uuid.uuid4().hex}",
+        "cli",
+        Trigger(
+            kind=JobKind.MAINTENANCE,
+            repo=repo,
+            number=None,
+            sender="",
+            task=task,
+            installation_id=installation,
+            instructions=instructions,
+        ),
+    )
     if queue:
         from workers.runtime.celery_app import app as celery
 
@@ -318,10 +394,15 @@ def jobs(
         return
     table = Table("job", "status", "kind", "repository", "trigger", "created", "reason")
     for j in found:
-        table.add_row(str(j.id), j.status, j.kind + (f" {j.task}" if j.task else ""),
-                      j.repo + (f"#{j.number}" if j.number else ""),
-                      j.event + (f" by @{j.sender}" if j.sender else ""),
-                      f"{j.created_at:%Y-%m-%d %H:%M}", (j.reason or "")[:80])
+        table.add_row(
+            str(j.id),
+            j.status,
+            j.kind + (f" {j.task}" if j.task else ""),
+            j.repo + (f"#{j.number}" if j.number else ""),
+            j.event + (f" by @{j.sender}" if j.sender else ""),
+            f"{j.created_at:%Y-%m-%d %H:%M}",
+            (j.reason or "")[:80],
+        )
     Console().print(table if found else "no jobs")
 
 
@@ -342,28 +423,45 @@ def job(
         raise typer.Exit(2)
     s = summarise(store.records(job_id, 0, 100_000))
     facts = {
-        "job": json.loads(found.model_dump_json()), "pull_request": pull_url(found.reason),
-        "tests": {"before": s.tests_before, "after": s.tests_after}, "verdict": s.verdict,
-        "tokens": {"prompt": s.prompt_tokens, "completion": s.completion_tokens,
-                   "cached": s.cached_tokens},
-        "model_s": round(s.model_s, 3), "sandbox_s": round(s.sandbox_s, 3),
-        "turns": [{"number": t.number, "text": t.text,
-                   "calls": [c.name for c in t.calls]} for t in s.turns]}
+        "job": json.loads(found.model_dump_json()),
+        "pull_request": pull_url(found.reason),
+        "tests": {"before": s.tests_before, "after": s.tests_after},
+        "verdict": s.verdict,
+        "tokens": {
+            "prompt": s.prompt_tokens,
+            "completion": s.completion_tokens,
+            "cached": s.cached_tokens,
+        },
+        "model_s": round(s.model_s, 3),
+        "sandbox_s": round(s.sandbox_s, 3),
+        "turns": [
+            {"number": t.number, "text": t.text, "calls": [c.name for c in t.calls]}
+            for t in s.turns
+        ],
+    }
     if as_json:
         typer.echo(json.dumps(facts, indent=2))
         return
     console = Console()
-    console.print(f"[bold]job {found.id}[/bold] {found.kind} on {found.repo}"
-                  f"{f'#{found.number}' if found.number else ''}: [bold]{found.status}[/bold]"
-                  f" — {found.reason or ''}", highlight=False)
-    console.print(f"trigger: {found.event}{f' by @{found.sender}' if found.sender else ''}",
-                  highlight=False)
+    console.print(
+        f"[bold]job {found.id}[/bold] {found.kind} on {found.repo}"
+        f"{f'#{found.number}' if found.number else ''}: [bold]{found.status}[/bold]"
+        f" — {found.reason or ''}",
+        highlight=False,
+    )
+    console.print(
+        f"trigger: {found.event}{f' by @{found.sender}' if found.sender else ''}", highlight=False
+    )
     console.print(f"pull request: {facts['pull_request'] or '—'}", highlight=False)
-    console.print(f"tests: {s.tests_before or 'not run'} → {s.tests_after or 'not run'}",
-                  highlight=False)
-    console.print(f"tokens: {s.prompt_tokens} prompt ({s.cached_tokens} cached) / "
-                  f"{s.completion_tokens} completion; {s.model_s:.1f} s model, "
-                  f"{s.sandbox_s:.1f} s sandbox", highlight=False)
+    console.print(
+        f"tests: {s.tests_before or 'not run'} → {s.tests_after or 'not run'}", highlight=False
+    )
+    console.print(
+        f"tokens: {s.prompt_tokens} prompt ({s.cached_tokens} cached) / "
+        f"{s.completion_tokens} completion; {s.model_s:.1f} s model, "
+        f"{s.sandbox_s:.1f} s sandbox",
+        highlight=False,
+    )
     for t in s.turns:
         calls = ", ".join(c.name for c in t.calls) or "no tool call"
         console.print(f"  turn {t.number}: {calls}", highlight=False)
@@ -385,15 +483,19 @@ def doctor(
 @app.command("eval")
 def evaluate(
     tasks: Annotated[Path, typer.Argument(help="Tasks in SWE-bench's JSONL format.")],
-    model: Annotated[str, typer.Option(help="`server` (QWENFIX_LLM_BASE_URL), or the "
-                                            "honesty checks `oracle` and `noop`.")] =
-        "server",
-    out: Annotated[Path, typer.Option(help="Results, one JSON line per task; an "
-                                           "existing file is resumed.")] =
-        Path("eval-results.jsonl"),
+    model: Annotated[
+        str,
+        typer.Option(
+            help="`server` (QWENFIX_LLM_BASE_URL), or the honesty checks `oracle` and `noop`."
+        ),
+    ] = "server",
+    out: Annotated[
+        Path, typer.Option(help="Results, one JSON line per task; an existing file is resumed.")
+    ] = Path("eval-results.jsonl"),
     workers: Annotated[int, typer.Option(help="Tasks at once.")] = 1,
-    repos: Annotated[Path | None, typer.Option(help="Local mirrors: DIR/owner__name or "
-                                                    "DIR/name.")] = None,
+    repos: Annotated[
+        Path | None, typer.Option(help="Local mirrors: DIR/owner__name or DIR/name.")
+    ] = None,
     only: Annotated[str | None, typer.Option(help="Comma-separated instance ids.")] = None,
 ) -> None:
     """Measure fix quality: the agent on each task's problem statement, then the task's
@@ -423,13 +525,20 @@ def evaluate(
             with make_model(settings) as served:
                 yield served
             return
-        yield ReplayModel(oracle_script(checkout, task.patch) if model == "oracle"
-                          else noop_script())
+        yield ReplayModel(
+            oracle_script(checkout, task.patch) if model == "oracle" else noop_script()
+        )
 
-    results = run_eval(chosen, out, model_for=model_for, backend=make_backend(settings),
-                       settings=settings, workers=workers, mirrors=repos,
-                       progress=lambda r: typer.echo(f"{r.instance_id}: {r.status}: "
-                                                     f"{r.reason[:120]}"))
+    results = run_eval(
+        chosen,
+        out,
+        model_for=model_for,
+        backend=make_backend(settings),
+        settings=settings,
+        workers=workers,
+        mirrors=repos,
+        progress=lambda r: typer.echo(f"{r.instance_id}: {r.status}: {r.reason[:120]}"),
+    )
     figures = summary(results)
     typer.echo(json.dumps(figures, indent=2))
     raise typer.Exit(0)
@@ -441,14 +550,15 @@ app.add_typer(model_app, name="model")
 
 @model_app.command("serve")
 def model_serve(
-    model: Annotated[str, typer.Option(help="The model to serve.")] =
-        "Qwen/Qwen3-Coder-30B-A3B-Instruct",
+    model: Annotated[
+        str, typer.Option(help="The model to serve.")
+    ] = "Qwen/Qwen3-Coder-30B-A3B-Instruct",
     gpus: Annotated[int, typer.Option(help="GPUs on this machine to use.")] = 1,
-    max_context: Annotated[int, typer.Option(help="262144 (native) or up to 1048576 "
-                                                  "(YaRN).")] = 262_144,
+    max_context: Annotated[
+        int, typer.Option(help="262144 (native) or up to 1048576 (YaRN).")
+    ] = 262_144,
     port: Annotated[int, typer.Option(help="Port of the OpenAI-compatible API.")] = 8000,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the command only.")] =
-        False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the command only.")] = False,
 ) -> None:
     """Start `vllm serve` with the flags qwenfix needs for this model and GPU count
     (tool-call parser, prefix caching, cached-token counts, parallelism, context).
@@ -467,9 +577,13 @@ def model_serve(
     if dry_run:
         return
     if shutil.which("vllm") is None:
-        typer.secho("error: vllm is not installed here: pip install 'qwenfix[gpu]' (on a "
-                    "machine with NVIDIA GPUs and CUDA), or use deploy/compose.yaml, which "
-                    "runs vLLM's own image", fg="red", err=True)
+        typer.secho(
+            "error: vllm is not installed here: pip install 'qwenfix[gpu]' (on a "
+            "machine with NVIDIA GPUs and CUDA), or use deploy/compose.yaml, which "
+            "runs vLLM's own image",
+            fg="red",
+            err=True,
+        )
         raise typer.Exit(2)
     os.execvpe("vllm", command.argv, {**os.environ, **command.env})
 

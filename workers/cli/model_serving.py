@@ -29,28 +29,52 @@ class ServeCommand(BaseModel):
         return (env + " " if env else "") + " ".join(shlex.quote(a) for a in self.argv)
 
 
-def vllm_command(model: str = SMALL, *, gpus: int = 1, max_context: int = NATIVE_CONTEXT,
-                 host: str = "0.0.0.0", port: int = 8000,
-                 served_name: str | None = None) -> ServeCommand:
+def vllm_command(
+    model: str = SMALL,
+    *,
+    gpus: int = 1,
+    max_context: int = NATIVE_CONTEXT,
+    host: str = "0.0.0.0",
+    port: int = 8000,
+    served_name: str | None = None,
+) -> ServeCommand:
     if gpus < 1:
         raise ServingError("--gpus must be at least 1")
     if not 4096 <= max_context <= YARN_CONTEXT:
         raise ServingError(f"--max-context must be between 4096 and {YARN_CONTEXT}")
     large = "480B" in model
     if large and gpus < 8:
-        raise ServingError(f"{model} needs 8 GPUs with 80 GB or more each (8x H100 or H200); "
-                           f"on {gpus}, serve {SMALL}")
+        raise ServingError(
+            f"{model} needs 8 GPUs with 80 GB or more each (8x H100 or H200); "
+            f"on {gpus}, serve {SMALL}"
+        )
     if max_context > NATIVE_CONTEXT and not large and gpus < 2:
-        raise ServingError("a window over 256K needs more KV cache than one GPU holds "
-                           "beside the weights: use --gpus 2 or more")
-    argv = ["vllm", "serve", model, "--host", host, "--port", str(port),
-            "--served-model-name", served_name or model,
-            "--max-model-len", str(max_context),
-            # qwenfix needs tool calls parsed server-side, cached-token counts in the usage,
-            # and the prefix cache (every turn resends the whole conversation).
-            "--enable-auto-tool-choice", "--tool-call-parser", "qwen3_coder",
-            "--enable-prompt-tokens-details", "--enable-prefix-caching",
-            "--gpu-memory-utilization", "0.92"]
+        raise ServingError(
+            "a window over 256K needs more KV cache than one GPU holds "
+            "beside the weights: use --gpus 2 or more"
+        )
+    argv = [
+        "vllm",
+        "serve",
+        model,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--served-model-name",
+        served_name or model,
+        "--max-model-len",
+        str(max_context),
+        # qwenfix needs tool calls parsed server-side, cached-token counts in the usage,
+        # and the prefix cache (every turn resends the whole conversation).
+        "--enable-auto-tool-choice",
+        "--tool-call-parser",
+        "qwen3_coder",
+        "--enable-prompt-tokens-details",
+        "--enable-prefix-caching",
+        "--gpu-memory-utilization",
+        "0.92",
+    ]
     env: dict[str, str] = {}
     if large and model.endswith("-FP8"):
         # The FP8 weights' 128-wide blocks do not split over 8-way tensor parallelism:
@@ -63,9 +87,19 @@ def vllm_command(model: str = SMALL, *, gpus: int = 1, max_context: int = NATIVE
         argv += ["--kv-cache-dtype", "fp8"]  # halves the KV cache: 256K fits beside weights
     if max_context > NATIVE_CONTEXT:
         factor = max_context / NATIVE_CONTEXT
-        argv += ["--hf-overrides", json.dumps({
-            "rope_scaling": {"rope_type": "yarn", "factor": factor,
-                             "original_max_position_embeddings": NATIVE_CONTEXT},
-            "max_position_embeddings": max_context}, separators=(",", ":"))]
+        argv += [
+            "--hf-overrides",
+            json.dumps(
+                {
+                    "rope_scaling": {
+                        "rope_type": "yarn",
+                        "factor": factor,
+                        "original_max_position_embeddings": NATIVE_CONTEXT,
+                    },
+                    "max_position_embeddings": max_context,
+                },
+                separators=(",", ":"),
+            ),
+        ]
         env["VLLM_ALLOW_LONG_MAX_MODEL_LEN"] = "1"
     return ServeCommand(argv=argv, env=env)

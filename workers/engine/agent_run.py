@@ -42,16 +42,21 @@ class EffectiveLimits:
     @classmethod
     def of(cls, config: RepoConfig, settings: WorkerSettings) -> EffectiveLimits:
         own = config.limits
-        return cls(max_turns=own.max_turns or settings.max_turns,
-                   max_total_tokens=own.max_total_tokens or settings.max_total_tokens,
-                   max_wall_s=own.max_wall_s or settings.max_wall_s,
-                   test_timeout_s=own.test_timeout_s or settings.test_timeout_s,
-                   setup_timeout_s=own.setup_timeout_s or settings.setup_timeout_s,
-                   command_timeout_s=own.command_timeout_s or settings.command_timeout_s)
+        return cls(
+            max_turns=own.max_turns or settings.max_turns,
+            max_total_tokens=own.max_total_tokens or settings.max_total_tokens,
+            max_wall_s=own.max_wall_s or settings.max_wall_s,
+            test_timeout_s=own.test_timeout_s or settings.test_timeout_s,
+            setup_timeout_s=own.setup_timeout_s or settings.setup_timeout_s,
+            command_timeout_s=own.command_timeout_s or settings.command_timeout_s,
+        )
 
     def agent(self) -> Limits:
-        return Limits(max_turns=self.max_turns, max_total_tokens=self.max_total_tokens,
-                      max_wall_s=self.max_wall_s)
+        return Limits(
+            max_turns=self.max_turns,
+            max_total_tokens=self.max_total_tokens,
+            max_wall_s=self.max_wall_s,
+        )
 
 
 class ContextTooSmall(Exception):
@@ -62,31 +67,56 @@ class ContextTooSmall(Exception):
         self.reason = reason
 
 
-def first_messages(system: str, task: Callable[[str], str], *, repo: Path, rev: str,
-                   about: str, config: RepoConfig, settings: WorkerSettings,
-                   trajectory: Trajectory, share: float = 1.0) -> list[Message]:
+def first_messages(
+    system: str,
+    task: Callable[[str], str],
+    *,
+    repo: Path,
+    rev: str,
+    about: str,
+    config: RepoConfig,
+    settings: WorkerSettings,
+    trajectory: Trajectory,
+    share: float = 1.0,
+) -> list[Message]:
     """The system prompt, then the task with the repository at `rev` packed into what the
     window leaves (`share` of it); `about` is the text the files are ranked against.
     Rendered once: the conversation only grows after it, so the prefix cache holds."""
     counter = TokenCounter()
     frame = counter.count(system) + counter.count(task(""))
-    budget = int((settings.llm_context_tokens - settings.context_reserve_tokens - frame)
-                 * share)
+    budget = int((settings.llm_context_tokens - settings.context_reserve_tokens - frame) * share)
     try:
-        pack = pack_commit(repo, rev, task=about, budget=budget, rules=config.context,
-                           counter=counter, cache_path=settings.cache_dir / "pack.sqlite3")
+        pack = pack_commit(
+            repo,
+            rev,
+            task=about,
+            budget=budget,
+            rules=config.context,
+            counter=counter,
+            cache_path=settings.cache_dir / "pack.sqlite3",
+        )
     except BudgetTooSmall as exc:
         raise ContextTooSmall(
             f"the model's context is too small for this repository: {exc}. Raise "
-            "QWENFIX_LLM_CONTEXT_TOKENS or lower QWENFIX_CONTEXT_RESERVE_TOKENS.") from exc
+            "QWENFIX_LLM_CONTEXT_TOKENS or lower QWENFIX_CONTEXT_RESERVE_TOKENS."
+        ) from exc
     counts = pack.report.counts()
-    log.info("packed the repository: %d of %d tokens, %d files in full, %d as outlines",
-             pack.report.tokens, budget, counts["full"], counts["outline"])
+    log.info(
+        "packed the repository: %d of %d tokens, %d files in full, %d as outlines",
+        pack.report.tokens,
+        budget,
+        counts["full"],
+        counts["outline"],
+    )
     trajectory.record(
-        Event.PACK, tokens=pack.report.tokens, budget=budget, elapsed_s=pack.report.elapsed_s,
-        counts=counts, files=[f.model_dump() for f in pack.report.files if f.tokens])
-    return [{"role": "system", "content": system},
-            {"role": "user", "content": task(pack.text)}]
+        Event.PACK,
+        tokens=pack.report.tokens,
+        budget=budget,
+        elapsed_s=pack.report.elapsed_s,
+        counts=counts,
+        files=[f.model_dump() for f in pack.report.files if f.tokens],
+    )
+    return [{"role": "system", "content": system}, {"role": "user", "content": task(pack.text)}]
 
 
 @dataclass
@@ -106,19 +136,31 @@ class AgentRun:
     """The tools the model is offered, when not the fix's."""
 
     def agent(self) -> Agent:
-        toolbox = Toolbox(self.sandbox, run_tests=self.run_tests,
-                          command_timeout_s=self.limits.command_timeout_s,
-                          output_chars=self.settings.tool_output_chars, tools=self.tools)
-        return Agent(self.model, toolbox, on_submit=self.on_submit,
-                     limits=self.limits.agent(), trajectory=self.trajectory)
+        toolbox = Toolbox(
+            self.sandbox,
+            run_tests=self.run_tests,
+            command_timeout_s=self.limits.command_timeout_s,
+            output_chars=self.settings.tool_output_chars,
+            tools=self.tools,
+        )
+        return Agent(
+            self.model,
+            toolbox,
+            on_submit=self.on_submit,
+            limits=self.limits.agent(),
+            trajectory=self.trajectory,
+        )
 
     def run(self) -> AgentResult:
         outcome = self.agent().run(self.messages(1.0))
         if outcome.turns == 0 and outcome.refused_status == 400:
             # A 400 before any turn: the server's window is smaller than qwenfix was told.
             # Pack the repository again into half the room and carry on, once.
-            log.warning("the model server refused the first prompt (%s); packing the "
-                        "repository again into half the budget", outcome.reason)
+            log.warning(
+                "the model server refused the first prompt (%s); packing the "
+                "repository again into half the budget",
+                outcome.reason,
+            )
             self.trajectory.record(Event.REPACK, reason=outcome.reason, share=REPACK_SHARE)
             outcome = self.agent().run(self.messages(REPACK_SHARE))
         return outcome

@@ -32,12 +32,14 @@ HARNESS_DIR = "/tmp/qwenfix-harness"
 STARTED = f"{HARNESS_DIR}/agent-started"
 """Made when the agent is handed the sandbox: what is newer was written since."""
 MAX_DIFF_BYTES = 50_000_000
-_STATUS: dict[str, ChangeStatus] = {"A": "added", "M": "modified", "T": "modified",
-                                    "D": "deleted"}
+_STATUS: dict[str, ChangeStatus] = {"A": "added", "M": "modified", "T": "modified", "D": "deleted"}
 _CLEAN_GIT = {
     # Nobody's configuration: not the system's, not the worker user's, not the sandbox's.
-    "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_ATTR_NOSYSTEM": "1",
-    "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_ATTR_NOSYSTEM": "1",
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_OPTIONAL_LOCKS": "0",
 }
 
 
@@ -68,8 +70,11 @@ class Change(BaseModel):
 
     def as_tar(self, uid: int, gid: int) -> bytes:
         """The added and modified files, for laying over the base tree in a sandbox."""
-        return tree_tarball([(f.mode, f.path, self.contents[f.path]) for f in self.files
-                             if f.status != "deleted"], uid=uid, gid=gid)
+        return tree_tarball(
+            [(f.mode, f.path, self.contents[f.path]) for f in self.files if f.status != "deleted"],
+            uid=uid,
+            gid=gid,
+        )
 
 
 class ChangeUnreadable(Exception):
@@ -80,12 +85,14 @@ class ChangeUnreadable(Exception):
         self.reason = reason
 
 
-def capture_change(sb: Sandbox, repo: Path, base: str, *, leave_out: list[str],
-                   workdir: str) -> Change:
+def capture_change(
+    sb: Sandbox, repo: Path, base: str, *, leave_out: list[str], workdir: str
+) -> Change:
     """The workspace as it is now against `base`. `leave_out` are workspace paths the
     harness knows are not the change (what setup installed)."""
-    excludes = " ".join(f"--exclude={shlex.quote('./' + p.strip('/'))}"
-                        for p in [".git", *leave_out])
+    excludes = " ".join(
+        f"--exclude={shlex.quote('./' + p.strip('/'))}" for p in [".git", *leave_out]
+    )
     archive = f"{HARNESS_DIR}/tree.tar"
     # Root's tar, root's environment: nothing the agent left behind runs here. Exit 1 is
     # GNU tar's "a file changed as we read it" (a background process): the archive stands.
@@ -93,7 +100,10 @@ def capture_change(sb: Sandbox, repo: Path, base: str, *, leave_out: list[str],
         f"mkdir -p -m 700 {HARNESS_DIR} && rm -f {archive} && "
         f"tar -C {shlex.quote(workdir)} --anchored --no-wildcards {excludes} "
         f"--warning=no-file-changed -cf {archive} . ; code=$?; [ $code -le 1 ]",
-        timeout=600, as_root=True, max_output_bytes=20_000)
+        timeout=600,
+        as_root=True,
+        max_output_bytes=20_000,
+    )
     if not packed.ok:
         raise ChangeUnreadable(f"could not read the workspace: {packed.output[-500:]}")
     try:
@@ -105,12 +115,31 @@ def capture_change(sb: Sandbox, repo: Path, base: str, *, leave_out: list[str],
         run = _ScratchGit(scratch, worktree)
         run("read-tree", base)
         run("add", "-A", "--ignore-errors")
-        diff = run("diff", "--cached", "--binary", "--no-color", "--no-ext-diff",
-                   "--no-renames", "--full-index", base)
-        ignored = _lines(run("ls-files", "-z", "--others", "--ignored", "--exclude-standard",
-                             "--directory"))
-        litter = set(_lines(run("ls-files", "-z", "--others", "--ignored", "--directory",
-                                f"--exclude-from={scratch / 'info' / 'exclude'}")))
+        diff = run(
+            "diff",
+            "--cached",
+            "--binary",
+            "--no-color",
+            "--no-ext-diff",
+            "--no-renames",
+            "--full-index",
+            base,
+        )
+        ignored = _lines(
+            run("ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory")
+        )
+        litter = set(
+            _lines(
+                run(
+                    "ls-files",
+                    "-z",
+                    "--others",
+                    "--ignored",
+                    "--directory",
+                    f"--exclude-from={scratch / 'info' / 'exclude'}",
+                )
+            )
+        )
     if len(diff) > MAX_DIFF_BYTES:
         raise ChangeUnreadable(f"the change is larger than {MAX_DIFF_BYTES // 1_000_000} MB")
     change = materialise(repo, base, diff.decode("utf-8", "surrogateescape"))
@@ -126,31 +155,47 @@ def materialise(repo: Path, base: str, diff: str) -> Change:
         run("read-tree", base)
         if diff.strip():
             try:
-                run("apply", "--cached", "--binary", "--whitespace=nowarn", "-",
-                    stdin=diff.encode("utf-8", "surrogateescape"))
+                run(
+                    "apply",
+                    "--cached",
+                    "--binary",
+                    "--whitespace=nowarn",
+                    "-",
+                    stdin=diff.encode("utf-8", "surrogateescape"),
+                )
             except GitError as exc:
-                raise ChangeUnreadable(f"the change does not apply to {base[:12]}: "
-                                       f"{exc.stderr.strip()[-300:]}") from exc
+                raise ChangeUnreadable(
+                    f"the change does not apply to {base[:12]}: {exc.stderr.strip()[-300:]}"
+                ) from exc
         tree = run("write-tree").decode().strip()
         files: list[FileChange] = []
         raw = run("diff-index", "--cached", "-z", "--no-renames", base).split(b"\0")
         for meta, path in zip(raw[0::2], raw[1::2], strict=False):
             _, new_mode, _, _, status = meta.decode().split(" ")
             name = path.decode("utf-8", "surrogateescape")
-            files.append(FileChange(path=name, status=_STATUS[status[0]],
-                                    mode=new_mode if status[0] != "D" else "100644"))
+            files.append(
+                FileChange(
+                    path=name,
+                    status=_STATUS[status[0]],
+                    mode=new_mode if status[0] != "D" else "100644",
+                )
+            )
         contents = {}
         for change in files:
             if change.status != "deleted":
                 contents[change.path] = run("cat-file", "blob", f":{change.path}")
-    return Change(base=base, diff=diff, tree=tree, files=sorted(files, key=lambda f: f.path),
-                  contents=contents)
+    return Change(
+        base=base,
+        diff=diff,
+        tree=tree,
+        files=sorted(files, key=lambda f: f.path),
+        contents=contents,
+    )
 
 
 def mark_started(sb: Sandbox) -> None:
     """Note the moment the agent gets the sandbox (see `written_outside`)."""
-    marked = sb.run(f"mkdir -p -m 700 {HARNESS_DIR} && touch {STARTED}", timeout=60,
-                    as_root=True)
+    marked = sb.run(f"mkdir -p -m 700 {HARNESS_DIR} && touch {STARTED}", timeout=60, as_root=True)
     if not marked.ok:
         raise SandboxError(f"could not prepare the sandbox: {marked.output[-300:]}")
 
@@ -166,7 +211,10 @@ def written_outside(sb: Sandbox, workdir: str) -> list[str]:
         f"-o -path {HARNESS_DIR} -o -path /tmp/qwenfix \\) -prune -o {mine} 2>/dev/null "
         f"| head -200; find /tmp -xdev \\( -path {HARNESS_DIR} -o -path /tmp/qwenfix \\) "
         f"-prune -o {mine} 2>/dev/null | head -200",
-        timeout=120, as_root=True, max_output_bytes=100_000)
+        timeout=120,
+        as_root=True,
+        max_output_bytes=100_000,
+    )
     return sorted({line for line in found.output.splitlines() if line.startswith("/")})
 
 
@@ -179,7 +227,8 @@ def _scratch(repo: Path) -> Iterator[tuple[Path, Path]]:
         worktree.mkdir()
         git(Path(tmp), "init", "-q", "--bare", str(scratch), env=_CLEAN_GIT)
         (scratch / "objects" / "info" / "alternates").write_text(
-            str((repo / objects).resolve()) + "\n")
+            str((repo / objects).resolve()) + "\n"
+        )
         (scratch / "info").mkdir(exist_ok=True)
         (scratch / "info" / "exclude").write_text("\n".join(EXCLUDES) + "\n")
         yield scratch, worktree
@@ -195,9 +244,20 @@ class _ScratchGit:
             self.env["GIT_WORK_TREE"] = str(worktree)
 
     def __call__(self, *args: str, stdin: bytes | None = None) -> bytes:
-        return git(self.cwd, "-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false",
-                   "-c", "core.autocrlf=false", "-c", "core.symlinks=true", *args,
-                   input=stdin, env=self.env)
+        return git(
+            self.cwd,
+            "-c",
+            "core.fsmonitor=false",
+            "-c",
+            "core.untrackedCache=false",
+            "-c",
+            "core.autocrlf=false",
+            "-c",
+            "core.symlinks=true",
+            *args,
+            input=stdin,
+            env=self.env,
+        )
 
 
 def _lines(out: bytes) -> list[str]:
@@ -222,5 +282,11 @@ def _safe_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
         safe = tarfile.tar_filter(member, dest)
     except tarfile.FilterError:
         return None
-    return safe.replace(uid=None, gid=None, uname=None, gname=None,  # type: ignore[arg-type]
-                        mode=(safe.mode or 0) | (0o700 if safe.isdir() else 0o600))
+    # typeshed wants ints and strs; None is what clears the owner.
+    return safe.replace(
+        uid=None,  # type: ignore[arg-type]
+        gid=None,  # type: ignore[arg-type]
+        uname=None,  # type: ignore[arg-type]
+        gname=None,  # type: ignore[arg-type]
+        mode=(safe.mode or 0) | (0o700 if safe.isdir() else 0o600),
+    )

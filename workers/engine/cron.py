@@ -11,12 +11,23 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-ALIASES = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
-           "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *",
-           "@annually": "0 0 1 1 *"}
+ALIASES = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
 # (name, parser upper bound, lower bound); day of week 0-6 with Sunday 0, as in cron.
-_FIELDS = (("minute", 60, 0), ("hour", 24, 0), ("day of month", 31, 1),
-           ("month", 12, 1), ("day of week", 8, 0))  # 7 is Sunday too
+_FIELDS = (
+    ("minute", 60, 0),
+    ("hour", 24, 0),
+    ("day of month", 31, 1),
+    ("month", 12, 1),
+    ("day of week", 8, 0),
+)  # 7 is Sunday too
 
 
 class CronError(ValueError):
@@ -67,11 +78,11 @@ def parse_field(value: str, top: int, bottom: int) -> set[int]:
     values: set[int] = set()
     for part in value.split(","):
         if match := _RANGE_STEP.match(part):
-            values.update(_span(match[1], match[2], top, bottom)[::_step(match[3])])
+            values.update(_span(match[1], match[2], top, bottom)[:: _step(match[3])])
         elif match := _RANGE.match(part):
             values.update(_span(match[1], match[2], top, bottom))
         elif match := _STAR_STEP.match(part):
-            values.update(list(range(bottom, bottom + top))[::_step(match[1])])
+            values.update(list(range(bottom, bottom + top))[:: _step(match[1])])
         elif part == "*":
             values.update(range(bottom, bottom + top))
         elif part:
@@ -97,8 +108,10 @@ class Cron:
         text = ALIASES.get(expression.strip().lower(), expression.strip())
         fields = text.split()
         if len(fields) != 5:
-            raise CronError(f"{expression!r} is not a cron schedule: it needs five fields "
-                            "(minute hour day-of-month month day-of-week), e.g. '0 4 * * 1'")
+            raise CronError(
+                f"{expression!r} is not a cron schedule: it needs five fields "
+                "(minute hour day-of-month month day-of-week), e.g. '0 4 * * 1'"
+            )
         sets = []
         for value, (name, top, bottom) in zip(fields, _FIELDS, strict=True):
             try:
@@ -107,15 +120,26 @@ class Cron:
                 raise CronError(f"{expression!r}: bad {name} field {value!r}") from exc
             if not parsed or not all(bottom <= v < bottom + top for v in parsed):
                 raise CronError(f"{expression!r}: {name} field {value!r} is out of range")
-            sets.append(frozenset(v % 7 for v in parsed) if name == "day of week"
-                        else frozenset(parsed))
-        return cls(expression=expression, minutes=sets[0], hours=sets[1], days=sets[2],
-                   months=sets[3], weekdays=sets[4], any_day=fields[2] == "*",
-                   any_weekday=fields[4] == "*")
+            sets.append(
+                frozenset(v % 7 for v in parsed) if name == "day of week" else frozenset(parsed)
+            )
+        return cls(
+            expression=expression,
+            minutes=sets[0],
+            hours=sets[1],
+            days=sets[2],
+            months=sets[3],
+            weekdays=sets[4],
+            any_day=fields[2] == "*",
+            any_weekday=fields[4] == "*",
+        )
 
     def matches(self, moment: datetime) -> bool:
-        if moment.minute not in self.minutes or moment.hour not in self.hours or \
-                moment.month not in self.months:
+        if (
+            moment.minute not in self.minutes
+            or moment.hour not in self.hours
+            or moment.month not in self.months
+        ):
             return False
         day = moment.day in self.days
         weekday = (moment.isoweekday() % 7) in self.weekdays

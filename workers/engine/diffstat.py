@@ -33,7 +33,14 @@ def diffstat(diff: str) -> DiffStat:
         return DiffStat(files=[])
     files = []
     for f in patch:
-        status = ("added" if f.is_added_file else "removed" if f.is_removed_file
-                  else "renamed" if f.is_rename else "modified")
+        status = (
+            "added"
+            if f.is_added_file
+            else "removed"
+            if f.is_removed_file
+            else "renamed"
+            if f.is_rename
+            else "modified"
+        )
         files.append(FileStat(path=f.path, status=status, added=f.added, removed=f.removed))
     return DiffStat(files=files)

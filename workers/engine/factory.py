@@ -19,7 +19,11 @@ def make_backend(settings: WorkerSettings) -> SandboxBackend:
 
 def make_model(settings: WorkerSettings) -> OpenAICompatibleModel:
     return OpenAICompatibleModel(
-        base_url=settings.llm_base_url, model=settings.llm_model,
-        api_key=settings.llm_api_key, timeout_s=settings.llm_timeout_s,
-        max_retries=settings.llm_max_retries, backoff_s=settings.llm_backoff_s,
-        sampling=Sampling(max_tokens=settings.llm_max_tokens))
+        base_url=settings.llm_base_url,
+        model=settings.llm_model,
+        api_key=settings.llm_api_key,
+        timeout_s=settings.llm_timeout_s,
+        max_retries=settings.llm_max_retries,
+        backoff_s=settings.llm_backoff_s,
+        sampling=Sampling(max_tokens=settings.llm_max_tokens),
+    )

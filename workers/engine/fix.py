@@ -41,7 +41,6 @@ from workers.settings import WorkerSettings
 log = logging.getLogger(__name__)
 
 
-
 class FixRequest(BaseModel):
     repo: Path
     issue: str
@@ -79,8 +78,13 @@ class TestSummary(BaseModel):
 
     @classmethod
     def of(cls, run: TestRun) -> TestSummary:
-        return cls(exit_code=run.exit_code, timed_out=run.timed_out, summary=run.summary(),
-                   output_tail=run.output_tail[-2000:], failing=run.failing())
+        return cls(
+            exit_code=run.exit_code,
+            timed_out=run.timed_out,
+            summary=run.summary(),
+            output_tail=run.output_tail[-2000:],
+            failing=run.failing(),
+        )
 
 
 REPORT_PATH = "/tmp/qwenfix/report.json"
@@ -175,8 +179,9 @@ class _Run:
         if self.prepared is None:
             raise RuntimeError("the workspace has not been prepared yet")
         try:
-            change = capture_change(sb, self.repo, self.base,
-                                    leave_out=self.prepared.leftovers, workdir=sb.spec.workdir)
+            change = capture_change(
+                sb, self.repo, self.base, leave_out=self.prepared.leftovers, workdir=sb.spec.workdir
+            )
         except ChangeUnreadable as exc:
             raise SandboxError(exc.reason) from exc
         self.change, self.diff = change, change.diff
@@ -196,18 +201,26 @@ def run_fix(
     started = time.monotonic()
     repo = request.repo.resolve()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = settings.trajectory_dir / f"{stamp}-{slugify(request.title or request.issue, 30)}-" \
+    path = (
+        settings.trajectory_dir / f"{stamp}-{slugify(request.title or request.issue, 30)}-"
         f"{uuid.uuid4().hex[:8]}.jsonl"
+    )
     with Trajectory(path, sink) as trajectory:
         try:
-            result = _fix(request, repo, model=model, backend=backend, settings=settings,
-                          forge=forge or LocalForge(repo), trajectory=trajectory,
-                          model_name=model_name)
+            result = _fix(
+                request,
+                repo,
+                model=model,
+                backend=backend,
+                settings=settings,
+                forge=forge or LocalForge(repo),
+                trajectory=trajectory,
+                model_name=model_name,
+            )
         except FixFailed as failed:
             result = FixResult(status="error", reason=failed.reason, failed_in="environment")
         except NothingToDo as nothing:
-            result = FixResult(status="nothing-to-do", reason=nothing.reason,
-                               report=nothing.report)
+            result = FixResult(status="nothing-to-do", reason=nothing.reason, report=nothing.report)
         result.trajectory = str(path)
         result.duration_s = round(time.monotonic() - started, 3)
         if result.diff:
@@ -216,46 +229,84 @@ def run_fix(
     return result
 
 
-def _fix(request: FixRequest, repo: Path, *, model: Model, backend: SandboxBackend,
-         settings: WorkerSettings, forge: LocalForge, trajectory: Trajectory,
-         model_name: str) -> FixResult:
+def _fix(
+    request: FixRequest,
+    repo: Path,
+    *,
+    model: Model,
+    backend: SandboxBackend,
+    settings: WorkerSettings,
+    forge: LocalForge,
+    trajectory: Trajectory,
+    model_name: str,
+) -> FixResult:
     base, paths, config, test_command = _starting_point(request, repo)
-    run = _Run(request=request, settings=settings, config=config, base=base,
-               trajectory=trajectory, repo=repo)
-    trajectory.record(Event.START, repo=str(repo), base=base, issue=request.issue,
-                      config=config.model_dump(), config_source=config.source)
+    run = _Run(
+        request=request,
+        settings=settings,
+        config=config,
+        base=base,
+        trajectory=trajectory,
+        repo=repo,
+    )
+    trajectory.record(
+        Event.START,
+        repo=str(repo),
+        base=base,
+        issue=request.issue,
+        config=config.model_dump(),
+        config_source=config.source,
+    )
     limits = EffectiveLimits.of(config, settings)
     try:
-        with working_sandbox(backend, repo, base, config=config, settings=settings,
-                             trajectory=trajectory, run_label=trajectory.path.stem,
-                             needs_network=bool(request.upgrade),
-                             before_setup=(lambda box: _upgrade(box, run))
-                             if request.upgrade else None) as (sb, prepared):
+        with working_sandbox(
+            backend,
+            repo,
+            base,
+            config=config,
+            settings=settings,
+            trajectory=trajectory,
+            run_label=trajectory.path.stem,
+            needs_network=bool(request.upgrade),
+            before_setup=(lambda box: _upgrade(box, run)) if request.upgrade else None,
+        ) as (sb, prepared):
             run.prepared = prepared
             check = _autofix_and_check(sb, run)
             log.info("running the tests before any change: %s", test_command)
-            run.before = run_tests(sb, test_command, label="before",
-                                   timeout=limits.test_timeout_s)
+            run.before = run_tests(sb, test_command, label="before", timeout=limits.test_timeout_s)
             trajectory.record(Event.TESTS_BEFORE, **run.before.model_dump())
             log.info("tests before: %s", run.before.summary())
             if run.before.exit_code == 127:
-                raise FixFailed(f"the test command `{config.test}` was not found in the "
-                                f"sandbox image {settings.sandbox_image}:\n"
-                                f"{run.before.output_tail[-500:]}")
-            run.judge = Judge(backend=backend, prepared=prepared, repo=repo, config=config,
-                              settings=settings, baseline=run.before,
-                              issue_text=request.issue, check=request.check,
-                              run_label=trajectory.path.stem)
+                raise FixFailed(
+                    f"the test command `{config.test}` was not found in the "
+                    f"sandbox image {settings.sandbox_image}:\n"
+                    f"{run.before.output_tail[-500:]}"
+                )
+            run.judge = Judge(
+                backend=backend,
+                prepared=prepared,
+                repo=repo,
+                config=config,
+                settings=settings,
+                baseline=run.before,
+                issue_text=request.issue,
+                check=request.check,
+                run_label=trajectory.path.stem,
+            )
             needed = not check.ok if check is not None else not run.before.passed
             if request.only_when_needed and not needed:
                 outcome = _without_agent(sb, run)
             else:
                 outcome = AgentRun(
-                    model=model, sandbox=sb, limits=limits, settings=settings,
+                    model=model,
+                    sandbox=sb,
+                    limits=limits,
+                    settings=settings,
                     trajectory=trajectory,
                     messages=lambda share: _first_messages(run, repo, paths, share),
                     run_tests=lambda: _tests_tool(sb, run),
-                    on_submit=lambda submit: _on_submit(sb, run, submit)).run()
+                    on_submit=lambda submit: _on_submit(sb, run, submit),
+                ).run()
             if outcome.status not in ("resolved", "unverified", "error"):
                 run.capture(sb)  # what was tried, for the record
     except WorkspaceFailed as exc:
@@ -272,24 +323,31 @@ def _fix(request: FixRequest, repo: Path, *, model: Model, backend: SandboxBacke
         reason = f"{reason}; the last change submitted was not accepted: {judgement.reason}"
     result = FixResult(
         status=outcome.status,
-        reason=reason, diff=run.diff,
+        reason=reason,
+        diff=run.diff,
         tests_before=TestSummary.of(run.before),
         tests_after=TestSummary.of(judged) if judged else None,
         tests_as_diff=TestSummary.of(judgement.as_diff)
-        if judgement and judgement.as_diff else None,
+        if judgement and judgement.as_diff
+        else None,
         test_changes=[c.describe() for c in judgement.test_changes] if judgement else [],
-        turns=outcome.turns, usage=outcome.usage, title=outcome.title,
-        summary=outcome.summary, declined=outcome.declined, config_source=config.source,
-        red_baseline=bool(judgement and judgement.verdict.red_baseline), report=run.report,
-        failed_in="agent" if outcome.status == "error" else None, config=config,
+        turns=outcome.turns,
+        usage=outcome.usage,
+        title=outcome.title,
+        summary=outcome.summary,
+        declined=outcome.declined,
+        config_source=config.source,
+        red_baseline=bool(judgement and judgement.verdict.red_baseline),
+        report=run.report,
+        failed_in="agent" if outcome.status == "error" else None,
+        config=config,
     )
     if outcome.status == "resolved":
         _publish(result, run, forge, outcome.duration_s, model_name)
     return result
 
 
-def _starting_point(request: FixRequest, repo: Path
-                    ) -> tuple[str, list[str], RepoConfig, str]:
+def _starting_point(request: FixRequest, repo: Path) -> tuple[str, list[str], RepoConfig, str]:
     """The base commit, its files, the configuration read once from it, and the test
     command that decides."""
     if not gitops.is_repository(repo):
@@ -310,7 +368,8 @@ def _starting_point(request: FixRequest, repo: Path
     if not config.test:
         raise FixFailed(
             "no test command: none could be detected (looked for pytest, tox, npm, go, cargo, "
-            "make test). Add a .qwenfix.yml at the repository root with `test: <command>`.")
+            "make test). Add a .qwenfix.yml at the repository root with `test: <command>`."
+        )
     return base, paths, config, config.test
 
 
@@ -320,8 +379,11 @@ def _upgrade(sb: Sandbox, run: _Run) -> None:
     for path, content in request.tools.items():
         sb.write_file(path, content.encode())
     timeout = EffectiveLimits.of(run.config, run.settings).setup_timeout_s
-    result = sb.run(f"mkdir -p {Path(REPORT_PATH).parent} && {request.upgrade}",
-                    timeout=timeout, env=ca_environment(sb.spec))
+    result = sb.run(
+        f"mkdir -p {Path(REPORT_PATH).parent} && {request.upgrade}",
+        timeout=timeout,
+        env=ca_environment(sb.spec),
+    )
     run.trajectory.record(Event.UPGRADE, **result.model_dump())
     if not result.ok:
         what = "timed out" if result.timed_out else f"failed (exit {result.exit_code})"
@@ -331,10 +393,14 @@ def _upgrade(sb: Sandbox, run: _Run) -> None:
     except (FileNotFoundError, IsADirectoryError, ValueError):
         run.report = None
     if not _sandbox_changed(sb):
-        raise NothingToDo("nothing to upgrade: every dependency is at its newest allowed "
-                          "version", report=run.report)
-    run.notes.append(f"`{request.upgrade}` changed the repository before this task "
-                     f"started:\n\n```\n{fence_safe(clip(result.output, 3000))}\n```")
+        raise NothingToDo(
+            "nothing to upgrade: every dependency is at its newest allowed version",
+            report=run.report,
+        )
+    run.notes.append(
+        f"`{request.upgrade}` changed the repository before this task "
+        f"started:\n\n```\n{fence_safe(clip(result.output, 3000))}\n```"
+    )
 
 
 def _autofix_and_check(sb: Sandbox, run: _Run) -> CommandResult | None:
@@ -348,11 +414,15 @@ def _autofix_and_check(sb: Sandbox, run: _Run) -> CommandResult | None:
     check = sb.run(request.check, timeout=timeout)
     run.trajectory.record(Event.CHECK, **check.model_dump())
     if check.exit_code == 127:
-        raise FixFailed(f"the check command `{request.check}` was not found in the sandbox "
-                        f"(is it installed by `setup:`?):\n{check.output[-500:]}")
+        raise FixFailed(
+            f"the check command `{request.check}` was not found in the sandbox "
+            f"(is it installed by `setup:`?):\n{check.output[-500:]}"
+        )
     if not check.ok:
-        run.notes.append(f"`{request.check}` must pass (exit 0). It reports:\n\n```\n"
-                         f"{fence_safe(clip(check.output, 6000))}\n```")
+        run.notes.append(
+            f"`{request.check}` must pass (exit 0). It reports:\n\n```\n"
+            f"{fence_safe(clip(check.output, 6000))}\n```"
+        )
     return check
 
 
@@ -366,10 +436,16 @@ def _without_agent(sb: Sandbox, run: _Run) -> AgentResult:
         raise NothingToDo(f"nothing to do: {what} ({before.summary()})", report=run.report)
     judgement = _judged(sb, run, change)
     resolved = judgement.resolved and (before.passed or not request.require_green)
-    reason = judgement.reason if resolved else \
-        f"the test suite {before.summary()} with these changes"
-    return AgentResult(status="resolved" if resolved else "unresolved", reason=reason,
-                       turns=0, usage=Usage(), duration_s=0.0)
+    reason = (
+        judgement.reason if resolved else f"the test suite {before.summary()} with these changes"
+    )
+    return AgentResult(
+        status="resolved" if resolved else "unresolved",
+        reason=reason,
+        turns=0,
+        usage=Usage(),
+        duration_s=0.0,
+    )
 
 
 def _judged(sb: Sandbox, run: _Run, change: Change) -> Judgement:
@@ -377,28 +453,40 @@ def _judged(sb: Sandbox, run: _Run, change: Change) -> Judgement:
     if run.judge is None:
         raise RuntimeError("no judge before the baseline")
     run.attempts += 1
-    judgement = run.judge(change, label=f"verify-{run.attempts}",
-                          outside=lambda: written_outside(sb, sb.spec.workdir))
-    if run.request.require_green and judgement.resolved and judgement.judged \
-            and not judgement.judged.passed:
-        judgement = judgement.model_copy(update={
-            "status": "unresolved",
-            "reason": f"the whole test suite must pass; it {judgement.judged.summary()}"})
+    judgement = run.judge(
+        change, label=f"verify-{run.attempts}", outside=lambda: written_outside(sb, sb.spec.workdir)
+    )
+    if (
+        run.request.require_green
+        and judgement.resolved
+        and judgement.judged
+        and not judgement.judged.passed
+    ):
+        judgement = judgement.model_copy(
+            update={
+                "status": "unresolved",
+                "reason": f"the whole test suite must pass; it {judgement.judged.summary()}",
+            }
+        )
     run.judgement = judgement
     run.trajectory.record(
-        Event.VERIFY, status=judgement.status, verdict=judgement.verdict.model_dump(),
-        reason=judgement.reason, tests=judgement.judged.model_dump()
-        if judgement.judged else None,
+        Event.VERIFY,
+        status=judgement.status,
+        verdict=judgement.verdict.model_dump(),
+        reason=judgement.reason,
+        tests=judgement.judged.model_dump() if judgement.judged else None,
         as_diff=judgement.as_diff.model_dump() if judgement.as_diff else None,
         test_changes=[c.describe() for c in judgement.test_changes],
-        runner_references=judgement.runner_references, outside=judgement.outside,
-        left_out=judgement.left_out, tree=change.tree)
+        runner_references=judgement.runner_references,
+        outside=judgement.outside,
+        left_out=judgement.left_out,
+        tree=change.tree,
+    )
     log.info("verdict: %s (%s)", judgement.status, judgement.reason)
     return judgement
 
 
-def _first_messages(run: _Run, repo: Path, paths: list[str], share: float = 1.0
-                    ) -> list[Message]:
+def _first_messages(run: _Run, repo: Path, paths: list[str], share: float = 1.0) -> list[Message]:
     """System prompt, then the task: instructions, the packed repository, the baseline and
     the issue. Rendered once; the conversation only grows after it."""
     before, settings = run.baseline, run.settings
@@ -407,25 +495,42 @@ def _first_messages(run: _Run, repo: Path, paths: list[str], share: float = 1.0
 
     def task(repository: str) -> str:
         return render(
-            "task.md.j2", instructions=instructions, instructions_source=source,
-            repository=repository, test_command=run.config.test,
-            baseline_summary=before.summary(), baseline_failing=before.failing()[:50],
+            "task.md.j2",
+            instructions=instructions,
+            instructions_source=source,
+            repository=repository,
+            test_command=run.config.test,
+            baseline_summary=before.summary(),
+            baseline_failing=before.failing()[:50],
             baseline_output=neutralise(clip(before.output_tail, 3000)),
             issue=neutralise("\n\n".join([visible_only(run.request.issue), *run.notes])),
-            issue_number=run.request.issue_number)
+            issue_number=run.request.issue_number,
+        )
 
     try:
-        return first_messages(system, task, repo=repo, rev=run.base, about=run.request.issue,
-                              config=run.config, settings=settings,
-                              trajectory=run.trajectory, share=share)
+        return first_messages(
+            system,
+            task,
+            repo=repo,
+            rev=run.base,
+            about=run.request.issue,
+            config=run.config,
+            settings=settings,
+            trajectory=run.trajectory,
+            share=share,
+        )
     except ContextTooSmall as exc:
         raise FixFailed(exc.reason) from exc
 
 
 def _tests_tool(sb: Sandbox, run: _Run) -> str:
     run.attempts += 1
-    result = run_tests(sb, run.config.test or "", label=f"agent-{run.attempts}",
-                       timeout=EffectiveLimits.of(run.config, run.settings).test_timeout_s)
+    result = run_tests(
+        sb,
+        run.config.test or "",
+        label=f"agent-{run.attempts}",
+        timeout=EffectiveLimits.of(run.config, run.settings).test_timeout_s,
+    )
     failing = result.failing()
     listed = f"\nFailing: {', '.join(failing[:30])}" if failing else ""
     return f"Tests {result.summary()}.{listed}\n{clip(result.output_tail, 6000)}"
@@ -451,22 +556,29 @@ def _on_submit(sb: Sandbox, run: _Run, submit: SubmitRequested) -> SubmitOutcome
     judged = judgement.judged
     verdict = judgement.verdict
     message = render(
-        "submit_rejected.md.j2", reason=judgement.reason, test_command=run.config.test,
+        "submit_rejected.md.j2",
+        reason=judgement.reason,
+        test_command=run.config.test,
         summary=judged.summary() if judged else "not run",
-        regressions=verdict.regressions[:30], still_failing=verdict.still_failing[:30],
+        regressions=verdict.regressions[:30],
+        still_failing=verdict.still_failing[:30],
         output=clip(judged.output_tail if judged else "", 6000),
         unverified=judgement.status == "unverified",
-        edits=[c.describe() for c in judgement.edits])
+        edits=[c.describe() for c in judgement.edits],
+    )
     return SubmitOutcome(accepted=False, message=message)
 
 
-def _publish(result: FixResult, run: _Run, forge: LocalForge, agent_s: float,
-             model_name: str) -> None:
+def _publish(
+    result: FixResult, run: _Run, forge: LocalForge, agent_s: float, model_name: str
+) -> None:
     request = run.request
     title = (result.title or request.title or request.issue.strip().splitlines()[0])[:72]
     wanted = request.branch or (
-        f"qwenfix/issue-{request.issue_number}" if request.issue_number is not None
-        else f"qwenfix/{slugify(request.title or request.issue.strip().splitlines()[0])}")
+        f"qwenfix/issue-{request.issue_number}"
+        if request.issue_number is not None
+        else f"qwenfix/{slugify(request.title or request.issue.strip().splitlines()[0])}"
+    )
     branch = forge.free_branch_name(wanted)
     before = run.baseline
     change, judgement = run.verified()
@@ -476,29 +588,45 @@ def _publish(result: FixResult, run: _Run, forge: LocalForge, agent_s: float,
         raise RuntimeError("a resolved change without a judged test run")
     body = render(
         "pr_body.md.j2",
-        summary=result.summary or title, issue_number=request.issue_number,
-        before_summary=before.summary(), after_summary=after.summary(),
-        test_command=run.config.test, verdict_reason=judgement.reason,
-        red_baseline=verdict.red_baseline, still_failing=verdict.still_failing,
+        summary=result.summary or title,
+        issue_number=request.issue_number,
+        before_summary=before.summary(),
+        after_summary=after.summary(),
+        test_command=run.config.test,
+        verdict_reason=judgement.reason,
+        red_baseline=verdict.red_baseline,
+        still_failing=verdict.still_failing,
         test_changes=[c.describe() for c in judgement.test_changes],
         as_diff_summary=judgement.as_diff.summary() if judgement.as_diff else None,
         before_output=fence_safe(clip(before.output_tail, 1500)),
         after_output=fence_safe(clip(after.output_tail, 1500)),
-        files_changed=len(stats.files), added=stats.added, removed=stats.removed,
-        files=stats.files, turns=result.turns, prompt_tokens=result.usage.prompt_tokens,
+        files_changed=len(stats.files),
+        added=stats.added,
+        removed=stats.removed,
+        files=stats.files,
+        turns=result.turns,
+        prompt_tokens=result.usage.prompt_tokens,
         completion_tokens=result.usage.completion_tokens,
-        cached_tokens=result.usage.cached_tokens, duration_s=agent_s,
+        cached_tokens=result.usage.cached_tokens,
+        duration_s=agent_s,
         model=model_name or "unknown",
     )
     message = f"{title}\n\n{result.summary or ''}".strip() + "\n"
     if request.issue_number is not None:
         message += f"\nFixes #{request.issue_number}\n"
     if request.co_author:
-        message += (f"\nCo-authored-by: {request.co_author} "
-                    f"<{request.co_author}@users.noreply.github.com>\n")
-    published = forge.publish(base=run.base, diff=change.diff, branch=branch,
-                              message=message, description=f"# {title}\n\n{body}",
-                              tree=change.tree)
+        message += (
+            f"\nCo-authored-by: {request.co_author} "
+            f"<{request.co_author}@users.noreply.github.com>\n"
+        )
+    published = forge.publish(
+        base=run.base,
+        diff=change.diff,
+        branch=branch,
+        message=message,
+        description=f"# {title}\n\n{body}",
+        tree=change.tree,
+    )
     result.branch, result.commit = published.branch, published.commit
     result.title, result.pr_description = title, body
     result.pr_description_path = published.description_path

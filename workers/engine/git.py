@@ -17,8 +17,9 @@ class GitError(Exception):
         self.stderr = stderr
 
 
-def git(repo: Path, *args: str, input: bytes | None = None,
-        env: dict[str, str] | None = None) -> bytes:
+def git(
+    repo: Path, *args: str, input: bytes | None = None, env: dict[str, str] | None = None
+) -> bytes:
     full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
     proc = subprocess.run(
         ["git", "-C", str(repo), *args],
@@ -73,8 +74,7 @@ def commit_tarball(repo: Path, rev: str, *, uid: int, gid: int) -> bytes:
         if kind == "blob":
             entries.append((mode, sha, path))
     blobs = read_blobs(repo, [sha for _, sha, _ in entries])
-    return tree_tarball([(mode, path, blobs[sha]) for mode, sha, path in entries],
-                        uid=uid, gid=gid)
+    return tree_tarball([(mode, path, blobs[sha]) for mode, sha, path in entries], uid=uid, gid=gid)
 
 
 def tree_tarball(entries: list[tuple[str, str, bytes]], *, uid: int, gid: int) -> bytes:
@@ -92,7 +92,12 @@ def tree_tarball(entries: list[tuple[str, str, bytes]], *, uid: int, gid: int) -
                     dirs.add(directory)
                     info = tarfile.TarInfo(directory)
                     info.type, info.mode, info.uid, info.gid, info.mtime = (
-                        tarfile.DIRTYPE, 0o755, uid, gid, now)
+                        tarfile.DIRTYPE,
+                        0o755,
+                        uid,
+                        gid,
+                        now,
+                    )
                     tar.addfile(info)
             info = tarfile.TarInfo(path)
             info.uid, info.gid, info.mtime = uid, gid, now

@@ -54,27 +54,58 @@ class LocalForge:
             name = f"{wanted}-{n}"
         return name
 
-    def publish(self, *, base: str, diff: str, branch: str, message: str,
-                description: str, tree: str | None = None) -> PublishedChange:
+    def publish(
+        self,
+        *,
+        base: str,
+        diff: str,
+        branch: str,
+        message: str,
+        description: str,
+        tree: str | None = None,
+    ) -> PublishedChange:
         """Commit `diff` on top of `base` as a new branch; never moves an existing one.
         With `tree`, the commit must hold exactly that tree (the one the verdict judged)."""
         git_dir = Path(git_text(self.repo, "rev-parse", "--absolute-git-dir"))
         with tempfile.TemporaryDirectory(prefix="qwenfix-index-") as tmp:
             env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             git(self.repo, "read-tree", base, env=env)
-            git(self.repo, "apply", "--cached", "--binary", "--whitespace=nowarn", "-",
-                input=diff.encode(), env=env)
+            git(
+                self.repo,
+                "apply",
+                "--cached",
+                "--binary",
+                "--whitespace=nowarn",
+                "-",
+                input=diff.encode(),
+                env=env,
+            )
             written = git(self.repo, "write-tree", env=env).decode().strip()
         if tree is not None and written != tree:
-            raise PublishMismatch(f"the commit would hold tree {written[:12]}, not the "
-                                  f"judged tree {tree[:12]}")
+            raise PublishMismatch(
+                f"the commit would hold tree {written[:12]}, not the judged tree {tree[:12]}"
+            )
         who = {
-            "GIT_AUTHOR_NAME": self.identity.name, "GIT_AUTHOR_EMAIL": self.identity.email,
+            "GIT_AUTHOR_NAME": self.identity.name,
+            "GIT_AUTHOR_EMAIL": self.identity.email,
             "GIT_COMMITTER_NAME": self.identity.name,
             "GIT_COMMITTER_EMAIL": self.identity.email,
         }
-        commit = git(self.repo, "commit-tree", written, "-p", base, "-F", "-",
-                     input=message.encode(), env=who).decode().strip()
+        commit = (
+            git(
+                self.repo,
+                "commit-tree",
+                written,
+                "-p",
+                base,
+                "-F",
+                "-",
+                input=message.encode(),
+                env=who,
+            )
+            .decode()
+            .strip()
+        )
         # The old value ZERO_SHA makes this create-only: a branch that appeared meanwhile wins.
         git(self.repo, "update-ref", f"refs/heads/{branch}", commit, ZERO_SHA)
         target = git_dir / "qwenfix" / f"{branch.replace('/', '--')}.md"

@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from workers.engine.cron import Cron, CronError
 
-TaskKind = Literal["fix-failing-tests", "update-dependencies", "lint-fix",
-                   "repair-dependency-prs", "custom"]
+TaskKind = Literal[
+    "fix-failing-tests", "update-dependencies", "lint-fix", "repair-dependency-prs", "custom"
+]
 TASK_KINDS: tuple[str, ...] = get_args(TaskKind)
 DEPENDENCY_BOTS = ["dependabot[bot]", "renovate[bot]"]
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
@@ -52,8 +53,9 @@ class MaintenanceTask(BaseModel):
     @classmethod
     def _name(cls, value: str | None) -> str | None:
         if value is not None and not _NAME.match(value):
-            raise ValueError(f"{value!r} is not a task name: lowercase letters, digits and "
-                             "dashes, at most 48")
+            raise ValueError(
+                f"{value!r} is not a task name: lowercase letters, digits and dashes, at most 48"
+            )
         return value
 
     @model_validator(mode="after")
@@ -80,8 +82,7 @@ def check_unique(tasks: list[MaintenanceTask]) -> list[MaintenanceTask]:
     seen: set[str] = set()
     for task in tasks:
         if task.id in seen:
-            raise ValueError(f"two maintenance tasks are called {task.id!r}; give one a "
-                             "name:")
+            raise ValueError(f"two maintenance tasks are called {task.id!r}; give one a name:")
         seen.add(task.id)
     return tasks
 

@@ -92,7 +92,8 @@ def parse_repo_config(raw: bytes) -> tuple[RepoConfig, dict[str, object]]:
         config = RepoConfig.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
         raise RepoConfigError(f"{CONFIG_FILE} is invalid: {problems}") from exc
     config.source = CONFIG_FILE
     return config, data

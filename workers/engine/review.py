@@ -71,17 +71,30 @@ class ReviewResult(BaseModel):
         return f"{text}\n\n<sub>Review by qwenfix · {self.turns} turn(s)</sub>"
 
 
-def run_review(request: ReviewRequest, *, model: Model, backend: SandboxBackend,
-               settings: WorkerSettings, sink: Sink | None = None) -> ReviewResult:
+def run_review(
+    request: ReviewRequest,
+    *,
+    model: Model,
+    backend: SandboxBackend,
+    settings: WorkerSettings,
+    sink: Sink | None = None,
+) -> ReviewResult:
     repo = request.repo
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = settings.trajectory_dir / f"{stamp}-review-{request.number}-{uuid.uuid4().hex[:8]}.jsonl"
-    diff = gitops.git(repo, "diff", "--no-color", "-M", f"{request.base}...{request.head}"
-                      ).decode("utf-8", errors="replace")
+    diff = gitops.git(repo, "diff", "--no-color", "-M", f"{request.base}...{request.head}").decode(
+        "utf-8", errors="replace"
+    )
     with Trajectory(path, sink) as trajectory:
         try:
-            result = _review(request, diff, model=model, backend=backend, settings=settings,
-                             trajectory=trajectory)
+            result = _review(
+                request,
+                diff,
+                model=model,
+                backend=backend,
+                settings=settings,
+                trajectory=trajectory,
+            )
         except (WorkspaceFailed, RepoConfigError, ContextTooSmall, SandboxError) as exc:
             result = ReviewResult(status="error", reason=str(exc))
         result.trajectory = str(path)
@@ -89,8 +102,15 @@ def run_review(request: ReviewRequest, *, model: Model, backend: SandboxBackend,
     return result
 
 
-def _review(request: ReviewRequest, diff: str, *, model: Model, backend: SandboxBackend,
-            settings: WorkerSettings, trajectory: Trajectory) -> ReviewResult:
+def _review(
+    request: ReviewRequest,
+    diff: str,
+    *,
+    model: Model,
+    backend: SandboxBackend,
+    settings: WorkerSettings,
+    trajectory: Trajectory,
+) -> ReviewResult:
     repo, head = request.repo, request.head
     paths = gitops.list_files(repo, head)
     config = load_repo_config(paths, lambda p: gitops.read_blob(repo, head, p))
@@ -100,12 +120,20 @@ def _review(request: ReviewRequest, diff: str, *, model: Model, backend: Sandbox
     system = render("review_system.md.j2", workdir="/workspace", test_command=config.test)
 
     def task(repository: str) -> str:
-        return render("review_task.md.j2", instructions=instructions,
-                      instructions_source=source, repository=repository,
-                      number=request.number, base=request.base[:12], head=head[:12],
-                      title=untrusted(request.title), body=untrusted(request.body),
-                      diff=diff_text, requester=request.requester or "",
-                      request=untrusted(request.request))
+        return render(
+            "review_task.md.j2",
+            instructions=instructions,
+            instructions_source=source,
+            repository=repository,
+            number=request.number,
+            base=request.base[:12],
+            head=head[:12],
+            title=untrusted(request.title),
+            body=untrusted(request.body),
+            diff=diff_text,
+            requester=request.requester or "",
+            request=untrusted(request.request),
+        )
 
     handed: list[SubmitReviewArgs] = []
 
@@ -118,39 +146,67 @@ def _review(request: ReviewRequest, diff: str, *, model: Model, backend: Sandbox
     limits = EffectiveLimits.of(config, settings)
 
     def messages(share: float) -> list[Message]:
-        return first_messages(system, task, repo=repo, rev=head,
-                              about=f"{request.title}\n{request.body}\n{diff[:20000]}",
-                              config=config, settings=settings, trajectory=trajectory,
-                              share=share)
+        return first_messages(
+            system,
+            task,
+            repo=repo,
+            rev=head,
+            about=f"{request.title}\n{request.body}\n{diff[:20000]}",
+            config=config,
+            settings=settings,
+            trajectory=trajectory,
+            share=share,
+        )
 
     with session(backend, sandbox_spec(config, settings, run_label=trajectory.path.stem)) as sb:
-        prepare_workspace(sb, repo, head, config=config, settings=settings,
-                          trajectory=trajectory)
+        prepare_workspace(sb, repo, head, config=config, settings=settings, trajectory=trajectory)
         head_tests = None
         if config.review_tests and config.test:
-            ran = run_tests(sb, config.test, label="review-head",
-                            timeout=limits.test_timeout_s)
+            ran = run_tests(sb, config.test, label="review-head", timeout=limits.test_timeout_s)
             head_tests = ran.summary()
             trajectory.record(Event.TESTS_HEAD, **ran.model_dump())
 
         def tests() -> str:
             if not config.test:
                 return "This repository has no test command."
-            result = run_tests(sb, config.test, label=f"review-{uuid.uuid4().hex[:6]}",
-                               timeout=limits.test_timeout_s)
+            result = run_tests(
+                sb,
+                config.test,
+                label=f"review-{uuid.uuid4().hex[:6]}",
+                timeout=limits.test_timeout_s,
+            )
             return f"Tests {result.summary()}.\n{clip(result.output_tail, 6000)}"
 
-        outcome = AgentRun(model=model, sandbox=sb, limits=limits, settings=settings,
-                           trajectory=trajectory, messages=messages, run_tests=tests,
-                           on_submit=on_submit, tools=REVIEW_TOOLS).run()
-    log.info("review of #%s: %s after %.0fs", request.number, outcome.status,
-             time.monotonic() - started)
+        outcome = AgentRun(
+            model=model,
+            sandbox=sb,
+            limits=limits,
+            settings=settings,
+            trajectory=trajectory,
+            messages=messages,
+            run_tests=tests,
+            on_submit=on_submit,
+            tools=REVIEW_TOOLS,
+        ).run()
+    log.info(
+        "review of #%s: %s after %.0fs", request.number, outcome.status, time.monotonic() - started
+    )
     if outcome.status != "resolved" or not handed:
-        return ReviewResult(status="error" if outcome.status == "error" else "unresolved",
-                            reason=outcome.reason, turns=outcome.turns, usage=outcome.usage)
+        return ReviewResult(
+            status="error" if outcome.status == "error" else "unresolved",
+            reason=outcome.reason,
+            turns=outcome.turns,
+            usage=outcome.usage,
+        )
     review = handed[-1]
     placed = diff_map.place([ReviewComment(**c.model_dump()) for c in review.comments])
-    return ReviewResult(status="reviewed", reason="review handed over",
-                        summary=review.summary, inline=placed.inline,
-                        elsewhere=placed.elsewhere, turns=outcome.turns, usage=outcome.usage,
-                        tests=head_tests)
+    return ReviewResult(
+        status="reviewed",
+        reason="review handed over",
+        summary=review.summary,
+        inline=placed.inline,
+        elsewhere=placed.elsewhere,
+        turns=outcome.turns,
+        usage=outcome.usage,
+        tests=head_tests,
+    )

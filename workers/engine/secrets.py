@@ -19,8 +19,21 @@ SECRET_PATTERNS: dict[str, re.Pattern[bytes]] = {
 }
 
 SECRET_FILE_NAMES = (
-    ".env", ".env.*", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa", "id_rsa*", "id_dsa*",
-    "id_ecdsa*", "id_ed25519*", ".netrc", ".git-credentials", "*.keystore", "*.jks",
+    ".env",
+    ".env.*",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "id_rsa",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    ".netrc",
+    ".git-credentials",
+    "*.keystore",
+    "*.jks",
 )
 
 

@@ -55,11 +55,27 @@ class Overlay(BaseModel):
 
 
 _HOOK_NAMES = frozenset({"conftest.py", "sitecustomize.py", "usercustomize.py"})
-_CONFIG_NAMES = frozenset({
-    "pytest.ini", "tox.ini", "noxfile.py", ".coveragerc", "Makefile", "makefile", "GNUmakefile",
-    ".qwenfix.yml", ".qwenfix.yaml", ".gitlab-ci.yml", "azure-pipelines.yml", "Jenkinsfile",
-    "phpunit.xml", "phpunit.xml.dist", ".env", "Taskfile.yml", "justfile",
-})
+_CONFIG_NAMES = frozenset(
+    {
+        "pytest.ini",
+        "tox.ini",
+        "noxfile.py",
+        ".coveragerc",
+        "Makefile",
+        "makefile",
+        "GNUmakefile",
+        ".qwenfix.yml",
+        ".qwenfix.yaml",
+        ".gitlab-ci.yml",
+        "azure-pipelines.yml",
+        "Jenkinsfile",
+        "phpunit.xml",
+        "phpunit.xml.dist",
+        ".env",
+        "Taskfile.yml",
+        "justfile",
+    }
+)
 _CONFIG_PREFIXES = ("jest.config.", "vitest.config.", "karma.conf.", ".mocharc")
 _CONFIG_DIRS = (".github/workflows/", ".circleci/")
 _TEST_DIRS = frozenset({"test", "tests", "testing", "__tests__", "testdata", "spec"})
@@ -72,19 +88,34 @@ _TEST_NAME = re.compile(
 # project's own business and a fix may legitimately change it.
 _SECTION_FILES = frozenset({"pyproject.toml", "setup.cfg", "package.json"})
 _PYPROJECT_TABLES = (
-    "tool.pytest", "tool.coverage", "tool.tox", "tool.hatch.envs", "tool.poe",
-    "tool.pdm.scripts", "project.entry-points.pytest11",
+    "tool.pytest",
+    "tool.coverage",
+    "tool.tox",
+    "tool.hatch.envs",
+    "tool.poe",
+    "tool.pdm.scripts",
+    "project.entry-points.pytest11",
 )
 _PACKAGE_KEYS = ("scripts", "jest", "mocha", "ava", "nyc", "c8", "vitest", "tap")
 _ENTRY_POINTS = "options.entry_points"
 _PARSE_ERRORS = (ValueError, configparser.Error, tomlkit.exceptions.TOMLKitError)
 
-_RUNNER = re.compile("|".join([
-    r"\bimport\s+_?pytest\b", r"\bfrom\s+_?pytest\b", r"\b_pytest\b", r"\bpluggy\b",
-    r"\bpytest_plugins\b", r"\bPYTEST_(ADDOPTS|PLUGINS|DISABLE_PLUGIN_AUTOLOAD)\b",
-    r"\bhookimpl\b", r"\bos\._exit\s*\(", r"\bsys\.modules\[['\"]_?pytest",
-    r"\bunittest\.(TestCase\.|main|skip)",
-]))
+_RUNNER = re.compile(
+    "|".join(
+        [
+            r"\bimport\s+_?pytest\b",
+            r"\bfrom\s+_?pytest\b",
+            r"\b_pytest\b",
+            r"\bpluggy\b",
+            r"\bpytest_plugins\b",
+            r"\bPYTEST_(ADDOPTS|PLUGINS|DISABLE_PLUGIN_AUTOLOAD)\b",
+            r"\bhookimpl\b",
+            r"\bos\._exit\s*\(",
+            r"\bsys\.modules\[['\"]_?pytest",
+            r"\bunittest\.(TestCase\.|main|skip)",
+        ]
+    )
+)
 
 
 def _not_a_test(fn: _F) -> _F:
@@ -159,8 +190,11 @@ def _parts(name: str, data: bytes) -> dict[str, Any]:
 
 
 def _changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    return sorted(k for k in before.keys() | after.keys()
-                  if k not in before or k not in after or before[k] != after[k])
+    return sorted(
+        k
+        for k in before.keys() | after.keys()
+        if k not in before or k not in after or before[k] != after[k]
+    )
 
 
 def _describe(name: str, label: str, before: Any, after: Any) -> list[str]:
@@ -184,8 +218,11 @@ def _section_detail(name: str, before: bytes | None, after: bytes | None) -> str
         new = _parts(name, after) if after is not None else {}
     except _PARSE_ERRORS:
         return "unparsable, whole file"
-    described = [d for label in _changed(old, new)
-                 for d in _describe(name, label, old.get(label, {}), new.get(label, {}))]
+    described = [
+        d
+        for label in _changed(old, new)
+        for d in _describe(name, label, old.get(label, {}), new.get(label, {}))
+    ]
     return ", ".join(described) or None
 
 
@@ -195,13 +232,15 @@ _PATHLIKE = re.compile(r"(?<![\w/])[\w.][\w./-]*")
 def named_in(command: str) -> frozenset[str]:
     """Paths a test command names (`sh scripts/test.sh`, `. ./ci.env`): whatever the command
     reads controls the run as much as pytest.ini does."""
-    return frozenset(p.removeprefix("./") for p in _PATHLIKE.findall(command)
-                     if "/" in p or "." in p.strip("."))
+    return frozenset(
+        p.removeprefix("./") for p in _PATHLIKE.findall(command) if "/" in p or "." in p.strip(".")
+    )
 
 
 @_not_a_test
-def test_controls(changes: list[FileChange], base: Reader, new: Reader,
-                  named: frozenset[str] = frozenset()) -> list[TestControl]:
+def test_controls(
+    changes: list[FileChange], base: Reader, new: Reader, named: frozenset[str] = frozenset()
+) -> list[TestControl]:
     """`named`: paths the test command names (see `named_in`), controls whole."""
     controls = []
     for change in sorted(changes, key=lambda c: c.path):
@@ -212,8 +251,9 @@ def test_controls(changes: list[FileChange], base: Reader, new: Reader,
             found = _section_detail(_name(change.path), base(change.path), new(change.path))
             kind, detail = (None, "") if found is None else (ControlKind.CONFIG, found)
         if kind is not None:
-            controls.append(TestControl(path=change.path, kind=kind, status=change.status,
-                                        detail=detail))
+            controls.append(
+                TestControl(path=change.path, kind=kind, status=change.status, detail=detail)
+            )
     return controls
 
 
@@ -276,8 +316,9 @@ def _restore(path: str, before: bytes, after: bytes | None) -> bytes:
         return before
     try:
         old, new = _parts(name, before), _parts(name, after)
-        merged = _MERGERS[name](after.decode("utf-8-sig"), before.decode("utf-8-sig"),
-                               _changed(old, new)).encode()
+        merged = _MERGERS[name](
+            after.decode("utf-8-sig"), before.decode("utf-8-sig"), _changed(old, new)
+        ).encode()
         # Checked rather than trusted: a merge that leaves any control unlike the base's
         # would let the change judge itself.
         if _parts(name, merged) == old:
@@ -311,8 +352,11 @@ def _text(data: bytes | None) -> str | None:
 def runner_references(changes: list[FileChange], base: Reader, new: Reader) -> list[str]:
     found = []
     for change in sorted(changes, key=lambda c: c.path):
-        if (change.status == "deleted" or is_test_file(change.path)
-                or control_kind(change.path) is ControlKind.HOOK):
+        if (
+            change.status == "deleted"
+            or is_test_file(change.path)
+            or control_kind(change.path) is ControlKind.HOOK
+        ):
             continue
         text = _text(new(change.path))
         before = _text(base(change.path)) or ""

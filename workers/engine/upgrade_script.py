@@ -22,10 +22,14 @@ from pathlib import Path
 from typing import Any
 
 REPORT = Path("/tmp/qwenfix/report.json")
-PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<extras>\[[^\]]*\])?\s*==\s*"
-                 r"(?P<version>[A-Za-z0-9.+!_-]+)\s*(?P<rest>(;[^#]*)?(#.*)?)$")
-OPTION = re.compile(r"^(--(index-url|extra-index-url|find-links|no-index|trusted-host|pre)"
-                    r"|-[if])\b(?P<value>.*)$")
+PIN = re.compile(
+    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?P<extras>\[[^\]]*\])?\s*==\s*"
+    r"(?P<version>[A-Za-z0-9.+!_-]+)\s*(?P<rest>(;[^#]*)?(#.*)?)$"
+)
+OPTION = re.compile(
+    r"^(--(index-url|extra-index-url|find-links|no-index|trusted-host|pre)"
+    r"|-[if])\b(?P<value>.*)$"
+)
 
 
 def canonical(name: str) -> str:
@@ -77,7 +81,7 @@ def pip_options(path: Path, lines: list[str]) -> list[str]:
             continue
         if stripped.startswith(("--find-links", "-f")):
             value = match.group("value").strip().lstrip("=").strip()
-            local = (path.parent / value)
+            local = path.parent / value
             if value and "://" not in value and local.exists():
                 stripped = f"--find-links {local.resolve()}"
         out.append(stripped)
@@ -88,14 +92,28 @@ def resolve(options: list[str], specs: dict[str, str]) -> dict[str, str]:
     """name -> version pip would install for these specifiers (newest allowed)."""
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
         handle.write("\n".join([*options, *(f"{n}{s}" for n, s in specs.items())]) + "\n")
-    command = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
-               "--quiet", "--disable-pip-version-check", "--report", "-", "-r", handle.name]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        "--ignore-installed",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--report",
+        "-",
+        "-r",
+        handle.name,
+    ]
     proc = subprocess.run(command, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr.strip()[-1500:] or proc.stdout.strip()[-1500:])
     report = json.loads(proc.stdout)
-    return {canonical(item["metadata"]["name"]): item["metadata"]["version"]
-            for item in report.get("install", [])}
+    return {
+        canonical(item["metadata"]["name"]): item["metadata"]["version"]
+        for item in report.get("install", [])
+    }
 
 
 def python(root: Path, allow_major: bool, notes: list[str]) -> list[dict[str, str]]:
@@ -120,8 +138,10 @@ def python(root: Path, allow_major: bool, notes: list[str]) -> list[dict[str, st
         try:
             found = resolve(options, specs)
         except RuntimeError as exc:  # a conflict between pins: try each on its own
-            notes.append(f"{path.name}: resolving all pins together failed ({exc}); "
-                         "each pin was resolved on its own")
+            notes.append(
+                f"{path.name}: resolving all pins together failed ({exc}); "
+                "each pin was resolved on its own"
+            )
             found = {}
             for name, spec in specs.items():
                 try:
@@ -133,8 +153,15 @@ def python(root: Path, allow_major: bool, notes: list[str]) -> list[dict[str, st
             new = found.get(name)
             if new and new != old:
                 lines[number] = lines[number].replace(f"=={old}", f"=={new}", 1)
-                upgrades.append({"ecosystem": "pip", "file": str(path.relative_to(root)),
-                                 "name": match.group("name"), "from": old, "to": new})
+                upgrades.append(
+                    {
+                        "ecosystem": "pip",
+                        "file": str(path.relative_to(root)),
+                        "name": match.group("name"),
+                        "from": old,
+                        "to": new,
+                    }
+                )
         path.write_text("\n".join(lines) + "\n")
     return upgrades
 
@@ -144,9 +171,11 @@ def _lock_versions(root: Path) -> dict[str, str]:
     if not lock.is_file():
         return {}
     packages = json.loads(lock.read_text()).get("packages") or {}
-    return {key.removeprefix("node_modules/"): str(value.get("version"))
-            for key, value in packages.items()
-            if key.startswith("node_modules/") and "/node_modules/" not in key[13:]}
+    return {
+        key.removeprefix("node_modules/"): str(value.get("version"))
+        for key, value in packages.items()
+        if key.startswith("node_modules/") and "/node_modules/" not in key[13:]
+    }
 
 
 def npm(root: Path, notes: list[str]) -> list[dict[str, str]]:
@@ -156,11 +185,18 @@ def npm(root: Path, notes: list[str]) -> list[dict[str, str]]:
     if shutil.which("npm") is None:
         notes.append("package.json was not updated: npm is not installed in the sandbox image")
         return []
-    direct = {**(json.loads(manifest.read_text()).get("dependencies") or {}),
-              **(json.loads(manifest.read_text()).get("devDependencies") or {})}
+    direct = {
+        **(json.loads(manifest.read_text()).get("dependencies") or {}),
+        **(json.loads(manifest.read_text()).get("devDependencies") or {}),
+    }
     before_ranges, before = dict(direct), _lock_versions(root)
-    proc = subprocess.run(["npm", "update", "--save", "--ignore-scripts", "--no-audit",
-                           "--no-fund"], cwd=root, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["npm", "update", "--save", "--ignore-scripts", "--no-audit", "--no-fund"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"npm update failed: {proc.stderr.strip()[-1500:]}")
     after = _lock_versions(root)
@@ -171,16 +207,18 @@ def npm(root: Path, notes: list[str]) -> list[dict[str, str]]:
         old = before.get(name) or before_ranges[name]
         new = after.get(name) or after_ranges.get(name, old)
         if new != old:
-            upgrades.append({"ecosystem": "npm", "file": "package.json", "name": name,
-                             "from": old, "to": new})
+            upgrades.append(
+                {"ecosystem": "npm", "file": "package.json", "name": name, "from": old, "to": new}
+            )
     return upgrades
 
 
 def _uv_versions(lock: Path) -> dict[str, str]:
     import tomllib
 
-    return {p["name"]: p.get("version", "") for p in
-            tomllib.loads(lock.read_text()).get("package", [])}
+    return {
+        p["name"]: p.get("version", "") for p in tomllib.loads(lock.read_text()).get("package", [])
+    }
 
 
 def uv(root: Path, notes: list[str]) -> list[dict[str, str]]:
@@ -191,14 +229,17 @@ def uv(root: Path, notes: list[str]) -> list[dict[str, str]]:
         notes.append("uv.lock was not updated: uv is not installed in the sandbox image")
         return []
     before = _uv_versions(lock)
-    proc = subprocess.run(["uv", "lock", "--upgrade"], cwd=root, capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run(
+        ["uv", "lock", "--upgrade"], cwd=root, capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"uv lock --upgrade failed: {proc.stderr.strip()[-1500:]}")
     after = _uv_versions(lock)
-    return [{"ecosystem": "uv", "file": "uv.lock", "name": name, "from": before[name],
-             "to": version} for name, version in sorted(after.items())
-            if name in before and before[name] != version]
+    return [
+        {"ecosystem": "uv", "file": "uv.lock", "name": name, "from": before[name], "to": version}
+        for name, version in sorted(after.items())
+        if name in before and before[name] != version
+    ]
 
 
 def main(argv: list[str]) -> int:
@@ -206,8 +247,7 @@ def main(argv: list[str]) -> int:
     report = Path(argv[argv.index("--report") + 1]) if "--report" in argv else REPORT
     notes: list[str] = []
     try:
-        upgrades = python(root, "--allow-major" in argv, notes) + npm(root, notes) + \
-            uv(root, notes)
+        upgrades = python(root, "--allow-major" in argv, notes) + npm(root, notes) + uv(root, notes)
     except RuntimeError as exc:
         print(f"upgrade failed: {exc}", file=sys.stderr)
         return 1

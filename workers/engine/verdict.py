@@ -64,8 +64,9 @@ class Judgement(BaseModel):
     @property
     def edits(self) -> list[TestControl]:
         """The test changes that are not new tests: what the base's versions replace."""
-        return [c for c in self.test_changes
-                if not (c.kind is ControlKind.TEST and c.status == "added")]
+        return [
+            c for c in self.test_changes if not (c.kind is ControlKind.TEST and c.status == "added")
+        ]
 
 
 def _some(items: list[str]) -> str:
@@ -76,10 +77,19 @@ def _some(items: list[str]) -> str:
 class Judge:
     """Judges changes of one run: the same baseline, snapshot and commands for each."""
 
-    def __init__(self, *, backend: SandboxBackend, prepared: Prepared, repo: Path,
-                 config: RepoConfig, settings: WorkerSettings, baseline: TestRun,
-                 issue_text: str, check: str | None = None, run_label: str = "verdict"
-                 ) -> None:
+    def __init__(
+        self,
+        *,
+        backend: SandboxBackend,
+        prepared: Prepared,
+        repo: Path,
+        config: RepoConfig,
+        settings: WorkerSettings,
+        baseline: TestRun,
+        issue_text: str,
+        check: str | None = None,
+        run_label: str = "verdict",
+    ) -> None:
         self.backend, self.prepared, self.repo = backend, prepared, repo
         self.config, self.settings, self.baseline = config, settings, baseline
         self.issue_text, self.check, self.run_label = issue_text, check, run_label
@@ -88,8 +98,9 @@ class Judge:
     def base(self, path: str) -> bytes | None:
         return gitops.read_blob(self.repo, self.prepared.base, path)
 
-    def __call__(self, change: Change, *, label: str,
-                 outside: Callable[[], list[str]] = list) -> Judgement:
+    def __call__(
+        self, change: Change, *, label: str, outside: Callable[[], list[str]] = list
+    ) -> Judgement:
         """The same tree is judged once per run: a submit repeated without a change gets
         the same answer without running anything again. `outside` lists what the agent
         wrote outside the repository: evidence for a refusal, looked for only then."""
@@ -97,38 +108,48 @@ class Judge:
             self._judged[change.tree] = self._judge(change, label, outside)
         return self._judged[change.tree]
 
-    def _judge(self, change: Change, label: str,
-               outside: Callable[[], list[str]]) -> Judgement:
-        found = Judgement(status="unresolved", reason="", left_out=change.left_out,
-                          verdict=judge(self.baseline, self.baseline, diff="", issue_text=""))
+    def _judge(self, change: Change, label: str, outside: Callable[[], list[str]]) -> Judgement:
+        found = Judgement(
+            status="unresolved",
+            reason="",
+            left_out=change.left_out,
+            verdict=judge(self.baseline, self.baseline, diff="", issue_text=""),
+        )
         if change.empty:
             found.reason = found.verdict.reason
             return found
-        controls = test_controls(change.files, self.base, change.new,
-                                 named=named_in(self.config.test or ""))
+        controls = test_controls(
+            change.files, self.base, change.new, named=named_in(self.config.test or "")
+        )
         found.test_changes = controls
         found.runner_references = runner_references(change.files, self.base, change.new)
         overlay = base_overlay(controls, self.base, change.new)
         found.judged, found.check = self._run(change, overlay, f"{label}-judged")
         if found.check is not None:
-            found.reason = (f"`{self.check}` must pass (exit 0) and it exits "
-                            f"{found.judged.exit_code}")
+            found.reason = (
+                f"`{self.check}` must pass (exit 0) and it exits {found.judged.exit_code}"
+            )
             return found
         found.verdict = self._rank(found.judged, change)
         if found.edits:
             found.as_diff, _ = self._run(change, None, f"{label}-as-diff")
             found.as_diff_verdict = self._rank(found.as_diff, change)
-        if not found.verdict.resolved and not (found.as_diff_verdict
-                                               and found.as_diff_verdict.resolved):
+        if not found.verdict.resolved and not (
+            found.as_diff_verdict and found.as_diff_verdict.resolved
+        ):
             found.outside = outside()
         found.status, found.reason = self._decide(found)
         if found.resolved:
             unproven = self._unproven(change, found, label)
             if unproven:
-                found.status, found.reason = "unresolved", (
-                    "the suite was already red before the change, and the test(s) the change "
-                    f"adds pass without its fix too ({_some(unproven)}): they do not show "
-                    "that it fixes anything")
+                found.status, found.reason = (
+                    "unresolved",
+                    (
+                        "the suite was already red before the change, and the test(s) the change "
+                        f"adds pass without its fix too ({_some(unproven)}): they do not show "
+                        "that it fixes anything"
+                    ),
+                )
         return found
 
     def _unproven(self, change: Change, found: Judgement, label: str) -> list[str]:
@@ -138,11 +159,16 @@ class Judge:
         verdict, before = found.verdict, self.baseline.tests or {}
         if not verdict.still_failing or any(before.get(t) in FAILED for t in verdict.targets):
             return []
-        added = {c.path for c in found.test_changes
-                 if c.kind is ControlKind.TEST and c.status == "added"}
-        tests_only = Change(base=change.base, diff="", tree="",
-                            files=[f for f in change.files if f.path in added],
-                            contents={p: change.contents[p] for p in added})
+        added = {
+            c.path for c in found.test_changes if c.kind is ControlKind.TEST and c.status == "added"
+        }
+        tests_only = Change(
+            base=change.base,
+            diff="",
+            tree="",
+            files=[f for f in change.files if f.path in added],
+            contents={p: change.contents[p] for p in added},
+        )
         without, _ = self._run(tests_only, None, f"{label}-without-fix")
         if without.tests is None:  # the runner could not even report: the tests need the fix
             return []
@@ -161,44 +187,67 @@ class Judge:
             if own is not None and not own.resolved:
                 return "unresolved", (
                     f"with the base commit's tests the change passes, but it also edits "
-                    f"{edits}, and with those edits {own.reason}")
+                    f"{edits}, and with those edits {own.reason}"
+                )
             if found.runner_references:
                 return "unverified", (
                     "the tests pass, but code the change adds reaches into the test runner, "
-                    f"which the harness cannot rule out: {_some(found.runner_references)}")
+                    f"which the harness cannot rule out: {_some(found.runner_references)}"
+                )
             if own is not None:
-                return "resolved", (f"{verdict.reason} with the base commit's tests; it "
-                                    f"also edits {edits}, and passes with those edits too")
+                return "resolved", (
+                    f"{verdict.reason} with the base commit's tests; it "
+                    f"also edits {edits}, and passes with those edits too"
+                )
             return "resolved", verdict.reason
         if own is not None and own.resolved:
             return "unverified", (
                 f"the change passes only with its own edits to tests or test configuration "
-                f"({edits}); with the base commit's versions of them, {verdict.reason}")
+                f"({edits}); with the base commit's versions of them, {verdict.reason}"
+            )
         notes = [verdict.reason]
         if found.edits:
-            notes.append(f"it edits tests or test configuration ({edits}); the verdict used "
-                         "the base commit's versions")
+            notes.append(
+                f"it edits tests or test configuration ({edits}); the verdict used "
+                "the base commit's versions"
+            )
         if found.outside:
-            notes.append("files it wrote outside the repository play no part in the "
-                         f"verdict: {_some(found.outside)}")
+            notes.append(
+                "files it wrote outside the repository play no part in the "
+                f"verdict: {_some(found.outside)}"
+            )
         if found.left_out:
             notes.append(f"files left out of the change (ignored): {_some(found.left_out)}")
         return "unresolved", "; ".join(notes)
 
-    def _run(self, change: Change, overlay: Overlay | None, label: str
-             ) -> tuple[TestRun, str | None]:
+    def _run(
+        self, change: Change, overlay: Overlay | None, label: str
+    ) -> tuple[TestRun, str | None]:
         limits = self.config.limits
-        with fresh_sandbox(self.backend, self.prepared, self.repo, config=self.config,
-                           settings=self.settings, run_label=self.run_label) as sb:
+        with fresh_sandbox(
+            self.backend,
+            self.prepared,
+            self.repo,
+            config=self.config,
+            settings=self.settings,
+            run_label=self.run_label,
+        ) as sb:
             lay(sb, change, overlay)
             if self.check:
                 checked = sb.run(self.check, timeout=self.settings.command_timeout_s * 5)
                 if not checked.ok:
-                    return TestRun(command=self.check, exit_code=checked.exit_code,
-                                   timed_out=checked.timed_out,
-                                   output_tail=checked.output[-4000:]), checked.output
-            run = run_tests(sb, self.config.test or "", label=label,
-                            timeout=limits.test_timeout_s or self.settings.test_timeout_s)
+                    return TestRun(
+                        command=self.check,
+                        exit_code=checked.exit_code,
+                        timed_out=checked.timed_out,
+                        output_tail=checked.output[-4000:],
+                    ), checked.output
+            run = run_tests(
+                sb,
+                self.config.test or "",
+                label=label,
+                timeout=limits.test_timeout_s or self.settings.test_timeout_s,
+            )
         return run, None
 
 
@@ -210,9 +259,14 @@ def lay(sb: Sandbox, change: Change, overlay: Overlay | None = None) -> None:
     if any(f.status != "deleted" for f in change.files):
         sb.upload_tar(change.as_tar(SANDBOX_UID, SANDBOX_GID), sb.spec.workdir)
     if overlay and overlay.write:
-        sb.upload_tar(gitops.tree_tarball([("100644", p, data) for p, data
-                                           in sorted(overlay.write.items())],
-                                          uid=SANDBOX_UID, gid=SANDBOX_GID), sb.spec.workdir)
+        sb.upload_tar(
+            gitops.tree_tarball(
+                [("100644", p, data) for p, data in sorted(overlay.write.items())],
+                uid=SANDBOX_UID,
+                gid=SANDBOX_GID,
+            ),
+            sb.spec.workdir,
+        )
 
 
 def _remove(sb: Sandbox, paths: list[str]) -> None:
@@ -222,8 +276,7 @@ def _remove(sb: Sandbox, paths: list[str]) -> None:
         command = f"rm -rf -- {quoted}"
     else:  # past what one command line should carry: a NUL-separated list
         listing = f"{HARNESS_DIR}-remove"
-        sb.write_file(listing, "".join(f"{p}\0" for p in paths).encode("utf-8",
-                                                                        "surrogateescape"))
+        sb.write_file(listing, "".join(f"{p}\0" for p in paths).encode("utf-8", "surrogateescape"))
         command = f"xargs -0 -r rm -rf -- < {shlex.quote(listing)}"
     removed = sb.run(command, timeout=300)
     if not removed.ok:

@@ -63,8 +63,7 @@ def run_tests(sb: Sandbox, command: str, *, timeout: float, label: str) -> TestR
         "CI": "true",
     }
     # One round trip: the report's directory made, an old report gone, then the command.
-    result = sb.run(f"mkdir -p {JUNIT_DIR} && rm -f {junit}\n{command}", timeout=timeout,
-                    env=env)
+    result = sb.run(f"mkdir -p {JUNIT_DIR} && rm -f {junit}\n{command}", timeout=timeout, env=env)
     tests: dict[str, str] | None = None
     try:
         tests = parse_junit(sb.read_file(junit))
@@ -134,9 +133,11 @@ def rank(before: Mapping[str, str], after: Mapping[str, str]) -> Ranking:
         elif outcome in FAILED and now != "passed":
             ranking.still_failing.append(test)
             ranking.now[test] = now
-    ranking.new_failures = sorted(t for t, o in after.items()
-                                  if o in FAILED and before.get(t) not in FAILED
-                                  and before.get(t) != "passed")
+    ranking.new_failures = sorted(
+        t
+        for t, o in after.items()
+        if o in FAILED and before.get(t) not in FAILED and before.get(t) != "passed"
+    )
     return ranking
 
 
@@ -179,15 +180,22 @@ def judge(before: TestRun, after: TestRun, *, diff: str, issue_text: str) -> Ver
     if after.timed_out:
         return Verdict(resolved=False, red_baseline=red, reason="the tests timed out")
     if before.tests is not None and after.tests is None:
-        return Verdict(resolved=False, red_baseline=red, reason=(
-            f"the tests wrote no per-test report ({after.summary()}), though the base "
-            "commit's run did: something stopped the test runner from reporting"))
+        return Verdict(
+            resolved=False,
+            red_baseline=red,
+            reason=(
+                f"the tests wrote no per-test report ({after.summary()}), though the base "
+                "commit's run did: something stopped the test runner from reporting"
+            ),
+        )
     if before.tests is None or after.tests is None:
         if after.passed:
-            return Verdict(resolved=True, red_baseline=red,
-                           reason="the test command exits 0 (it reports no per-test results)")
-        return Verdict(resolved=False, red_baseline=red,
-                       reason=f"the test suite {after.summary()}")
+            return Verdict(
+                resolved=True,
+                red_baseline=red,
+                reason="the test command exits 0 (it reports no per-test results)",
+            )
+        return Verdict(resolved=False, red_baseline=red, reason=f"the test suite {after.summary()}")
     ranking = rank(before.tests, after.tests)
     ranked = Verdict(resolved=False, reason="", red_baseline=red, missing=ranking.missing)
 
@@ -195,33 +203,58 @@ def judge(before: TestRun, after: TestRun, *, diff: str, issue_text: str) -> Ver
         return ranked.model_copy(update={"resolved": resolved, "reason": reason, **found})
 
     if ranking.regressions:
-        return verdict(False, f"{len(ranking.regressions)} test(s) that passed before do not "
-                       f"pass now: {_listed(ranking.regressions, ranking)}",
-                       regressions=ranking.regressions)
+        return verdict(
+            False,
+            f"{len(ranking.regressions)} test(s) that passed before do not "
+            f"pass now: {_listed(ranking.regressions, ranking)}",
+            regressions=ranking.regressions,
+        )
     if ranking.new_failures:
-        return verdict(False, f"{len(ranking.new_failures)} test(s) fail that did not fail "
-                       f"before: {_listed(ranking.new_failures, ranking)}",
-                       regressions=ranking.new_failures)
+        return verdict(
+            False,
+            f"{len(ranking.new_failures)} test(s) fail that did not fail "
+            f"before: {_listed(ranking.new_failures, ranking)}",
+            regressions=ranking.new_failures,
+        )
     still = ranking.still_failing
     gone = [t for t in still if ranking.now[t] not in FAILED]
     if not still and after.passed:
         return verdict(True, "the test suite passes")
     if not still and before.passed:
-        return verdict(False, f"every test passes, but the test command exits "
-                              f"{after.exit_code}")
-    targets = sorted(t for t in after.tests
-                     if (t not in before.tests or _named_in(issue_text, t)) and t not in gone)
+        return verdict(False, f"every test passes, but the test command exits {after.exit_code}")
+    targets = sorted(
+        t
+        for t in after.tests
+        if (t not in before.tests or _named_in(issue_text, t)) and t not in gone
+    )
     failing_targets = [t for t in targets if after.tests[t] != "passed"]
     if gone:
-        return verdict(False, f"{len(gone)} test(s) that failed before still do not pass: "
-                       "skipped, xfailed, deselected or removed instead of fixed: "
-                       f"{_listed(gone, ranking)}", still_failing=still, targets=targets)
+        return verdict(
+            False,
+            f"{len(gone)} test(s) that failed before still do not pass: "
+            "skipped, xfailed, deselected or removed instead of fixed: "
+            f"{_listed(gone, ranking)}",
+            still_failing=still,
+            targets=targets,
+        )
     if targets and not failing_targets:
-        return verdict(True, "the suite was already red before the change; no new failure, "
-                       f"and the {len(targets)} test(s) added or named in the issue pass "
-                       f"({len(still)} failure(s) predate the change)",
-                       still_failing=still, targets=targets)
-    return verdict(False, f"the test suite {after.summary()}; it was red before the change, "
-                   "and " + ("no added or named test proves the fix" if not targets
-                             else f"{len(failing_targets)} test(s) added or named in the "
-                             "issue still fail"), still_failing=still, targets=targets)
+        return verdict(
+            True,
+            "the suite was already red before the change; no new failure, "
+            f"and the {len(targets)} test(s) added or named in the issue pass "
+            f"({len(still)} failure(s) predate the change)",
+            still_failing=still,
+            targets=targets,
+        )
+    return verdict(
+        False,
+        f"the test suite {after.summary()}; it was red before the change, "
+        "and "
+        + (
+            "no added or named test proves the fix"
+            if not targets
+            else f"{len(failing_targets)} test(s) added or named in the issue still fail"
+        ),
+        still_failing=still,
+        targets=targets,
+    )

@@ -19,8 +19,15 @@ log = logging.getLogger(__name__)
 
 SANDBOX_UID, SANDBOX_GID = 1000, 1000
 EXCLUDES = [  # build litter that never belongs in a change
-    "__pycache__/", "*.py[cod]", ".pytest_cache/", "*.egg-info/", ".mypy_cache/",
-    ".ruff_cache/", ".tox/", ".coverage", "htmlcov/",
+    "__pycache__/",
+    "*.py[cod]",
+    ".pytest_cache/",
+    "*.egg-info/",
+    ".mypy_cache/",
+    ".ruff_cache/",
+    ".tox/",
+    ".coverage",
+    "htmlcov/",
 ]
 
 
@@ -30,17 +37,22 @@ class WorkspaceFailed(Exception):
         self.reason = reason
 
 
-def sandbox_spec(config: RepoConfig, settings: WorkerSettings, *, run_label: str,
-                 needs_network: bool = False) -> SandboxSpec:
+def sandbox_spec(
+    config: RepoConfig, settings: WorkerSettings, *, run_label: str, needs_network: bool = False
+) -> SandboxSpec:
     """Network only for a setup (or an upgrade step) that is allowed it, and the CA bundle
     only then."""
     network = (bool(config.setup) or needs_network) and (
-        config.setup_network if config.setup_network is not None else settings.setup_network)
+        config.setup_network if config.setup_network is not None else settings.setup_network
+    )
     return SandboxSpec(
-        image=settings.sandbox_image, network=network,
-        memory_mb=settings.sandbox_memory_mb, cpus=settings.sandbox_cpus,
+        image=settings.sandbox_image,
+        network=network,
+        memory_mb=settings.sandbox_memory_mb,
+        cpus=settings.sandbox_cpus,
         pids_limit=settings.sandbox_pids_limit,
-        max_file_mb=settings.sandbox_max_file_mb, max_disk_mb=settings.sandbox_max_disk_mb,
+        max_file_mb=settings.sandbox_max_file_mb,
+        max_disk_mb=settings.sandbox_max_disk_mb,
         ca_bundle=(settings.sandbox_ca_bundle or None) if network else None,
         labels={"io.qwenfix.run": run_label},
     )
@@ -49,22 +61,31 @@ def sandbox_spec(config: RepoConfig, settings: WorkerSettings, *, run_label: str
 def copy_in(sb: Sandbox, repo: Path, rev: str) -> None:
     """The commit's tree into the workspace, committed as a fresh git repository (its
     only commit is the base, so `git diff` in the sandbox shows the agent its change)."""
-    sb.upload_tar(gitops.commit_tarball(repo, rev, uid=SANDBOX_UID, gid=SANDBOX_GID),
-                  sb.spec.workdir)
+    sb.upload_tar(
+        gitops.commit_tarball(repo, rev, uid=SANDBOX_UID, gid=SANDBOX_GID), sb.spec.workdir
+    )
     excludes = "\\n".join(EXCLUDES)
     init = sb.run(
         "git init -q && git config user.name qwenfix && git config user.email qwenfix@localhost"
         f" && printf '{excludes}\\n' > .git/qwenfix-excludes"
         " && git config core.excludesFile .git/qwenfix-excludes"
         " && git add -A -f && git commit -q --no-verify --allow-empty -m base",
-        timeout=300)
+        timeout=300,
+    )
     if not init.ok:
         raise WorkspaceFailed(f"could not prepare the workspace: {init.output[-1000:]}")
 
 
-def prepare_workspace(sb: Sandbox, repo: Path, rev: str, *, config: RepoConfig,
-                      settings: WorkerSettings, trajectory: Trajectory,
-                      before_setup: Callable[[Sandbox], None] | None = None) -> list[str]:
+def prepare_workspace(
+    sb: Sandbox,
+    repo: Path,
+    rev: str,
+    *,
+    config: RepoConfig,
+    settings: WorkerSettings,
+    trajectory: Trajectory,
+    before_setup: Callable[[Sandbox], None] | None = None,
+) -> list[str]:
     """Copy the commit in, make it a fresh git repository, run setup, go offline.
     `before_setup` may change the tree first, while the network is still there. Returns
     what setup left in the workspace (never part of a change)."""
@@ -73,25 +94,35 @@ def prepare_workspace(sb: Sandbox, repo: Path, rev: str, *, config: RepoConfig,
         before_setup(sb)
     if config.setup:
         timeout = config.limits.setup_timeout_s or settings.setup_timeout_s
-        log.info("setup (%s network): %s", "with" if sb.spec.network else "without",
-                 config.setup)
-        setup = sb.run(config.setup, timeout=timeout, as_root=True,
-                       env={**ca_environment(sb.spec), "PIP_ROOT_USER_ACTION": "ignore",
-                            "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+        log.info("setup (%s network): %s", "with" if sb.spec.network else "without", config.setup)
+        setup = sb.run(
+            config.setup,
+            timeout=timeout,
+            as_root=True,
+            env={
+                **ca_environment(sb.spec),
+                "PIP_ROOT_USER_ACTION": "ignore",
+                "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            },
+        )
         trajectory.record(Event.SETUP, **setup.model_dump())
         if setup.timed_out or not setup.ok:
             what = "timed out" if setup.timed_out else f"failed (exit {setup.exit_code})"
             network = "with" if sb.spec.network else "without"
-            raise WorkspaceFailed(f"setup command `{config.setup}` {what}, run {network} network:\n"
-                            f"{setup.output[-1500:]}")
+            raise WorkspaceFailed(
+                f"setup command `{config.setup}` {what}, run {network} network:\n"
+                f"{setup.output[-1500:]}"
+            )
         # Setup ran as root; hand back whatever it created inside the workspace.
         foreign = sb.run('find . ! -user "$(id -u)" -print -quit', timeout=300)
         if foreign.output.strip():
-            chown = sb.run(f"chown -R {SANDBOX_UID}:{SANDBOX_GID} {sb.spec.workdir}",
-                           timeout=300, as_root=True)
+            chown = sb.run(
+                f"chown -R {SANDBOX_UID}:{SANDBOX_GID} {sb.spec.workdir}", timeout=300, as_root=True
+            )
             if not chown.ok:
-                raise WorkspaceFailed(f"could not hand the workspace back to the sandbox user: "
-                                f"{chown.output}")
+                raise WorkspaceFailed(
+                    f"could not hand the workspace back to the sandbox user: {chown.output}"
+                )
     if sb.spec.network:
         sb.disable_network()
     return setup_leftovers(sb)
@@ -101,8 +132,7 @@ def setup_leftovers(sb: Sandbox) -> list[str]:
     """Everything untracked in the workspace now (virtualenvs, node_modules, build
     output), ignored or not, as the shortest paths: excluded from the agent's `git status`
     and from every change."""
-    found = sb.run("git ls-files -z --others --directory", timeout=120,
-                   max_output_bytes=5_000_000)
+    found = sb.run("git ls-files -z --others --directory", timeout=120, max_output_bytes=5_000_000)
     if not found.ok:
         raise WorkspaceFailed(f"could not list what setup left: {found.output[-500:]}")
     leftovers = sorted(p for p in found.output.split("\0") if p)
@@ -113,8 +143,9 @@ def setup_leftovers(sb: Sandbox) -> list[str]:
 def retree(sb: Sandbox, repo: Path, rev: str, leftovers: list[str]) -> None:
     """A sandbox from a setup snapshot of another commit: its tracked files give way to
     `rev`'s, what setup installed stays."""
-    clear = sb.run("git ls-files -z | xargs -0 -r rm -f -- && rm -rf .git", timeout=300,
-                   as_root=True)
+    clear = sb.run(
+        "git ls-files -z | xargs -0 -r rm -f -- && rm -rf .git", timeout=300, as_root=True
+    )
     if not clear.ok:
         raise WorkspaceFailed(f"could not clear the snapshot's workspace: {clear.output[-500:]}")
     copy_in(sb, repo, rev)
@@ -123,6 +154,5 @@ def retree(sb: Sandbox, repo: Path, rev: str, leftovers: list[str]) -> None:
 
 def _exclude(sb: Sandbox, paths: list[str]) -> None:
     if paths:
-        sb.write_file(".git/qwenfix-setup-excludes",
-                      "".join(f"/{p}\n" for p in paths).encode())
+        sb.write_file(".git/qwenfix-setup-excludes", "".join(f"/{p}\n" for p in paths).encode())
         sb.run("cat .git/qwenfix-setup-excludes >> .git/info/exclude", timeout=60)

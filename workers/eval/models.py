@@ -27,17 +27,27 @@ def oracle_script(checkout: Path, gold_patch: str) -> dict[str, Any]:
     """Steps that reproduce `gold_patch` on `checkout` (left unchanged)."""
     with tempfile.TemporaryDirectory(prefix="qwenfix-oracle-") as tmp:
         work = Path(tmp) / "tree"
-        subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(checkout), str(work)],
-                       check=True, capture_output=True)
-        subprocess.run(["git", "-C", str(work), "apply", "--whitespace=nowarn", "-"],
-                       input=gold_patch.encode(), check=True, capture_output=True)
+        subprocess.run(
+            ["git", "clone", "-q", "--no-hardlinks", str(checkout), str(work)],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            ["git", "-C", str(work), "apply", "--whitespace=nowarn", "-"],
+            input=gold_patch.encode(),
+            check=True,
+            capture_output=True,
+        )
         steps = []
         for patched in PatchSet(gold_patch):
             if patched.is_removed_file:
                 steps.append(_call("bash", command=f"rm -f -- '{patched.path}'"))
             else:
-                steps.append(_call("write_file", path=patched.path,
-                                   content=(work / patched.path).read_text()))
+                steps.append(
+                    _call(
+                        "write_file", path=patched.path, content=(work / patched.path).read_text()
+                    )
+                )
     steps.append(_call("submit", summary="Applied the reference patch.", title="Oracle"))
     return {"steps": steps}
 
@@ -65,14 +75,32 @@ class ReplayModel:
         calls = step.get("tool_calls") or []
         message: dict[str, Any] = {"role": "assistant", "content": EXHAUSTED}
         if calls:
-            message = {"role": "assistant", "content": None, "tool_calls": [
-                {"id": f"call_{self.asked}_{n}", "type": "function",
-                 "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
-                for n, c in enumerate(calls)]}
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": f"call_{self.asked}_{n}",
+                        "type": "function",
+                        "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])},
+                    }
+                    for n, c in enumerate(calls)
+                ],
+            }
         prompt = len(json.dumps(messages)) // CHARS_PER_TOKEN
-        return decode_response({
-            "choices": [{"index": 0, "message": message,
-                         "finish_reason": "tool_calls" if calls else "stop"}],
-            "usage": {"prompt_tokens": prompt,
-                      "completion_tokens": max(1, len(json.dumps(message)) // CHARS_PER_TOKEN)},
-        }, tools)
+        return decode_response(
+            {
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": message,
+                        "finish_reason": "tool_calls" if calls else "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt,
+                    "completion_tokens": max(1, len(json.dumps(message)) // CHARS_PER_TOKEN),
+                },
+            },
+            tools,
+        )

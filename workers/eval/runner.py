@@ -75,9 +75,11 @@ def checkout(task: EvalTask, work: Path, mirrors: Path | None) -> Path:
     if Path(source).is_dir() and not (Path(source) / ".git").exists():
         # A plain directory (the project's own task set): its files are the base commit.
         subprocess.run(["cp", "-r", source, str(target)], check=True)
-        for args in (["init", "-q", "-b", "main"], ["add", "-A"],
-                     ["-c", "user.name=eval", "-c", "user.email=eval@localhost", "commit",
-                      "-qm", "base"]):
+        for args in (
+            ["init", "-q", "-b", "main"],
+            ["add", "-A"],
+            ["-c", "user.name=eval", "-c", "user.email=eval@localhost", "commit", "-qm", "base"],
+        ):
             _git(target, *args)
         return target
     _git(work, "clone", "-q", "--no-checkout", source, str(target))
@@ -92,8 +94,15 @@ def _git(cwd: Path, *args: str) -> str:
     return proc.stdout
 
 
-def judge_task(task: EvalTask, repo: Path, diff: str, *, backend: SandboxBackend,
-               settings: WorkerSettings, work: Path) -> tuple[bool, dict[str, str], str]:
+def judge_task(
+    task: EvalTask,
+    repo: Path,
+    diff: str,
+    *,
+    backend: SandboxBackend,
+    settings: WorkerSettings,
+    work: Path,
+) -> tuple[bool, dict[str, str], str]:
     """(resolved, outcomes, why): the same judge as a fix's verdict (a fresh sandbox from
     the setup snapshot, exactly the change, the base commit's tests and test configuration
     put back over it), then the task's test patch and its FAIL_TO_PASS and PASS_TO_PASS
@@ -105,24 +114,40 @@ def judge_task(task: EvalTask, repo: Path, diff: str, *, backend: SandboxBackend
         change = materialise(repo, base, diff)
     except ChangeUnreadable as exc:
         return False, {}, exc.reason
-    controls = test_controls(change.files, lambda p: gitops.read_blob(repo, base, p),
-                             change.new)
+    controls = test_controls(change.files, lambda p: gitops.read_blob(repo, base, p), change.new)
     overlay = base_overlay(controls, lambda p: gitops.read_blob(repo, base, p), change.new)
     label = f"eval-{uuid.uuid4().hex[:8]}"
     with Trajectory(work / "judge.jsonl") as trajectory:
         try:
-            with working_sandbox(backend, repo, base, config=config, settings=settings,
-                                 trajectory=trajectory, run_label=label) as (_, prepared), \
-                    fresh_sandbox(backend, prepared, repo, config=config, settings=settings,
-                                  run_label=label) as sb:
+            with (
+                working_sandbox(
+                    backend,
+                    repo,
+                    base,
+                    config=config,
+                    settings=settings,
+                    trajectory=trajectory,
+                    run_label=label,
+                ) as (_, prepared),
+                fresh_sandbox(
+                    backend, prepared, repo, config=config, settings=settings, run_label=label
+                ) as sb,
+            ):
                 lay(sb, change, overlay)
                 if task.test_patch.strip():
                     sb.write_file("/tmp/qwenfix-eval.patch", task.test_patch.encode())
-                    applied = sb.run("git apply --whitespace=nowarn /tmp/qwenfix-eval.patch",
-                                     timeout=120)
+                    applied = sb.run(
+                        "git apply --whitespace=nowarn /tmp/qwenfix-eval.patch", timeout=120
+                    )
                     if not applied.ok:
-                        return False, {}, ("the test patch does not apply over the change: "
-                                           f"{applied.output[-300:]}")
+                        return (
+                            False,
+                            {},
+                            (
+                                "the test patch does not apply over the change: "
+                                f"{applied.output[-300:]}"
+                            ),
+                        )
                 command = task.test_cmd
                 if "pytest" in command and wanted:
                     files = sorted({w.split("::")[0] for w in wanted})
@@ -131,39 +156,66 @@ def judge_task(task: EvalTask, repo: Path, diff: str, *, backend: SandboxBackend
         except WorkspaceFailed as exc:
             raise EnvironmentFailed(exc.reason) from exc
     if ran.tests is None:
-        raise EnvironmentFailed(f"the tests gave no per-test results ({ran.summary()}): "
-                                f"{ran.output_tail[-300:]}")
+        raise EnvironmentFailed(
+            f"the tests gave no per-test results ({ran.summary()}): {ran.output_tail[-300:]}"
+        )
     outcomes = {w: ran.tests.get(junit_id(w), ran.tests.get(w, "missing")) for w in wanted}
     failing = [w for w, o in outcomes.items() if o != "passed"]
-    return not failing, outcomes, (f"{len(failing)} of {len(wanted)} tests do not pass: "
-                                   f"{', '.join(failing[:5])}" if failing
-                                   else f"all {len(wanted)} tests pass")
+    return (
+        not failing,
+        outcomes,
+        (
+            f"{len(failing)} of {len(wanted)} tests do not pass: {', '.join(failing[:5])}"
+            if failing
+            else f"all {len(wanted)} tests pass"
+        ),
+    )
 
 
-def evaluate(task: EvalTask, *, model_for: ModelFor, backend: SandboxBackend,
-             settings: WorkerSettings, mirrors: Path | None) -> TaskResult:
+def evaluate(
+    task: EvalTask,
+    *,
+    model_for: ModelFor,
+    backend: SandboxBackend,
+    settings: WorkerSettings,
+    mirrors: Path | None,
+) -> TaskResult:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="qwenfix-eval-") as tmp:
         work = Path(tmp)
         try:
             repo = checkout(task, work, mirrors)
         except (EnvironmentFailed, subprocess.CalledProcessError) as exc:
-            return TaskResult(instance_id=task.instance_id, status="env_error",
-                              reason=f"cannot get the repository: {exc}")
+            return TaskResult(
+                instance_id=task.instance_id,
+                status="env_error",
+                reason=f"cannot get the repository: {exc}",
+            )
         try:
             with model_for(task, repo) as model:
-                fixed = run_fix(FixRequest(repo=repo, issue=task.problem_statement,
-                                           test_command=task.test_cmd,
-                                           setup_command=task.setup or ""),
-                                model=model, backend=backend, settings=settings)
+                fixed = run_fix(
+                    FixRequest(
+                        repo=repo,
+                        issue=task.problem_statement,
+                        test_command=task.test_cmd,
+                        setup_command=task.setup or "",
+                    ),
+                    model=model,
+                    backend=backend,
+                    settings=settings,
+                )
         except subprocess.CalledProcessError as exc:  # the oracle's patch itself is broken
-            return TaskResult(instance_id=task.instance_id, status="env_error",
-                              reason=f"the gold patch does not apply: {exc}")
+            return TaskResult(
+                instance_id=task.instance_id,
+                status="env_error",
+                reason=f"the gold patch does not apply: {exc}",
+            )
         result = _from_fix(task, fixed)
         if fixed.status != "error":
             try:
-                resolved, outcomes, why = judge_task(task, repo, fixed.diff, backend=backend,
-                                                     settings=settings, work=work)
+                resolved, outcomes, why = judge_task(
+                    task, repo, fixed.diff, backend=backend, settings=settings, work=work
+                )
                 result.status, result.reason = ("resolved" if resolved else "unresolved"), why
                 result.tests = outcomes
             except (EnvironmentFailed, SandboxError, SandboxUnavailable) as exc:
@@ -176,16 +228,29 @@ def _from_fix(task: EvalTask, fixed: FixResult) -> TaskResult:
     status: Status = "unresolved"
     if fixed.status == "error":
         status = "env_error" if fixed.failed_in == "environment" else "agent_error"
-    return TaskResult(instance_id=task.instance_id, status=status, reason=fixed.reason,
-                      turns=fixed.turns, prompt_tokens=fixed.usage.prompt_tokens,
-                      completion_tokens=fixed.usage.completion_tokens,
-                      cached_tokens=fixed.usage.cached_tokens, diff=fixed.diff)
+    return TaskResult(
+        instance_id=task.instance_id,
+        status=status,
+        reason=fixed.reason,
+        turns=fixed.turns,
+        prompt_tokens=fixed.usage.prompt_tokens,
+        completion_tokens=fixed.usage.completion_tokens,
+        cached_tokens=fixed.usage.cached_tokens,
+        diff=fixed.diff,
+    )
 
 
-def run_eval(tasks: list[EvalTask], results: Path, *, model_for: ModelFor,
-             backend: SandboxBackend, settings: WorkerSettings, workers: int = 1,
-             mirrors: Path | None = None,
-             progress: Callable[[TaskResult], None] = lambda r: None) -> list[TaskResult]:
+def run_eval(
+    tasks: list[EvalTask],
+    results: Path,
+    *,
+    model_for: ModelFor,
+    backend: SandboxBackend,
+    settings: WorkerSettings,
+    workers: int = 1,
+    mirrors: Path | None = None,
+    progress: Callable[[TaskResult], None] = lambda r: None,
+) -> list[TaskResult]:
     """Every task not already in `results` (resuming), `workers` at a time."""
     done = {}
     if results.exists():
@@ -198,8 +263,9 @@ def run_eval(tasks: list[EvalTask], results: Path, *, model_for: ModelFor,
     results.parent.mkdir(parents=True, exist_ok=True)
 
     def one(task: EvalTask) -> TaskResult:
-        result = evaluate(task, model_for=model_for, backend=backend, settings=settings,
-                          mirrors=mirrors)
+        result = evaluate(
+            task, model_for=model_for, backend=backend, settings=settings, mirrors=mirrors
+        )
         with lock, results.open("a") as out:
             out.write(result.model_dump_json() + "\n")
         progress(result)
@@ -212,14 +278,19 @@ def run_eval(tasks: list[EvalTask], results: Path, *, model_for: ModelFor,
 
 
 def summary(results: list[TaskResult]) -> dict[str, float | int]:
-    counts = {s: sum(r.status == s for r in results)
-              for s in ("resolved", "unresolved", "env_error", "agent_error")}
+    counts = {
+        s: sum(r.status == s for r in results)
+        for s in ("resolved", "unresolved", "env_error", "agent_error")
+    }
     buildable = len(results) - counts["env_error"]
-    return {"tasks": len(results), **counts,
-            "resolved_pct": round(100 * counts["resolved"] / len(results), 1) if results else 0,
-            "resolved_of_buildable_pct": round(100 * counts["resolved"] / buildable, 1)
-            if buildable else 0.0,
-            "prompt_tokens": sum(r.prompt_tokens for r in results),
-            "completion_tokens": sum(r.completion_tokens for r in results),
-            "cached_tokens": sum(r.cached_tokens for r in results)}
-
+    return {
+        "tasks": len(results),
+        **counts,
+        "resolved_pct": round(100 * counts["resolved"] / len(results), 1) if results else 0,
+        "resolved_of_buildable_pct": round(100 * counts["resolved"] / buildable, 1)
+        if buildable
+        else 0.0,
+        "prompt_tokens": sum(r.prompt_tokens for r in results),
+        "completion_tokens": sum(r.completion_tokens for r in results),
+        "cached_tokens": sum(r.cached_tokens for r in results),
+    }

@@ -53,27 +53,35 @@ class GitHubForge:
     def permission(self, login: str) -> str:
         """admin | maintain | write | triage | read | none (the role, when GitHub gives it)."""
         data = self.github.rest.repos.get_collaborator_permission_level(
-            self.owner, self.name, login).parsed_data
+            self.owner, self.name, login
+        ).parsed_data
         return str(data.role_name or data.permission)
 
     def can_write(self, login: str) -> bool:
         return self.permission(login) in WRITE_PERMISSIONS
 
-    def react(self, comment_kind: str, comment_id: int,
-              content: Literal["eyes", "rocket", "confused"] = "eyes") -> None:
+    def react(
+        self,
+        comment_kind: str,
+        comment_id: int,
+        content: Literal["eyes", "rocket", "confused"] = "eyes",
+    ) -> None:
         """A reaction on the triggering comment; GitHub keeps one per user and content."""
         rest = self.github.rest.reactions
         if comment_kind == "issue_comment":
-            rest.create_for_issue_comment(self.owner, self.name, comment_id,
-                                          data={"content": content})
+            rest.create_for_issue_comment(
+                self.owner, self.name, comment_id, data={"content": content}
+            )
         elif comment_kind == "review_comment":
-            rest.create_for_pull_request_review_comment(self.owner, self.name, comment_id,
-                                                        data={"content": content})
+            rest.create_for_pull_request_review_comment(
+                self.owner, self.name, comment_id, data={"content": content}
+            )
         # Reviews themselves take no reactions on GitHub.
 
     def comment(self, number: int, body: str) -> int:
         created = self.github.rest.issues.create_comment(
-            self.owner, self.name, number, data={"body": body}).parsed_data
+            self.owner, self.name, number, data={"body": body}
+        ).parsed_data
         return int(created.id)
 
     def find_status_comment(self, number: int, bot_login: str) -> int | None:
@@ -88,8 +96,12 @@ class GitHubForge:
     def _status_comment(self, number: int, bot_login: str) -> tuple[int, str] | None:
         comment: Any
         for comment in self.github.rest.paginate(
-                self.github.rest.issues.list_comments, owner=self.owner, repo=self.name,
-                issue_number=number, per_page=100):
+            self.github.rest.issues.list_comments,
+            owner=self.owner,
+            repo=self.name,
+            issue_number=number,
+            per_page=100,
+        ):
             author = comment.user.login if comment.user else ""
             if author == bot_login and STATUS_MARKER in (comment.body or ""):
                 return int(comment.id), str(comment.body)
@@ -102,8 +114,7 @@ class GitHubForge:
         existing = self.find_status_comment(number, bot_login)
         if existing is None:
             return self.comment(number, text)
-        self.github.rest.issues.update_comment(self.owner, self.name, existing,
-                                               data={"body": text})
+        self.github.rest.issues.update_comment(self.owner, self.name, existing, data={"body": text})
         return existing
 
     def repository(self) -> RepositoryInfo:
@@ -113,8 +124,9 @@ class GitHubForge:
     def file(self, path: str, ref: str) -> tuple[str, bytes] | None:
         """(blob sha, content) of a file on a branch, or None when there is no such file."""
         try:
-            data: Any = self.github.rest.repos.get_content(self.owner, self.name, path,
-                                                           ref=ref).parsed_data
+            data: Any = self.github.rest.repos.get_content(
+                self.owner, self.name, path, ref=ref
+            ).parsed_data
         except RequestFailed as exc:
             if exc.response.status_code == 404:
                 return None
@@ -126,14 +138,26 @@ class GitHubForge:
     def open_pulls(self) -> list[PullInfo]:
         out = []
         pull: Any
-        for pull in self.github.rest.paginate(self.github.rest.pulls.list, owner=self.owner,
-                                              repo=self.name, state="open", per_page=100):
+        for pull in self.github.rest.paginate(
+            self.github.rest.pulls.list,
+            owner=self.owner,
+            repo=self.name,
+            state="open",
+            per_page=100,
+        ):
             head_repo = pull.head.repo
-            out.append(PullInfo(number=pull.number, title=pull.title, body=pull.body or "",
-                                head_ref=pull.head.ref, head_sha=pull.head.sha,
-                                head_clone_url=head_repo.clone_url if head_repo else "",
-                                base_ref=pull.base.ref,
-                                author=pull.user.login if pull.user else ""))
+            out.append(
+                PullInfo(
+                    number=pull.number,
+                    title=pull.title,
+                    body=pull.body or "",
+                    head_ref=pull.head.ref,
+                    head_sha=pull.head.sha,
+                    head_clone_url=head_repo.clone_url if head_repo else "",
+                    base_ref=pull.base.ref,
+                    author=pull.user.login if pull.user else "",
+                )
+            )
         return out
 
     def issue(self, number: int) -> tuple[str, str]:
@@ -141,27 +165,31 @@ class GitHubForge:
         return data.title, data.body or ""
 
     def open_pull(self, branch: str) -> PullRef | None:
-        pulls = self.github.rest.pulls.list(self.owner, self.name, state="open",
-                                            head=f"{self.owner}:{branch}").parsed_data
+        pulls = self.github.rest.pulls.list(
+            self.owner, self.name, state="open", head=f"{self.owner}:{branch}"
+        ).parsed_data
         for pull in pulls:
             if pull.head.ref == branch:
                 return PullRef(number=pull.number, url=pull.html_url, head=branch)
         return None
 
-    def open_or_update_pull(self, *, branch: str, base: str, title: str, body: str,
-                            draft: bool) -> tuple[PullRef, bool]:
+    def open_or_update_pull(
+        self, *, branch: str, base: str, title: str, body: str, draft: bool
+    ) -> tuple[PullRef, bool]:
         """The open pull request of `branch`, created if there is none (looked for again
         right before creating, so a retried job never opens a second one)."""
         existing = self.open_pull(branch)
         if existing is not None:
-            self.github.rest.pulls.update(self.owner, self.name, existing.number,
-                                          data={"title": title, "body": body})
+            self.github.rest.pulls.update(
+                self.owner, self.name, existing.number, data={"title": title, "body": body}
+            )
             return existing, False
         try:
             created = self.github.rest.pulls.create(
-                self.owner, self.name,
-                data={"head": branch, "base": base, "title": title, "body": body,
-                      "draft": draft}).parsed_data
+                self.owner,
+                self.name,
+                data={"head": branch, "base": base, "title": title, "body": body, "draft": draft},
+            ).parsed_data
         except RequestFailed as exc:
             # 422 after a retried create whose first answer was lost: it exists already.
             raced = self.open_pull(branch) if exc.response.status_code == 422 else None
@@ -176,30 +204,49 @@ class GitHubForge:
         self.github.rest.pulls.update(self.owner, self.name, number, data={"state": "closed"})
 
     def request_review(self, number: int, login: str) -> None:
-        self.github.rest.pulls.request_reviewers(self.owner, self.name, number,
-                                                 data={"reviewers": [login]})
+        self.github.rest.pulls.request_reviewers(
+            self.owner, self.name, number, data={"reviewers": [login]}
+        )
 
     def pull(self, number: int) -> PullInfo:
         data = self.github.rest.pulls.get(self.owner, self.name, number).parsed_data
         head_repo = data.head.repo
-        return PullInfo(number=data.number, title=data.title, body=data.body or "",
-                        head_ref=data.head.ref, head_sha=data.head.sha,
-                        head_clone_url=head_repo.clone_url if head_repo else "",
-                        base_ref=data.base.ref, author=data.user.login if data.user else "")
+        return PullInfo(
+            number=data.number,
+            title=data.title,
+            body=data.body or "",
+            head_ref=data.head.ref,
+            head_sha=data.head.sha,
+            head_clone_url=head_repo.clone_url if head_repo else "",
+            base_ref=data.base.ref,
+            author=data.user.login if data.user else "",
+        )
 
-    def create_review(self, number: int, *, commit_id: str, body: str,
-                      comments: list[dict[str, Any]], event: str = "COMMENT") -> str:
+    def create_review(
+        self,
+        number: int,
+        *,
+        commit_id: str,
+        body: str,
+        comments: list[dict[str, Any]],
+        event: str = "COMMENT",
+    ) -> str:
         """One review, with its inline comments; returns its URL."""
         create: Any = self.github.rest.pulls.create_review  # comments are plain dicts here
-        review = create(self.owner, self.name, number,
-                        data={"commit_id": commit_id, "body": body, "event": event,
-                              "comments": comments}).parsed_data
+        review = create(
+            self.owner,
+            self.name,
+            number,
+            data={"commit_id": commit_id, "body": body, "event": event, "comments": comments},
+        ).parsed_data
         return str(review.html_url)
 
-    def feedback_since(self, number: int, since: datetime, bot_login: str, trigger: str
-                       ) -> list[Feedback]:
+    def feedback_since(
+        self, number: int, since: datetime, bot_login: str, trigger: str
+    ) -> list[Feedback]:
         """What people asked for on a pull request from `since` on: review comments,
         review bodies, and comments that mention @trigger."""
+
         def by_people(login: str | None) -> bool:
             return bool(login) and login != bot_login and not str(login).endswith("[bot]")
 
@@ -209,38 +256,58 @@ class GitHubForge:
         for review in reviews:
             login = review.user.login if review.user else None
             submitted = review.submitted_at
-            if by_people(login) and review.body and submitted and submitted >= since and (
-                    review.state == "CHANGES_REQUESTED" or f"@{trigger}" in review.body):
-                out.append(Feedback(kind="review", id=review.id, author=str(login),
-                                    body=review.body))
-        inline: Any = rest.pulls.list_review_comments(self.owner, self.name,
-                                                      number).parsed_data
+            if (
+                by_people(login)
+                and review.body
+                and submitted
+                and submitted >= since
+                and (review.state == "CHANGES_REQUESTED" or f"@{trigger}" in review.body)
+            ):
+                out.append(
+                    Feedback(kind="review", id=review.id, author=str(login), body=review.body)
+                )
+        inline: Any = rest.pulls.list_review_comments(self.owner, self.name, number).parsed_data
         for comment in inline:
             login = comment.user.login if comment.user else None
-            if by_people(login) and not comment.in_reply_to_id and \
-                    comment.created_at >= since:
-                out.append(Feedback(kind="review_comment", id=comment.id, author=str(login),
-                                    body=comment.body, path=comment.path,
-                                    line=comment.line))
-        comments: Any = rest.issues.list_comments(self.owner, self.name, number,
-                                                  per_page=100).parsed_data
+            if by_people(login) and not comment.in_reply_to_id and comment.created_at >= since:
+                out.append(
+                    Feedback(
+                        kind="review_comment",
+                        id=comment.id,
+                        author=str(login),
+                        body=comment.body,
+                        path=comment.path,
+                        line=comment.line,
+                    )
+                )
+        comments: Any = rest.issues.list_comments(
+            self.owner, self.name, number, per_page=100
+        ).parsed_data
         for comment in comments:
             login = comment.user.login if comment.user else None
-            if by_people(login) and f"@{trigger}" in (comment.body or "") and \
-                    comment.created_at >= since:
-                out.append(Feedback(kind="comment", id=comment.id, author=str(login),
-                                    body=comment.body or ""))
+            if (
+                by_people(login)
+                and f"@{trigger}" in (comment.body or "")
+                and comment.created_at >= since
+            ):
+                out.append(
+                    Feedback(
+                        kind="comment", id=comment.id, author=str(login), body=comment.body or ""
+                    )
+                )
         return out
 
     def reply_to_review_comment(self, number: int, comment_id: int, body: str) -> None:
         self.github.rest.pulls.create_reply_for_review_comment(
-            self.owner, self.name, number, comment_id, data={"body": body})
+            self.owner, self.name, number, comment_id, data={"body": body}
+        )
 
     def failed_checks(self, sha: str) -> list[str]:
         """What the failing check runs of a commit say: title, summary, text, and each
         annotation as `path:line: message`."""
-        runs: Any = self.github.rest.checks.list_for_ref(self.owner, self.name, sha
-                                                         ).parsed_data.check_runs
+        runs: Any = self.github.rest.checks.list_for_ref(
+            self.owner, self.name, sha
+        ).parsed_data.check_runs
         out = []
         for run in runs:
             if run.conclusion not in ("failure", "timed_out", "action_required"):
@@ -252,7 +319,8 @@ class GitHubForge:
                     parts.append(str(piece).strip()[-4000:])
             if output.annotations_count:
                 notes: Any = self.github.rest.checks.list_annotations(
-                    self.owner, self.name, run.id).parsed_data
+                    self.owner, self.name, run.id
+                ).parsed_data
                 parts += [f"{a.path}:{a.start_line}: {a.message}" for a in notes]
             out.append("\n".join(parts))
         return out

@@ -22,14 +22,28 @@ def token_env(token: SecretStr | None) -> dict[str, str]:
     if token is None:
         return {}
     basic = base64.b64encode(f"x-access-token:{token.get_secret_value()}".encode()).decode()
-    return {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
-            "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"}
+    return {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "http.extraHeader",
+        "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
+    }
 
 
 def clone(url: str, branch: str, target: Path, token: SecretStr) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    git(target.parent, "clone", "-q", "--filter=blob:none", "--no-tags", "--single-branch",
-        "--branch", branch, url, str(target), env=token_env(token))
+    git(
+        target.parent,
+        "clone",
+        "-q",
+        "--filter=blob:none",
+        "--no-tags",
+        "--single-branch",
+        "--branch",
+        branch,
+        url,
+        str(target),
+        env=token_env(token),
+    )
 
 
 def fetch(checkout: Path, source: str, branch: str, token: SecretStr | None) -> str:
@@ -42,18 +56,17 @@ def fetch(checkout: Path, source: str, branch: str, token: SecretStr | None) -> 
 def push_replacing(repo: Path, branch: str, token: SecretStr, identity: Identity) -> None:
     """Push `branch`, replacing an earlier qwenfix attempt but never anyone else's work."""
     env = token_env(token)
-    remote = git(repo, "ls-remote", "origin", f"refs/heads/{branch}",
-                 env=env).decode().split()
-    lease = f"--force-with-lease={branch}:{remote[0]}" if remote else \
-        f"--force-with-lease={branch}:"
+    remote = git(repo, "ls-remote", "origin", f"refs/heads/{branch}", env=env).decode().split()
+    lease = (
+        f"--force-with-lease={branch}:{remote[0]}" if remote else f"--force-with-lease={branch}:"
+    )
     if remote:
         git(repo, "fetch", "-q", "origin", f"refs/heads/{branch}", env=env)
         authors = git_text(repo, "log", "--format=%ae", "HEAD..FETCH_HEAD").split()
         others = sorted({a for a in authors if a != identity.email})
         if others:
             raise PushRefused(f"the branch {branch} has commits by {', '.join(others)}")
-    git(repo, "push", "-q", lease, "origin", f"refs/heads/{branch}:refs/heads/{branch}",
-        env=env)
+    git(repo, "push", "-q", lease, "origin", f"refs/heads/{branch}:refs/heads/{branch}", env=env)
 
 
 def push_fast_forward(repo: Path, commit: str, branch: str, token: SecretStr) -> None:

@@ -30,18 +30,27 @@ class Acknowledged(StrEnum):
 
 
 def status_text(kind: str, job_id: int, sender: str) -> str:
-    what = {"fix": "fixing this issue", "review": "reviewing this pull request",
-            "address-feedback": "working on the review feedback",
-            "fix-ci": "looking at the failing checks",
-            "maintenance": "running the maintenance task"}.get(kind, kind)
+    what = {
+        "fix": "fixing this issue",
+        "review": "reviewing this pull request",
+        "address-feedback": "working on the review feedback",
+        "fix-ci": "looking at the failing checks",
+        "maintenance": "running the maintenance task",
+    }.get(kind, kind)
     by = f", asked by @{sender}" if sender else ""
     return f"👀 qwenfix is {what}{by} (job {job_id}). This comment will be updated."
 
 
-def acknowledge(job_id: int, *, jobs: JobStore, app: GitHubApp, bot_login: str,
-                on_refusal: str, queue_run: Callable[[int], None],
-                running_on: Callable[[str], str | None] = lambda target: None
-                ) -> Acknowledged:
+def acknowledge(
+    job_id: int,
+    *,
+    jobs: JobStore,
+    app: GitHubApp,
+    bot_login: str,
+    on_refusal: str,
+    queue_run: Callable[[int], None],
+    running_on: Callable[[str], str | None] = lambda target: None,
+) -> Acknowledged:
     """`running_on(target)` names the job already running on "owner/repo#N", if any."""
     job = jobs.record(job_id)
     if job is None:
@@ -52,20 +61,31 @@ def acknowledge(job_id: int, *, jobs: JobStore, app: GitHubApp, bot_login: str,
         log.info("job %s is already %s", job_id, job.status)
         return Acknowledged.ALREADY_HANDLED
     if job.installation_id is None:
-        jobs.set_status(job_id, "failed", reason="the delivery named no App installation",
-                        expected="queued")
+        jobs.set_status(
+            job_id, "failed", reason="the delivery named no App installation", expected="queued"
+        )
         return Acknowledged.REFUSED
     forge = GitHubForge(
-        app.for_repository(job.installation_id, job.repo, ACKNOWLEDGE_PERMISSIONS), job.repo)
+        app.for_repository(job.installation_id, job.repo, ACKNOWLEDGE_PERMISSIONS), job.repo
+    )
     # CI failures on qwenfix's own branches, schedules and the operator's command line
     # are not asked for by anyone on GitHub.
-    if job.kind != "fix-ci" and job.event not in UNATTENDED_EVENTS and \
-            not forge.can_write(job.sender):
+    if (
+        job.kind != "fix-ci"
+        and job.event not in UNATTENDED_EVENTS
+        and not forge.can_write(job.sender)
+    ):
         reason = f"@{job.sender} does not have write access to {job.repo}"
-        if jobs.set_status(job_id, "refused", reason=reason, expected="queued") and \
-                on_refusal == "comment" and job.number is not None:
-            forge.comment(job.number, f"Sorry @{job.sender}, only people with write access "
-                                      f"to this repository can ask qwenfix to work on it.")
+        if (
+            jobs.set_status(job_id, "refused", reason=reason, expected="queued")
+            and on_refusal == "comment"
+            and job.number is not None
+        ):
+            forge.comment(
+                job.number,
+                f"Sorry @{job.sender}, only people with write access "
+                f"to this repository can ask qwenfix to work on it.",
+            )
         log.info("job %s refused: %s", job_id, reason)
         return Acknowledged.REFUSED
     if job.comment_id is not None and job.comment_kind:
@@ -74,8 +94,9 @@ def acknowledge(job_id: int, *, jobs: JobStore, app: GitHubApp, bot_login: str,
         text = status_text(job.kind, job.id, job.sender)
         busy = running_on(f"{job.repo}#{job.number}")
         if busy is not None and busy != str(job.id):
-            text += (f"\n\nJob {busy} is still running here; this request starts as soon "
-                     "as it finishes.")
+            text += (
+                f"\n\nJob {busy} is still running here; this request starts as soon as it finishes."
+            )
         forge.upsert_status(job.number, text, bot_login)
     if not jobs.set_status(job_id, "acknowledged", expected="queued"):
         return Acknowledged.ALREADY_HANDLED  # another delivery of this task got here first

@@ -44,9 +44,10 @@ class JobUnusable(Exception):
 
 
 def bot_identity(settings: WorkerSettings) -> Identity:
-    return Identity(name=settings.bot_login,
-                    email=f"{settings.github_app_id or 0}+{settings.bot_login}"
-                          "@users.noreply.github.com")
+    return Identity(
+        name=settings.bot_login,
+        email=f"{settings.github_app_id or 0}+{settings.bot_login}@users.noreply.github.com",
+    )
 
 
 @dataclass
@@ -76,18 +77,35 @@ class JobContext:
     permissions: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, job: Job, *, app: GitHubApp, model: Model, backend: SandboxBackend,
-             settings: WorkerSettings, jobs: JobStore | None = None, sink: Sink | None = None,
-             permissions: dict[str, str] | None = None) -> JobContext:
+    def open(
+        cls,
+        job: Job,
+        *,
+        app: GitHubApp,
+        model: Model,
+        backend: SandboxBackend,
+        settings: WorkerSettings,
+        jobs: JobStore | None = None,
+        sink: Sink | None = None,
+        permissions: dict[str, str] | None = None,
+    ) -> JobContext:
         """Raises JobUnusable when the job names no installation."""
         if job.installation_id is None:
             raise JobUnusable("the job names no installation")
         scoped = RUN_PERMISSIONS | (permissions or {})
-        return cls(job=job, installation=job.installation_id, settings=settings, app=app,
-                   model=model, backend=backend, jobs=jobs, sink=sink, permissions=scoped,
-                   forge=GitHubForge(app.for_repository(job.installation_id, job.repo,
-                                                        scoped), job.repo),
-                   identity=bot_identity(settings))
+        return cls(
+            job=job,
+            installation=job.installation_id,
+            settings=settings,
+            app=app,
+            model=model,
+            backend=backend,
+            jobs=jobs,
+            sink=sink,
+            permissions=scoped,
+            forge=GitHubForge(app.for_repository(job.installation_id, job.repo, scoped), job.repo),
+            identity=bot_identity(settings),
+        )
 
     @property
     def bot_login(self) -> str:
@@ -105,8 +123,14 @@ class JobContext:
         return self.app.installation_token(self.installation, self.job.repo, permissions)
 
     @contextmanager
-    def checkout(self, url: str, branch: str, *, prefix: str = "qwenfix-job-",
-                 permissions: dict[str, str] = PUSH_PERMISSIONS) -> Iterator[Checkout]:
+    def checkout(
+        self,
+        url: str,
+        branch: str,
+        *,
+        prefix: str = "qwenfix-job-",
+        permissions: dict[str, str] = PUSH_PERMISSIONS,
+    ) -> Iterator[Checkout]:
         """A clone of `branch`, removed afterwards, with a token for `permissions`."""
         token = self.token(permissions)
         with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
@@ -116,6 +140,12 @@ class JobContext:
 
     def fix(self, request: FixRequest, checkout: Checkout) -> FixResult:
         """The fix engine on the checkout; a resolved change is committed on a local branch."""
-        return run_fix(request, model=self.model, backend=self.backend,
-                       settings=self.settings, forge=LocalForge(checkout.path, self.identity),
-                       model_name=self.settings.llm_model, sink=self.sink)
+        return run_fix(
+            request,
+            model=self.model,
+            backend=self.backend,
+            settings=self.settings,
+            forge=LocalForge(checkout.path, self.identity),
+            model_name=self.settings.llm_model,
+            sink=self.sink,
+        )

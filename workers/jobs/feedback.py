@@ -13,8 +13,11 @@ from workers.jobs.follow_up import follow_up
 
 
 def feedback_text(title: str, feedback: list[Feedback], job: Job) -> str:
-    lines = [f"Review feedback on the pull request \"{title}\" (opened by qwenfix). Make the "
-             "changes asked for below; the repository's tests must still pass.", ""]
+    lines = [
+        f'Review feedback on the pull request "{title}" (opened by qwenfix). Make the '
+        "changes asked for below; the repository's tests must still pass.",
+        "",
+    ]
     for item in feedback:
         where = f" on `{item.path}` line {item.line}" if item.path else ""
         lines.append(f"- @{item.author}{where}: {item.body.strip()}")
@@ -33,34 +36,46 @@ def run(ctx: JobContext) -> Outcome:
     feedback: list[Feedback] = []
 
     def task(last_push: datetime) -> str | None:
-        feedback.extend(forge.feedback_since(number, last_push, ctx.bot_login,
-                                             ctx.settings.trigger))
+        feedback.extend(
+            forge.feedback_since(number, last_push, ctx.bot_login, ctx.settings.trigger)
+        )
         if not feedback and not job.instructions:
             return None
         ctx.tell(number, f"⚙️ qwenfix is working on the review feedback (job {job.id}).")
         return feedback_text(pull.title, feedback, job)
 
-    done = follow_up(ctx, clone_url=forge.repository().clone_url, branch=pull.head_ref,
-                     task=task, title=f"Address review feedback on #{number}")
+    done = follow_up(
+        ctx,
+        clone_url=forge.repository().clone_url,
+        branch=pull.head_ref,
+        task=task,
+        title=f"Address review feedback on #{number}",
+    )
     if done.status != JobStatus.RESOLVED or done.commit is None:
         if done.status != JobStatus.SKIPPED:
-            ctx.tell(number, f"🤔 qwenfix could not address the feedback (job {job.id}): "
-                             f"{done.reason}. Nothing was pushed.")
+            ctx.tell(
+                number,
+                f"🤔 qwenfix could not address the feedback (job {job.id}): "
+                f"{done.reason}. Nothing was pushed.",
+            )
         return Outcome(done.status, done.reason)
     short = done.commit[:7]
     summary = done.result.summary if done.result else ""
     for item in feedback:
         if item.kind == "review_comment":
-            forge.reply_to_review_comment(number, item.id,
-                                          f"Addressed in {short}. {summary or ''}".strip())
+            forge.reply_to_review_comment(
+                number, item.id, f"Addressed in {short}. {summary or ''}".strip()
+            )
     after = done.result.tests_after if done.result else None
     addressed = "\n".join(f"- @{f.author}: {f.body.strip().splitlines()[0]}" for f in feedback)
     declined = done.result.declined if done.result else []
-    declined_text = ("\n\nDeclined:\n" + "\n".join(f"- {d}" for d in declined)) \
-        if declined else ""
-    forge.comment(number, f"Pushed {short} for the review feedback; the tests pass "
-                          f"({after.summary if after else 'verified'})."
-                          f"\n\nAddressed:\n{addressed or '- ' + job.instructions}"
-                          f"{declined_text}")
+    declined_text = ("\n\nDeclined:\n" + "\n".join(f"- {d}" for d in declined)) if declined else ""
+    forge.comment(
+        number,
+        f"Pushed {short} for the review feedback; the tests pass "
+        f"({after.summary if after else 'verified'})."
+        f"\n\nAddressed:\n{addressed or '- ' + job.instructions}"
+        f"{declined_text}",
+    )
     ctx.tell(number, f"✅ qwenfix pushed {short} for the review feedback (job {job.id}).")
     return Outcome(JobStatus.RESOLVED, done.reason)

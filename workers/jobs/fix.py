@@ -40,11 +40,14 @@ def unresolved_text(result: FixResult, job: Job) -> str:
         files = f"\nFiles it changed: {', '.join(f'`{f}`' for f in changed)}" if changed else ""
     tests = ""
     if after is not None:
-        tests = (f"\n\nThe tests still fail ({after.summary}):\n\n"
-                 f"```\n{tail(after.output_tail)}\n```")
-    return (f"🤔 qwenfix could not make the tests pass for this issue (job {job.id}): "
-            f"{result.reason}.{tried}{files}{tests}\n\n{NO_PULL} A clearer "
-            f"issue text, or `@qwenfix fix <hints>`, can help.")
+        tests = (
+            f"\n\nThe tests still fail ({after.summary}):\n\n```\n{tail(after.output_tail)}\n```"
+        )
+    return (
+        f"🤔 qwenfix could not make the tests pass for this issue (job {job.id}): "
+        f"{result.reason}.{tried}{files}{tests}\n\n{NO_PULL} A clearer "
+        f"issue text, or `@qwenfix fix <hints>`, can help."
+    )
 
 
 def unverified_text(result: FixResult, job: Job) -> str:
@@ -52,35 +55,63 @@ def unverified_text(result: FixResult, job: Job) -> str:
     changes = "\n".join(f"- `{c}`" for c in result.test_changes) or "- (none listed)"
     judged = result.tests_after.summary if result.tests_after else "not run"
     own = result.tests_as_diff.summary if result.tests_as_diff else "not run"
-    return (f"⚠️ qwenfix has a change for this issue that it could not verify (job {job.id}): "
-            f"{result.reason}.\n\nThe change touches the tests or their configuration:\n"
-            f"{changes}\n\nWith the base commit's tests the suite {judged}; with the "
-            f"change's own edits it {own}. A change that passes only with its own test edits "
-            "may have made the tests agree with a bug, so a person has to decide whether "
-            f"those edits are right.\n\n{NO_PULL}")
+    return (
+        f"⚠️ qwenfix has a change for this issue that it could not verify (job {job.id}): "
+        f"{result.reason}.\n\nThe change touches the tests or their configuration:\n"
+        f"{changes}\n\nWith the base commit's tests the suite {judged}; with the "
+        f"change's own edits it {own}. A change that passes only with its own test edits "
+        "may have made the tests agree with a bug, so a person has to decide whether "
+        f"those edits are right.\n\n{NO_PULL}"
+    )
 
 
-def draft(ctx: JobContext, checkout: Checkout, result: FixResult, text: str, *,
-          config: RepoConfig, base: str, why: str = "tests still fail",
-          headline: str = "the tests do not pass with this change") -> str:
+def draft(
+    ctx: JobContext,
+    checkout: Checkout,
+    result: FixResult,
+    text: str,
+    *,
+    config: RepoConfig,
+    base: str,
+    why: str = "tests still fail",
+    headline: str = "the tests do not pass with this change",
+) -> str:
     """A draft pull request with what was tried, for a maintainer to take over; the
     sentence that says where it is (or why there is none)."""
     number = ctx.job.number
     branch = f"qwenfix/issue-{number}"
-    problem = blocked(result.diff, max_lines=ctx.settings.max_diff_lines,
-                      allow_workflows=config.allow_workflow_changes)
+    problem = blocked(
+        result.diff,
+        max_lines=ctx.settings.max_diff_lines,
+        allow_workflows=config.allow_workflow_changes,
+    )
     if problem is not None:
         return f"The attempt was not pushed as a draft: {problem}."
     LocalForge(checkout.path, ctx.identity).publish(
-        base=checkout.head(), diff=result.diff, branch=branch,
-        message=f"WIP: attempt at #{number} ({why})\n", description=text)
-    body = (f"**Draft: {headline}.** qwenfix could not finish #{number}; this is what "
-            f"it tried, for a person to take over.\n\n{text}")
+        base=checkout.head(),
+        diff=result.diff,
+        branch=branch,
+        message=f"WIP: attempt at #{number} ({why})\n",
+        description=text,
+    )
+    body = (
+        f"**Draft: {headline}.** qwenfix could not finish #{number}; this is what "
+        f"it tried, for a person to take over.\n\n{text}"
+    )
     try:
-        done = publish(ctx, checkout, branch=branch, diff=result.diff,
-                       allow_workflows=config.allow_workflow_changes,
-                       pull=PullSpec(base=base, body=body, draft=True,
-                                     title=f"WIP: {result.title or f'attempt at #{number}'}"))
+        done = publish(
+            ctx,
+            checkout,
+            branch=branch,
+            diff=result.diff,
+            allow_workflows=config.allow_workflow_changes,
+            pull=PullSpec(
+                base=base,
+                body=body,
+                draft=True,
+                title=f"WIP: {result.title or f'attempt at #{number}'}",
+            ),
+        )
     except Blocked as exc:
         return f"The attempt was not pushed as a draft: {exc.problem}."
     return f"The attempt is in a draft pull request: {done.pull.url if done.pull else ''}."
@@ -93,43 +124,74 @@ def run(ctx: JobContext) -> Outcome:
         raise JobUnusable("the job names no installation or issue")
     info = forge.repository()
     title, body = forge.issue(number)
-    ctx.tell(number, f"⚙️ qwenfix is working on this (job {job.id}): cloning the repository "
-                     "and running its tests.")
+    ctx.tell(
+        number,
+        f"⚙️ qwenfix is working on this (job {job.id}): cloning the repository "
+        "and running its tests.",
+    )
     with ctx.checkout(info.clone_url, info.default_branch) as checkout:
-        result = ctx.fix(FixRequest(repo=checkout.path, issue=issue_text(title, body, job),
-                                    issue_number=number, title=title, co_author=job.sender),
-                         checkout)
+        result = ctx.fix(
+            FixRequest(
+                repo=checkout.path,
+                issue=issue_text(title, body, job),
+                issue_number=number,
+                title=title,
+                co_author=job.sender,
+            ),
+            checkout,
+        )
         if result.status == "error" or result.config is None:
             ctx.tell(number, error_text(result.reason, job))
             return Outcome(JobStatus.ERROR, result.reason)
         config = result.config
         if result.status == "unverified":
             text = unverified_text(result, job)
-            if (config.on_unverified or ctx.settings.on_unverified) == "draft_pr" \
-                    and result.diff:
-                text = text.replace(NO_PULL, draft(
-                    ctx, checkout, result, text, config=config, base=info.default_branch,
-                    why="unverified", headline="it passes only with its own edits to the "
-                                               "tests, which a person has to check"))
+            if (config.on_unverified or ctx.settings.on_unverified) == "draft_pr" and result.diff:
+                text = text.replace(
+                    NO_PULL,
+                    draft(
+                        ctx,
+                        checkout,
+                        result,
+                        text,
+                        config=config,
+                        base=info.default_branch,
+                        why="unverified",
+                        headline="it passes only with its own edits to the "
+                        "tests, which a person has to check",
+                    ),
+                )
             ctx.tell(number, text)
             return Outcome(JobStatus.UNVERIFIED, result.reason)
         if result.status == "unresolved":
             text = unresolved_text(result, job)
-            if (config.on_unresolved or ctx.settings.on_unresolved) == "draft_pr" \
-                    and result.diff:
-                text = text.replace(NO_PULL, draft(ctx, checkout, result, text, config=config,
-                                                   base=info.default_branch))
+            if (config.on_unresolved or ctx.settings.on_unresolved) == "draft_pr" and result.diff:
+                text = text.replace(
+                    NO_PULL,
+                    draft(ctx, checkout, result, text, config=config, base=info.default_branch),
+                )
             ctx.tell(number, text)
             return Outcome(JobStatus.UNRESOLVED, result.reason)
         try:
-            done = publish(ctx, checkout, branch=result.branch or f"qwenfix/issue-{number}",
-                           diff=result.diff, allow_workflows=config.allow_workflow_changes,
-                           pull=PullSpec(base=info.default_branch, title=result.title or title,
-                                         body=result.pr_description or "",
-                                         draft=ctx.settings.pr_draft))
+            done = publish(
+                ctx,
+                checkout,
+                branch=result.branch or f"qwenfix/issue-{number}",
+                diff=result.diff,
+                allow_workflows=config.allow_workflow_changes,
+                pull=PullSpec(
+                    base=info.default_branch,
+                    title=result.title or title,
+                    body=result.pr_description or "",
+                    draft=ctx.settings.pr_draft,
+                ),
+            )
         except Blocked as exc:
-            ctx.tell(number, f"🛑 qwenfix made a change that passes the tests but did not "
-                             f"push it: {exc.problem}.")
+            ctx.tell(
+                number,
+                f"🛑 qwenfix made a change that passes the tests but did not "
+                f"push it: {exc.problem}.",
+            )
             return Outcome(JobStatus.BLOCKED, exc.problem)
     pull = done.pull
     if pull is None:
@@ -141,6 +203,5 @@ def run(ctx: JobContext) -> Outcome:
             log.warning("could not request a review from %s", job.sender, exc_info=True)
     before = result.tests_before.summary if result.tests_before else "not run"
     after = result.tests_after.summary if result.tests_after else "not run"
-    ctx.tell(number, f"✅ qwenfix opened {pull.url} (job {job.id}).\n\n"
-                     f"Tests: {before} → {after}.")
+    ctx.tell(number, f"✅ qwenfix opened {pull.url} (job {job.id}).\n\nTests: {before} → {after}.")
     return Outcome(JobStatus.RESOLVED, pull.url)

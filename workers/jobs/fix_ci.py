@@ -21,27 +21,43 @@ def run(ctx: JobContext) -> Outcome:
     pull = forge.pull(number)
     if not ctx.is_ours(pull):
         return Outcome(JobStatus.SKIPPED, "qwenfix fixes CI only on pull requests it opened")
-    attempts = ctx.jobs.count_finished(job.repo, job.number or 0, JobKind.FIX_CI) \
-        if ctx.jobs else 0
+    attempts = ctx.jobs.count_finished(job.repo, job.number or 0, JobKind.FIX_CI) if ctx.jobs else 0
     if attempts >= settings.max_ci_attempts:
-        ctx.tell(number, f"⏹️ qwenfix stopped fixing the checks of this pull request after "
-                         f"{attempts} attempt(s) (the limit is {settings.max_ci_attempts}); a "
-                         "person should look.")
+        ctx.tell(
+            number,
+            f"⏹️ qwenfix stopped fixing the checks of this pull request after "
+            f"{attempts} attempt(s) (the limit is {settings.max_ci_attempts}); a "
+            "person should look.",
+        )
         return Outcome(JobStatus.SKIPPED, f"attempt limit reached ({attempts})")
     failures = forge.failed_checks(job.head_sha or pull.head_sha)
     if not failures:
         return Outcome(JobStatus.SKIPPED, "no failing check runs on the head commit")
-    ctx.tell(number, f"⚙️ qwenfix is fixing the failed checks (job {job.id}, attempt "
-                     f"{attempts + 1} of {settings.max_ci_attempts}).")
-    text = (f"The continuous-integration checks failed on the pull request \"{pull.title}\" "
-            "(opened by qwenfix). Make them pass; the repository's tests must pass too.\n\n"
-            + "\n\n".join(failures))
-    done = follow_up(ctx, clone_url=forge.repository().clone_url, branch=pull.head_ref,
-                     task=lambda _: text, title=f"Fix failing checks on #{number}")
+    ctx.tell(
+        number,
+        f"⚙️ qwenfix is fixing the failed checks (job {job.id}, attempt "
+        f"{attempts + 1} of {settings.max_ci_attempts}).",
+    )
+    text = (
+        f'The continuous-integration checks failed on the pull request "{pull.title}" '
+        "(opened by qwenfix). Make them pass; the repository's tests must pass too.\n\n"
+        + "\n\n".join(failures)
+    )
+    done = follow_up(
+        ctx,
+        clone_url=forge.repository().clone_url,
+        branch=pull.head_ref,
+        task=lambda _: text,
+        title=f"Fix failing checks on #{number}",
+    )
     if done.status == JobStatus.RESOLVED and done.commit is not None:
-        ctx.tell(number, f"✅ qwenfix pushed {done.commit[:7]} for the failed checks (job "
-                         f"{job.id}).")
+        ctx.tell(
+            number, f"✅ qwenfix pushed {done.commit[:7]} for the failed checks (job {job.id})."
+        )
     else:
-        ctx.tell(number, f"🤔 qwenfix could not fix the failed checks (job {job.id}): "
-                         f"{done.reason}. Nothing was pushed.")
+        ctx.tell(
+            number,
+            f"🤔 qwenfix could not fix the failed checks (job {job.id}): "
+            f"{done.reason}. Nothing was pushed.",
+        )
     return Outcome(done.status, done.reason)

@@ -42,6 +42,7 @@ def tell_not_handled(job: Job, *, app: GitHubApp, settings: WorkerSettings) -> N
     """Say plainly on GitHub that a kind of request is not done yet, rather than nothing."""
     if job.installation_id is None or job.number is None:
         return
-    forge = GitHubForge(app.for_repository(job.installation_id, job.repo, RUN_PERMISSIONS),
-                        job.repo)
+    forge = GitHubForge(
+        app.for_repository(job.installation_id, job.repo, RUN_PERMISSIONS), job.repo
+    )
     forge.upsert_status(job.number, not_handled_text(job), settings.bot_login)

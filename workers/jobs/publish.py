@@ -35,13 +35,20 @@ class Published:
     created: bool = False
 
 
-def publish(ctx: JobContext, checkout: Checkout, *, branch: str, diff: str,
-            allow_workflows: bool, local: str | None = None, fast_forward: bool = False,
-            pull: PullSpec | None = None) -> Published:
+def publish(
+    ctx: JobContext,
+    checkout: Checkout,
+    *,
+    branch: str,
+    diff: str,
+    allow_workflows: bool,
+    local: str | None = None,
+    fast_forward: bool = False,
+    pull: PullSpec | None = None,
+) -> Published:
     """Push the local branch `local` (default: `branch`) to `branch`, then open or update
     the pull request `pull` describes. Raises Blocked, pushing nothing."""
-    problem = blocked(diff, max_lines=ctx.settings.max_diff_lines,
-                      allow_workflows=allow_workflows)
+    problem = blocked(diff, max_lines=ctx.settings.max_diff_lines, allow_workflows=allow_workflows)
     if problem is not None:
         raise Blocked(problem)
     commit = checkout.head(local or branch)
@@ -54,7 +61,7 @@ def publish(ctx: JobContext, checkout: Checkout, *, branch: str, diff: str,
             raise Blocked(str(exc)) from exc
     if pull is None:
         return Published(commit=commit)
-    opened, created = ctx.forge.open_or_update_pull(branch=branch, base=pull.base,
-                                                    title=pull.title, body=pull.body,
-                                                    draft=pull.draft)
+    opened, created = ctx.forge.open_or_update_pull(
+        branch=branch, base=pull.base, title=pull.title, body=pull.body, draft=pull.draft
+    )
     return Published(commit=commit, pull=opened, created=created)

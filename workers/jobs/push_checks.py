@@ -20,10 +20,13 @@ def blocked(diff: str, *, max_lines: int, allow_workflows: bool) -> str | None:
     if changed > max_lines:
         return f"the change is {changed} lines, over the limit of {max_lines}"
     for f in patch:
-        if not allow_workflows and (f.path.startswith(WORKFLOWS) or
-                                    (f.source_file or "").startswith(f"a/{WORKFLOWS}")):
-            return (f"it changes {f.path}; changes under {WORKFLOWS} need "
-                    "`allow_workflow_changes: true` in .qwenfix.yml")
+        if not allow_workflows and (
+            f.path.startswith(WORKFLOWS) or (f.source_file or "").startswith(f"a/{WORKFLOWS}")
+        ):
+            return (
+                f"it changes {f.path}; changes under {WORKFLOWS} need "
+                "`allow_workflow_changes: true` in .qwenfix.yml"
+            )
         for hunk in f:
             for line in hunk:
                 if line.is_added:

@@ -17,25 +17,52 @@ def run(ctx: JobContext) -> Outcome:
     info = forge.repository()
     pull = forge.pull(number)
     ctx.tell(number, f"⚙️ qwenfix is reviewing this pull request (job {job.id}).")
-    with ctx.checkout(info.clone_url, pull.base_ref, prefix="qwenfix-review-",
-                      permissions=READ_PERMISSIONS) as checkout:
+    with ctx.checkout(
+        info.clone_url, pull.base_ref, prefix="qwenfix-review-", permissions=READ_PERMISSIONS
+    ) as checkout:
         same_repo = pull.head_clone_url in ("", info.clone_url)
         # A fork's head is fetched from the fork itself, anonymously: it is public, and
         # our token is for the base repository only.
-        head = fetch(checkout.path, "origin" if same_repo else pull.head_clone_url,
-                     pull.head_ref, checkout.token if same_repo else None)
-        result = run_review(ReviewRequest(
-            repo=checkout.path, base="HEAD", head=head, number=number, title=pull.title,
-            body=pull.body, requester=job.sender, request=job.instructions),
-            model=ctx.model, backend=ctx.backend, settings=ctx.settings, sink=ctx.sink)
+        head = fetch(
+            checkout.path,
+            "origin" if same_repo else pull.head_clone_url,
+            pull.head_ref,
+            checkout.token if same_repo else None,
+        )
+        result = run_review(
+            ReviewRequest(
+                repo=checkout.path,
+                base="HEAD",
+                head=head,
+                number=number,
+                title=pull.title,
+                body=pull.body,
+                requester=job.sender,
+                request=job.instructions,
+            ),
+            model=ctx.model,
+            backend=ctx.backend,
+            settings=ctx.settings,
+            sink=ctx.sink,
+        )
     if result.status != "reviewed":
-        ctx.tell(number, f"❌ qwenfix could not review this pull request (job {job.id}): "
-                         f"{result.reason}")
-        return Outcome(JobStatus.ERROR if result.status == "error" else JobStatus.UNRESOLVED,
-                       result.reason)
-    url = forge.create_review(number, commit_id=head, body=result.body(), comments=[
-        {"path": c.path, "line": c.line, "side": c.side, "body": c.body}
-        for c in result.inline])
-    ctx.tell(number, f"📝 qwenfix reviewed this pull request (job {job.id}): "
-                     f"{len(result.inline)} inline comment(s). {url}")
+        ctx.tell(
+            number, f"❌ qwenfix could not review this pull request (job {job.id}): {result.reason}"
+        )
+        return Outcome(
+            JobStatus.ERROR if result.status == "error" else JobStatus.UNRESOLVED, result.reason
+        )
+    url = forge.create_review(
+        number,
+        commit_id=head,
+        body=result.body(),
+        comments=[
+            {"path": c.path, "line": c.line, "side": c.side, "body": c.body} for c in result.inline
+        ],
+    )
+    ctx.tell(
+        number,
+        f"📝 qwenfix reviewed this pull request (job {job.id}): "
+        f"{len(result.inline)} inline comment(s). {url}",
+    )
     return Outcome(JobStatus.REVIEWED, url)

@@ -25,10 +25,14 @@ log = logging.getLogger(__name__)
 LEASE_KEY = "qwenfix:beat:leader"
 TICK_TASK = "qwenfix.maintenance.tick"
 # Extends the lease only while it is still ours: never another beat's after an expiry.
-_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then " \
-         "return redis.call('expire', KEYS[1], ARGV[2]) else return 0 end"
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then " \
-           "return redis.call('del', KEYS[1]) else return 0 end"
+_RENEW = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('expire', KEYS[1], ARGV[2]) else return 0 end"
+)
+_RELEASE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('del', KEYS[1]) else return 0 end"
+)
 
 
 class BeatLease:
@@ -55,14 +59,23 @@ class LeaderScheduler(beat.Scheduler):  # type: ignore[misc]
     def setup_schedule(self) -> None:
         settings = WorkerSettings()
         holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.lease = BeatLease(redis.Redis.from_url(settings.redis_url), holder,
-                               settings.beat_lease_s)
-        self.merge_inplace({"qwenfix-maintenance-tick": {
-            "task": TICK_TASK, "schedule": settings.maintenance_tick_s,
-            "kwargs": {"beat": holder},
-            # A tick nobody ran in time is dropped; the next one covers its window.
-            "options": {"queue": settings.quick_queue,
-                        "expires": max(settings.maintenance_tick_s * 2, 30)}}})
+        self.lease = BeatLease(
+            redis.Redis.from_url(settings.redis_url), holder, settings.beat_lease_s
+        )
+        self.merge_inplace(
+            {
+                "qwenfix-maintenance-tick": {
+                    "task": TICK_TASK,
+                    "schedule": settings.maintenance_tick_s,
+                    "kwargs": {"beat": holder},
+                    # A tick nobody ran in time is dropped; the next one covers its window.
+                    "options": {
+                        "queue": settings.quick_queue,
+                        "expires": max(settings.maintenance_tick_s * 2, 30),
+                    },
+                }
+            }
+        )
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         renew_every = self.lease.ttl_s / 3
@@ -73,9 +86,13 @@ class LeaderScheduler(beat.Scheduler):  # type: ignore[misc]
             held = False
         if held != self.leading:
             self.leading = held
-            log.info("beat %s is %s", self.lease.holder,
-                     "the leader: sending maintenance ticks" if held else
-                     "on standby: another beat holds the lease")
+            log.info(
+                "beat %s is %s",
+                self.lease.holder,
+                "the leader: sending maintenance ticks"
+                if held
+                else "on standby: another beat holds the lease",
+            )
         if not held:
             return float(min(self.max_interval, renew_every))
         return float(min(super().tick(*args, **kwargs), renew_every))

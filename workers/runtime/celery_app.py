@@ -26,11 +26,20 @@ def celery_config(settings: WorkerSettings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "broker_transport_options": {
             "visibility_timeout": settings.visibility_timeout_s or int(longest + 3600),
-            **({"unacked_restore_interval": settings.restore_sweep_s,
-                "unacked_restore_throttle": 1} if settings.restore_sweep_s else {})},
+            **(
+                {
+                    "unacked_restore_interval": settings.restore_sweep_s,
+                    "unacked_restore_throttle": 1,
+                }
+                if settings.restore_sweep_s
+                else {}
+            ),
+        },
         "task_default_queue": settings.quick_queue,
-        "task_routes": {"qwenfix.acknowledge": {"queue": settings.quick_queue},
-                        "qwenfix.run": {"queue": settings.agent_queue}},
+        "task_routes": {
+            "qwenfix.acknowledge": {"queue": settings.quick_queue},
+            "qwenfix.run": {"queue": settings.agent_queue},
+        },
         "task_soft_time_limit": int(longest + 300),
         "task_time_limit": int(longest + 600),
         "task_ignore_result": True,
@@ -70,8 +79,11 @@ def _announce(sender: Any, **_: Any) -> None:
     if deps.settings.metrics_port:
         deps.metrics.serve(deps.settings.metrics_port)
     # The sender is the worker's consumer; its controller knows the pool size.
-    queues = sorted(q.name for q in sender.task_consumer.queues) \
-        if getattr(sender, "task_consumer", None) else []
+    queues = (
+        sorted(q.name for q in sender.task_consumer.queues)
+        if getattr(sender, "task_consumer", None)
+        else []
+    )
     concurrency = int(getattr(getattr(sender, "controller", None), "concurrency", 0) or 0)
     Heartbeat(deps.redis, sender.hostname, queues, concurrency).start()
 
@@ -90,4 +102,3 @@ def _prune_stale_sandboxes(**_: Any) -> None:
         DockerBackend().prune(older_than_s=longest + 600)
     except SandboxUnavailable as exc:
         logging.getLogger(__name__).warning("no Docker engine to prune sandboxes: %s", exc)
-

@@ -29,12 +29,19 @@ class Deps:
     def build(cls) -> Deps:
         settings = WorkerSettings()
         credentials = AppCredentials.load(
-            app_id=settings.github_app_id, private_key=settings.github_private_key,
-            private_key_file=settings.github_private_key_file, api_url=settings.github_api_url)
+            app_id=settings.github_app_id,
+            private_key=settings.github_private_key,
+            private_key_file=settings.github_private_key_file,
+            api_url=settings.github_api_url,
+        )
         client = redis.Redis.from_url(settings.redis_url)
-        return cls(settings=settings, jobs=JobStore(make_engine(settings.database_url)),
-                   github=GitHubApp(credentials), redis=client,
-                   metrics=WorkerMetrics(client, [settings.quick_queue, settings.agent_queue]))
+        return cls(
+            settings=settings,
+            jobs=JobStore(make_engine(settings.database_url)),
+            github=GitHubApp(credentials),
+            redis=client,
+            metrics=WorkerMetrics(client, [settings.quick_queue, settings.agent_queue]),
+        )
 
 
 _BUILDING = threading.Lock()
@@ -48,5 +55,3 @@ def process_deps(celery: Celery) -> Deps:
             deps = Deps.build()
             celery.qwenfix_deps = deps
         return deps
-
-

@@ -18,16 +18,23 @@ log = logging.getLogger(__name__)
 
 
 class Heartbeat:
-    def __init__(self, client: redis.Redis, hostname: str, queues: list[str],
-                 concurrency: int) -> None:
+    def __init__(
+        self, client: redis.Redis, hostname: str, queues: list[str], concurrency: int
+    ) -> None:
         self.client, self.key = client, HEARTBEAT_PREFIX + hostname
-        self.info = {"hostname": hostname, "queues": queues, "concurrency": concurrency,
-                     "pid": os.getpid(), "started": time.time()}
+        self.info = {
+            "hostname": hostname,
+            "queues": queues,
+            "concurrency": concurrency,
+            "pid": os.getpid(),
+            "started": time.time(),
+        }
         self._stop = threading.Event()
 
     def beat(self) -> None:
-        self.client.set(self.key, json.dumps({**self.info, "seen": time.time()}),
-                        ex=HEARTBEAT_TTL_S)
+        self.client.set(
+            self.key, json.dumps({**self.info, "seen": time.time()}), ex=HEARTBEAT_TTL_S
+        )
 
     def start(self) -> None:
         threading.Thread(target=self._run, name="qwenfix-heartbeat", daemon=True).start()

@@ -9,8 +9,10 @@ import redis
 
 PREFIX = "qwenfix:lock:"
 # Deletes the lock only if it is still ours: never another job's lock after a TTL expiry.
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) " \
-           "else return 0 end"
+_RELEASE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
+    "else return 0 end"
+)
 
 
 def lock_holder(client: redis.Redis, target: str) -> str | None:
@@ -37,7 +39,11 @@ class TargetLock:
     def holder(self) -> str | None:
         return lock_holder(self.client, self.key.removeprefix(PREFIX))
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self.held:
             self.client.eval(_RELEASE, 1, self.key, self.owner)

@@ -24,8 +24,9 @@ class QueueDepth(Collector):
         self.client, self.queues = client, queues
 
     def collect(self) -> Iterator[Metric]:
-        gauge = GaugeMetricFamily("qwenfix_queue_depth", "Jobs waiting in a queue",
-                                  labels=["queue"])
+        gauge = GaugeMetricFamily(
+            "qwenfix_queue_depth", "Jobs waiting in a queue", labels=["queue"]
+        )
         try:
             for queue in self.queues:
                 gauge.add_metric([queue], float(self.client.llen(queue)))  # type: ignore[arg-type]
@@ -35,21 +36,35 @@ class QueueDepth(Collector):
 
 
 class WorkerMetrics:
-    def __init__(self, client: redis.Redis | None = None, queues: list[str] | None = None
-                 ) -> None:
+    def __init__(self, client: redis.Redis | None = None, queues: list[str] | None = None) -> None:
         self.registry = CollectorRegistry()
-        self.jobs = Counter("qwenfix_jobs_finished", "Jobs finished by kind and outcome",
-                            ["kind", "status"], registry=self.registry)
-        self.duration = Histogram("qwenfix_job_duration_seconds", "Wall time of a job run",
-                                  ["kind"], buckets=DURATION_BUCKETS, registry=self.registry)
-        self.tokens = Counter("qwenfix_model_tokens", "Model tokens (prompt, completion, "
-                              "and the prompt tokens served from the prefix cache)",
-                              ["type"], registry=self.registry)
-        self.model_seconds = Counter("qwenfix_model_seconds", "Time waiting for the model",
-                                     registry=self.registry)
-        self.sandbox_seconds = Counter("qwenfix_sandbox_seconds", "Time running commands "
-                                       "in sandboxes (tools, setup, tests)",
-                                       registry=self.registry)
+        self.jobs = Counter(
+            "qwenfix_jobs_finished",
+            "Jobs finished by kind and outcome",
+            ["kind", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "qwenfix_job_duration_seconds",
+            "Wall time of a job run",
+            ["kind"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "qwenfix_model_tokens",
+            "Model tokens (prompt, completion, and the prompt tokens served from the prefix cache)",
+            ["type"],
+            registry=self.registry,
+        )
+        self.model_seconds = Counter(
+            "qwenfix_model_seconds", "Time waiting for the model", registry=self.registry
+        )
+        self.sandbox_seconds = Counter(
+            "qwenfix_sandbox_seconds",
+            "Time running commands in sandboxes (tools, setup, tests)",
+            registry=self.registry,
+        )
         if client is not None and queues:
             self.registry.register(QueueDepth(client, queues))
 

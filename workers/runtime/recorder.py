@@ -20,8 +20,10 @@ MAX_TEXT = 64_000
 
 def _cut(value: Any) -> Any:
     if isinstance(value, str) and len(value) > MAX_TEXT:
-        return (f"{value[:MAX_TEXT]}\n[… {len(value) - MAX_TEXT:,} more characters; the "
-                "trajectory file has the whole text]")
+        return (
+            f"{value[:MAX_TEXT]}\n[… {len(value) - MAX_TEXT:,} more characters; the "
+            "trajectory file has the whole text]"
+        )
     if isinstance(value, dict):
         return {k: _cut(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -37,7 +39,10 @@ class JobRecorder:
     def __call__(self, line: dict[str, Any]) -> None:
         self.total.add(str(line.get("event")), line)
         try:
-            self.jobs.add_record(self.job_id, str(line.get("event")),
-                                 json.dumps(_cut(line), default=str, ensure_ascii=False))
+            self.jobs.add_record(
+                self.job_id,
+                str(line.get("event")),
+                json.dumps(_cut(line), default=str, ensure_ascii=False),
+            )
         except SQLAlchemyError as exc:  # the run matters more than its live view
             log.warning("job %s: could not store a trajectory record: %s", self.job_id, exc)

@@ -23,7 +23,16 @@ def transient_delay(exc: BaseException, attempt: int) -> float | None:
         return float(min(max(exc.retry_after.total_seconds(), 1.0), MAX_DELAY_S))
     if isinstance(exc, RequestFailed):
         return backoff if exc.response.status_code >= 500 else None
-    if isinstance(exc, (RequestError, RequestTimeout, BrokerError, RedisConnectionError,
-                        RedisTimeout, DatabaseError)):
+    if isinstance(
+        exc,
+        (
+            RequestError,
+            RequestTimeout,
+            BrokerError,
+            RedisConnectionError,
+            RedisTimeout,
+            DatabaseError,
+        ),
+    ):
         return backoff
     return None

@@ -41,16 +41,22 @@ def acknowledge_job(self: JobTask, job_id: int) -> str:
     deps = self.deps
     try:
         outcome = acknowledge(
-            job_id, jobs=deps.jobs, app=deps.github, bot_login=deps.settings.bot_login,
+            job_id,
+            jobs=deps.jobs,
+            app=deps.github,
+            bot_login=deps.settings.bot_login,
             on_refusal=deps.settings.on_refusal,
-            queue_run=lambda job: app.send_task(TaskName.RUN, args=[job],
-                                                queue=deps.settings.agent_queue),
-            running_on=lambda target: lock_holder(deps.redis, target))
+            queue_run=lambda job: app.send_task(
+                TaskName.RUN, args=[job], queue=deps.settings.agent_queue
+            ),
+            running_on=lambda target: lock_holder(deps.redis, target),
+        )
     except Exception as exc:
         delay = transient_delay(exc, self.request.retries)
         if delay is None:
-            deps.jobs.set_status(job_id, "failed", reason=f"{type(exc).__name__}: {exc}",
-                                 expected="queued")
+            deps.jobs.set_status(
+                job_id, "failed", reason=f"{type(exc).__name__}: {exc}", expected="queued"
+            )
             raise
         log.warning("job %s: transient failure (%s); retrying in %.0fs", job_id, exc, delay)
         raise self.retry(exc=exc, countdown=delay) from exc
@@ -103,8 +109,7 @@ def execute(job_id: int, deps: Deps) -> str:
         tell_not_handled(job, app=deps.github, settings=deps.settings)
         return JobStatus.SKIPPED
     settings = deps.settings
-    with TargetLock(deps.redis, lock_target(job), str(job_id),
-                    int(settings.longest_job_s)) as lock:
+    with TargetLock(deps.redis, lock_target(job), str(job_id), int(settings.longest_job_s)) as lock:
         if not lock.held:
             raise TargetBusy(lock.holder())
         deps.jobs.set_status(job_id, JobStatus.RUNNING)
@@ -113,10 +118,16 @@ def execute(job_id: int, deps: Deps) -> str:
         try:
             with make_model(settings) as model:
                 try:
-                    ctx = JobContext.open(job, app=deps.github, model=model,
-                                          backend=make_backend(settings), settings=settings,
-                                          jobs=deps.jobs, sink=recorder,
-                                          permissions=handler.permissions)
+                    ctx = JobContext.open(
+                        job,
+                        app=deps.github,
+                        model=model,
+                        backend=make_backend(settings),
+                        settings=settings,
+                        jobs=deps.jobs,
+                        sink=recorder,
+                        permissions=handler.permissions,
+                    )
                     status, reason = handler.run(ctx)
                 except JobUnusable as exc:
                     status, reason = JobStatus.ERROR, exc.reason
@@ -124,8 +135,7 @@ def execute(job_id: int, deps: Deps) -> str:
             deps.jobs.set_status(job_id, JobStatus.ERROR, reason=f"{type(exc).__name__}: {exc}")
             raise
         finally:
-            deps.metrics.observe_job(job.kind, status, time.monotonic() - started,
-                                     recorder.total)
+            deps.metrics.observe_job(job.kind, status, time.monotonic() - started, recorder.total)
         deps.jobs.set_status(job_id, status, reason=reason)
         return status
 
@@ -137,18 +147,31 @@ def maintenance_tick(self: JobTask, beat: str = "") -> int:
     the sender, for the log)."""
     deps, settings = self.deps, self.deps.settings
     report = tick(
-        datetime.now(UTC), jobs=deps.jobs, schedules=ScheduleStore(deps.jobs.engine),
+        datetime.now(UTC),
+        jobs=deps.jobs,
+        schedules=ScheduleStore(deps.jobs.engine),
         read_config=lambda repo, installation: read_config(deps.github, repo, installation),
-        enqueue=acknowledge_job.delay, defaults=settings.maintenance_defaults,
-        catchup_s=settings.maintenance_catchup_s, refresh_s=settings.maintenance_refresh_s)
-    log.info("maintenance tick from beat %s: %d job(s) queued, %d repository config "
-             "error(s)", beat or "-", len(report.queued), len(report.errors))
+        enqueue=acknowledge_job.delay,
+        defaults=settings.maintenance_defaults,
+        catchup_s=settings.maintenance_catchup_s,
+        refresh_s=settings.maintenance_refresh_s,
+    )
+    log.info(
+        "maintenance tick from beat %s: %d job(s) queued, %d repository config error(s)",
+        beat or "-",
+        len(report.queued),
+        len(report.errors),
+    )
     stranded = deps.jobs.stranded(utcnow() - timedelta(seconds=settings.requeue_after_s))
     for job_id in stranded:
         acknowledge_job.delay(job_id)
     if stranded:
-        log.warning("sent %d job(s) again that were queued for over %ds without being "
-                    "picked up: %s", len(stranded), settings.requeue_after_s, stranded)
+        log.warning(
+            "sent %d job(s) again that were queued for over %ds without being picked up: %s",
+            len(stranded),
+            settings.requeue_after_s,
+            stranded,
+        )
     return len(report.queued)
 
 

@@ -41,20 +41,35 @@ def delivery_id(repo: str, task: str, fire: datetime) -> str:
     return f"schedule:{hashlib.sha256(key).hexdigest()[:40]}"
 
 
-def schedule_of(repo: str, installation: int, *, schedules: ScheduleStore,
-                read_config: ReadConfig, now: datetime, refresh_s: int) -> ScheduleView | None:
+def schedule_of(
+    repo: str,
+    installation: int,
+    *,
+    schedules: ScheduleStore,
+    read_config: ReadConfig,
+    now: datetime,
+    refresh_s: int,
+) -> ScheduleView | None:
     """The repository's schedule, read again from GitHub when stale or old. A config that
     cannot be used is recorded with its error; GitHub being unreachable keeps the last."""
     row = schedules.get(repo)
-    fresh = row is not None and not row.stale and row.checked_at is not None and \
-        row.checked_at > now - timedelta(seconds=refresh_s)
+    fresh = (
+        row is not None
+        and not row.stale
+        and row.checked_at is not None
+        and row.checked_at > now - timedelta(seconds=refresh_s)
+    )
     if fresh:
         return row
     try:
         found = read_config(repo, installation)
     except Exception as exc:  # one repository's trouble must not stop the others
-        log.warning("%s: could not read its config (%s: %s); keeping the last schedule",
-                    repo, type(exc).__name__, exc)
+        log.warning(
+            "%s: could not read its config (%s: %s); keeping the last schedule",
+            repo,
+            type(exc).__name__,
+            exc,
+        )
         return row
     if found is None:
         return schedules.save(repo, config_sha=None, tasks=None, error=None, at=now)
@@ -64,8 +79,15 @@ def schedule_of(repo: str, installation: int, *, schedules: ScheduleStore,
     except RepoConfigError as exc:
         log.warning("%s: %s", repo, exc)
         return schedules.save(repo, config_sha=sha, tasks=None, error=str(exc), at=now)
-    return schedules.save(repo, config_sha=sha, error=None, at=now, tasks=None if tasks is None
-                          else json.dumps([t.model_dump(exclude_defaults=True) for t in tasks]))
+    return schedules.save(
+        repo,
+        config_sha=sha,
+        error=None,
+        at=now,
+        tasks=None
+        if tasks is None
+        else json.dumps([t.model_dump(exclude_defaults=True) for t in tasks]),
+    )
 
 
 def tasks_of(row: ScheduleView, defaults: list[MaintenanceTask]) -> list[MaintenanceTask]:
@@ -74,15 +96,29 @@ def tasks_of(row: ScheduleView, defaults: list[MaintenanceTask]) -> list[Mainten
     return [MaintenanceTask.model_validate(t) for t in json.loads(row.tasks)]
 
 
-def tick(now: datetime, *, jobs: JobStore, schedules: ScheduleStore, read_config: ReadConfig,
-         enqueue: Callable[[int], None], defaults: list[MaintenanceTask], catchup_s: int,
-         refresh_s: int) -> TickReport:
+def tick(
+    now: datetime,
+    *,
+    jobs: JobStore,
+    schedules: ScheduleStore,
+    read_config: ReadConfig,
+    enqueue: Callable[[int], None],
+    defaults: list[MaintenanceTask],
+    catchup_s: int,
+    refresh_s: int,
+) -> TickReport:
     """Queue every task whose schedule fired since its repository was last evaluated."""
     earliest = now - timedelta(seconds=catchup_s)
     report = TickReport(at=now)
     for repo, installation in sorted(jobs.installations().items()):
-        row = schedule_of(repo, installation, schedules=schedules, read_config=read_config,
-                          now=now, refresh_s=refresh_s)
+        row = schedule_of(
+            repo,
+            installation,
+            schedules=schedules,
+            read_config=read_config,
+            now=now,
+            refresh_s=refresh_s,
+        )
         if row is None:
             continue  # not readable yet: evaluated once it is
         if row.error:
@@ -94,16 +130,31 @@ def tick(now: datetime, *, jobs: JobStore, schedules: ScheduleStore, read_config
             fire = cron.latest_fire(start, now) if cron else None
             if fire is None:
                 continue
-            job, created = jobs.create(delivery_id(repo, task.id, fire), "schedule", Trigger(
-                kind=JobKind.MAINTENANCE, repo=repo, number=None, sender="",
-                installation_id=installation, task=task.id,
-                instructions=""))
+            job, created = jobs.create(
+                delivery_id(repo, task.id, fire),
+                "schedule",
+                Trigger(
+                    kind=JobKind.MAINTENANCE,
+                    repo=repo,
+                    number=None,
+                    sender="",
+                    installation_id=installation,
+                    task=task.id,
+                    instructions="",
+                ),
+            )
             # (A tick that died between the two steps leaves a job queued without a
             # message: the stranded-job sweep sends it.)
             if created:
                 enqueue(job.id)
                 report.queued.append(job.id)
-                log.info("%s: %s is due (%s at %s UTC): job %s", repo, task.id,
-                         task.schedule, f"{fire:%Y-%m-%d %H:%M}", job.id)
+                log.info(
+                    "%s: %s is due (%s at %s UTC): job %s",
+                    repo,
+                    task.id,
+                    task.schedule,
+                    f"{fire:%Y-%m-%d %H:%M}",
+                    job.id,
+                )
         schedules.evaluated(repo, now)
     return report

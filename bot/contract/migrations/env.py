@@ -14,12 +14,10 @@ if connection is None:
     if not url:
         raise SystemExit("set sqlalchemy.url, or run migrations through qwenfix")
     with create_engine(url).connect() as conn:
-        context.configure(connection=conn, target_metadata=Base.metadata,
-                          render_as_batch=True)
+        context.configure(connection=conn, target_metadata=Base.metadata, render_as_batch=True)
         with context.begin_transaction():
             context.run_migrations()
 else:
-    context.configure(connection=connection, target_metadata=Base.metadata,
-                      render_as_batch=True)
+    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()

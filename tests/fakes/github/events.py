@@ -12,26 +12,47 @@ from bot.receiver.signature import sign
 from tests.fakes.github.server import FakeGitHub
 
 
-def issue_comment_created(fake: FakeGitHub, full_name: str, number: int, comment_id: int,
-                          association: str = "OWNER") -> dict[str, Any]:
+def issue_comment_created(
+    fake: FakeGitHub, full_name: str, number: int, comment_id: int, association: str = "OWNER"
+) -> dict[str, Any]:
     repo = fake.repos[full_name]
     comment = fake.comments[comment_id]
     issue = repo.issues[number]
     return {
         "action": "created",
-        "issue": {"number": number, "title": issue["title"], "body": issue["body"],
-                  "state": issue["state"], "user": fake.user(issue["author"]), "labels": []},
-        "comment": {"id": comment_id, "body": comment["body"],
-                    "user": fake.user(comment["author"]), "author_association": association},
-        "repository": fake.repo_json(repo), "sender": fake.user(comment["author"]),
+        "issue": {
+            "number": number,
+            "title": issue["title"],
+            "body": issue["body"],
+            "state": issue["state"],
+            "user": fake.user(issue["author"]),
+            "labels": [],
+        },
+        "comment": {
+            "id": comment_id,
+            "body": comment["body"],
+            "user": fake.user(comment["author"]),
+            "author_association": association,
+        },
+        "repository": fake.repo_json(repo),
+        "sender": fake.user(comment["author"]),
         "installation": {"id": repo.installation_id},
     }
 
 
-def deliver(url: str, secret: str, event: str, payload: dict[str, Any],
-            delivery: str | None = None) -> httpx.Response:
+def deliver(
+    url: str, secret: str, event: str, payload: dict[str, Any], delivery: str | None = None
+) -> httpx.Response:
     body = json.dumps(payload).encode()
-    return httpx.post(url, content=body, timeout=30, headers={
-        "X-GitHub-Event": event, "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
-        "X-Hub-Signature-256": sign(secret, body), "Content-Type": "application/json",
-        "User-Agent": "GitHub-Hookshot/fake"})
+    return httpx.post(
+        url,
+        content=body,
+        timeout=30,
+        headers={
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+            "X-Hub-Signature-256": sign(secret, body),
+            "Content-Type": "application/json",
+            "User-Agent": "GitHub-Hookshot/fake",
+        },
+    )

@@ -92,16 +92,19 @@ class FakeGitHub:
     """State, and the app serving it (asgi). Thread-safe: the app may serve requests
     from several threads."""
 
-    def __init__(self, *, app_id: int = 4242, app_slug: str = "qwenfix",
-                 base_url: str = "http://127.0.0.1") -> None:
+    def __init__(
+        self, *, app_id: int = 4242, app_slug: str = "qwenfix", base_url: str = "http://127.0.0.1"
+    ) -> None:
         self.app_id = app_id
         self.app_slug = app_slug
         self.bot_login = f"{app_slug}[bot]"
         self.base_url = base_url
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.private_key_pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()).decode()
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
         self._public_key = key.public_key()
         self.installations: dict[int, str] = {}
         self.repos: dict[str, FakeRepo] = {}
@@ -123,22 +126,39 @@ class FakeGitHub:
 
     # -- arranging the world ---------------------------------------------------------
 
-    def add_repo(self, full_name: str, *, installation_id: int = 1,
-                 collaborators: dict[str, str] | None = None,
-                 source: Path | None = None) -> FakeRepo:
+    def add_repo(
+        self,
+        full_name: str,
+        *,
+        installation_id: int = 1,
+        collaborators: dict[str, str] | None = None,
+        source: Path | None = None,
+    ) -> FakeRepo:
         """A repository; with `source` (a local git repository) also its git data,
         served over smart HTTP at /OWNER/NAME.git."""
         owner, name = full_name.split("/")
         with self._lock:
             self.installations.setdefault(installation_id, owner)
-            repo = FakeRepo(owner, name, next(self._ids), installation_id,
-                            collaborators=dict(collaborators or {}))
+            repo = FakeRepo(
+                owner,
+                name,
+                next(self._ids),
+                installation_id,
+                collaborators=dict(collaborators or {}),
+            )
             if source is not None:
                 repo.bare = self.root / owner / f"{name}.git"
-                subprocess.run(["git", "clone", "-q", "--bare", str(source), str(repo.bare)],
-                               check=True, capture_output=True)
-                head = subprocess.run(["git", "-C", str(repo.bare), "symbolic-ref", "--short",
-                                       "HEAD"], capture_output=True, text=True, check=True)
+                subprocess.run(
+                    ["git", "clone", "-q", "--bare", str(source), str(repo.bare)],
+                    check=True,
+                    capture_output=True,
+                )
+                head = subprocess.run(
+                    ["git", "-C", str(repo.bare), "symbolic-ref", "--short", "HEAD"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 repo.default_branch = head.stdout.strip()
             self.repos[full_name] = repo
             return repo
@@ -147,36 +167,58 @@ class FakeGitHub:
         repo = self.repos[full_name]
         if repo.bare is None:
             return None
-        out = subprocess.run(["git", "-C", str(repo.bare), "rev-parse", "--verify", "--quiet",
-                              f"{ref}^{{commit}}"], capture_output=True, text=True)
+        out = subprocess.run(
+            ["git", "-C", str(repo.bare), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+            capture_output=True,
+            text=True,
+        )
         return out.stdout.strip() or None
 
     def refs(self, full_name: str, prefix: str) -> list[tuple[str, str]]:
         repo = self.repos[full_name]
         if repo.bare is None:
             return []
-        out = subprocess.run(["git", "-C", str(repo.bare), "for-each-ref",
-                              "--format=%(refname) %(objectname)", prefix],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(repo.bare),
+                "for-each-ref",
+                "--format=%(refname) %(objectname)",
+                prefix,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return [(ref, sha) for ref, sha in (line.split() for line in out.splitlines())]
 
     def update_ref(self, full_name: str, ref: str, sha: str) -> bool:
         repo = self.repos[full_name]
         if repo.bare is None:
             return False
-        return subprocess.run(["git", "-C", str(repo.bare), "update-ref", ref, sha],
-                              capture_output=True).returncode == 0
+        return (
+            subprocess.run(
+                ["git", "-C", str(repo.bare), "update-ref", ref, sha], capture_output=True
+            ).returncode
+            == 0
+        )
 
-    def pull_diff_lines(self, full_name: str, pr: dict[str, Any]
-                        ) -> tuple[dict[tuple[str, int, str], str], dict[str, str]]:
+    def pull_diff_lines(
+        self, full_name: str, pr: dict[str, Any]
+    ) -> tuple[dict[tuple[str, int, str], str], dict[str, str]]:
         """(path, line, side) -> the hunk it is in, for every line of the pull request's
         diff: where GitHub accepts review comments."""
         repo = self.repos[full_name]
-        head = f"refs/pull/{pr['number']}/head" if pr.get("head_repo") \
-            else f"refs/heads/{pr['head']}"
-        diff = subprocess.run(["git", "-C", str(repo.bare), "diff", "--no-color",
-                               f"{pr['base_sha']}...{head}"],
-                              capture_output=True, text=True, check=True).stdout
+        head = (
+            f"refs/pull/{pr['number']}/head" if pr.get("head_repo") else f"refs/heads/{pr['head']}"
+        )
+        diff = subprocess.run(
+            ["git", "-C", str(repo.bare), "diff", "--no-color", f"{pr['base_sha']}...{head}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         lines: dict[tuple[str, int, str], str] = {}
         hunks: dict[str, str] = {}
         for patched in PatchSet(diff):
@@ -193,11 +235,25 @@ class FakeGitHub:
     def _next_number(self, repo: FakeRepo) -> int:
         return max([0, *repo.issues, *repo.pulls]) + 1
 
-    def add_issue(self, full_name: str, number: int, title: str, body: str = "",
-                  author: str = "octocat", pull: bool = False) -> dict[str, Any]:
+    def add_issue(
+        self,
+        full_name: str,
+        number: int,
+        title: str,
+        body: str = "",
+        author: str = "octocat",
+        pull: bool = False,
+    ) -> dict[str, Any]:
         with self._lock:
-            issue = {"number": number, "title": title, "body": body, "author": author,
-                     "state": "open", "pull": pull, "created_at": timestamp()}
+            issue = {
+                "number": number,
+                "title": title,
+                "body": body,
+                "author": author,
+                "state": "open",
+                "pull": pull,
+                "created_at": timestamp(),
+            }
             self.repos[full_name].issues[number] = issue
             return issue
 
@@ -205,8 +261,17 @@ class FakeGitHub:
         with self._lock:
             return int(self._new_comment(full_name, number, body, author)["id"])
 
-    def add_pull(self, full_name: str, *, head: str, base: str, title: str, body: str = "",
-                 author: str = "octocat", head_repo: str | None = None) -> int:
+    def add_pull(
+        self,
+        full_name: str,
+        *,
+        head: str,
+        base: str,
+        title: str,
+        body: str = "",
+        author: str = "octocat",
+        head_repo: str | None = None,
+    ) -> int:
         """A pull request from a branch already in the repository's git data (or in the
         fork `head_repo`)."""
         with self._lock:
@@ -219,63 +284,140 @@ class FakeGitHub:
             if head_repo is not None and repo.bare is not None:
                 # As on GitHub, a fork's commits are kept in the base repository too.
                 fork = self.repos[head_repo]
-                subprocess.run(["git", "-C", str(repo.bare), "fetch", "-q", str(fork.bare),
-                                f"refs/heads/{head}:refs/pull/{number}/head"],
-                               check=True, capture_output=True)
+                subprocess.run(
+                    [
+                        "git",
+                        "-C",
+                        str(repo.bare),
+                        "fetch",
+                        "-q",
+                        str(fork.bare),
+                        f"refs/heads/{head}:refs/pull/{number}/head",
+                    ],
+                    check=True,
+                    capture_output=True,
+                )
             now = timestamp()
-            repo.pulls[number] = {"number": number, "id": next(self._ids), "title": title,
-                                  "body": body, "head": head, "base": base,
-                                  "head_sha": head_sha, "base_sha": base_sha, "state": "open",
-                                  "draft": False, "author": author, "reviewers": [],
-                                  "created_at": now, "updated_at": now,
-                                  "head_repo": head_repo}
-            repo.issues[number] = {"number": number, "title": title, "body": body,
-                                   "author": author, "state": "open", "pull": True,
-                                   "created_at": now}
+            repo.pulls[number] = {
+                "number": number,
+                "id": next(self._ids),
+                "title": title,
+                "body": body,
+                "head": head,
+                "base": base,
+                "head_sha": head_sha,
+                "base_sha": base_sha,
+                "state": "open",
+                "draft": False,
+                "author": author,
+                "reviewers": [],
+                "created_at": now,
+                "updated_at": now,
+                "head_repo": head_repo,
+            }
+            repo.issues[number] = {
+                "number": number,
+                "title": title,
+                "body": body,
+                "author": author,
+                "state": "open",
+                "pull": True,
+                "created_at": now,
+            }
             return number
 
-    def add_review(self, full_name: str, number: int, *, author: str, state: str, body: str,
-                   comments: Sequence[tuple[str, int, str]] = ()) -> int:
+    def add_review(
+        self,
+        full_name: str,
+        number: int,
+        *,
+        author: str,
+        state: str,
+        body: str,
+        comments: Sequence[tuple[str, int, str]] = (),
+    ) -> int:
         """A review by a person, with inline comments (path, line, body) on the new side."""
         with self._lock:
             pr = self.repos[full_name].pulls[number]
             review: dict[str, Any] = {
-                      "id": next(self._ids), "repo": full_name, "number": number,
-                      "body": body, "state": state, "author": author,
-                      "commit_id": self.ref_sha(full_name, f"refs/heads/{pr['head']}"),
-                      "created_at": timestamp()}
+                "id": next(self._ids),
+                "repo": full_name,
+                "number": number,
+                "body": body,
+                "state": state,
+                "author": author,
+                "commit_id": self.ref_sha(full_name, f"refs/heads/{pr['head']}"),
+                "created_at": timestamp(),
+            }
             self.reviews[review["id"]] = review
             for path, line, text in comments:
                 rc: dict[str, Any] = {
-                      "id": next(self._ids), "repo": full_name, "number": number,
-                      "review_id": review["id"], "path": path, "line": line,
-                      "side": "RIGHT", "body": text, "diff_hunk": "@@", "author": author,
-                      "commit_id": review["commit_id"], "created_at": timestamp()}
+                    "id": next(self._ids),
+                    "repo": full_name,
+                    "number": number,
+                    "review_id": review["id"],
+                    "path": path,
+                    "line": line,
+                    "side": "RIGHT",
+                    "body": text,
+                    "diff_hunk": "@@",
+                    "author": author,
+                    "commit_id": review["commit_id"],
+                    "created_at": timestamp(),
+                }
                 self.review_comments[rc["id"]] = rc
             return int(review["id"])
 
-    def add_check_run(self, full_name: str, *, head_sha: str, name: str, conclusion: str,
-                      output: dict[str, Any]) -> int:
+    def add_check_run(
+        self, full_name: str, *, head_sha: str, name: str, conclusion: str, output: dict[str, Any]
+    ) -> int:
         """A finished check run, as a CI system would report it."""
         with self._lock:
             run: dict[str, Any] = {
-                   "id": next(self._ids), "repo": full_name, "name": name,
-                   "head_sha": head_sha, "status": "completed", "conclusion": conclusion,
-                   "output": output, "details_url": None, "external_id": None,
-                   "started_at": timestamp(), "completed_at": timestamp()}
+                "id": next(self._ids),
+                "repo": full_name,
+                "name": name,
+                "head_sha": head_sha,
+                "status": "completed",
+                "conclusion": conclusion,
+                "output": output,
+                "details_url": None,
+                "external_id": None,
+                "started_at": timestamp(),
+                "completed_at": timestamp(),
+            }
             self.check_runs[run["id"]] = run
             return int(run["id"])
 
-    def fail_next(self, method: str, path_pattern: str, status: int, *, times: int = 1,
-                  headers: dict[str, str] | None = None, message: str = "Server Error") -> None:
+    def fail_next(
+        self,
+        method: str,
+        path_pattern: str,
+        status: int,
+        *,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        message: str = "Server Error",
+    ) -> None:
         with self._lock:
-            self._faults.append(Fault(method.upper(), re.compile(path_pattern), status, times,
-                                      dict(headers or {}), message))
+            self._faults.append(
+                Fault(
+                    method.upper(),
+                    re.compile(path_pattern),
+                    status,
+                    times,
+                    dict(headers or {}),
+                    message,
+                )
+            )
 
     def issue_comments(self, full_name: str, number: int) -> list[dict[str, Any]]:
         with self._lock:
-            return [c for c in self.comments.values()
-                    if c["repo"] == full_name and c["number"] == number]
+            return [
+                c
+                for c in self.comments.values()
+                if c["repo"] == full_name and c["number"] == number
+            ]
 
     def open_pulls(self, full_name: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -287,37 +429,54 @@ class FakeGitHub:
         kind = "Bot" if login.endswith("[bot]") else "User"
         url = f"{self.base_url}/users/{login}"
         return {
-            "login": login, "id": abs(hash(login)) % 10**8, "node_id": f"U_{login}",
-            "avatar_url": f"{self.base_url}/avatars/{login}", "gravatar_id": "",
-            "url": url, "html_url": f"{self.base_url}/{login}",
+            "login": login,
+            "id": abs(hash(login)) % 10**8,
+            "node_id": f"U_{login}",
+            "avatar_url": f"{self.base_url}/avatars/{login}",
+            "gravatar_id": "",
+            "url": url,
+            "html_url": f"{self.base_url}/{login}",
             "followers_url": f"{url}/followers",
             "following_url": f"{url}/following{{/other_user}}",
             "gists_url": f"{url}/gists{{/gist_id}}",
             "starred_url": f"{url}/starred{{/owner}}{{/repo}}",
-            "subscriptions_url": f"{url}/subscriptions", "organizations_url": f"{url}/orgs",
-            "repos_url": f"{url}/repos", "events_url": f"{url}/events{{/privacy}}",
-            "received_events_url": f"{url}/received_events", "type": kind,
-            "site_admin": False, "user_view_type": "public",
+            "subscriptions_url": f"{url}/subscriptions",
+            "organizations_url": f"{url}/orgs",
+            "repos_url": f"{url}/repos",
+            "events_url": f"{url}/events{{/privacy}}",
+            "received_events_url": f"{url}/received_events",
+            "type": kind,
+            "site_admin": False,
+            "user_view_type": "public",
         }
 
     def _comment_json(self, comment: dict[str, Any]) -> dict[str, Any]:
         repo_url = f"{self.base_url}/repos/{comment['repo']}"
         return {
-            "id": comment["id"], "node_id": f"IC_{comment['id']}",
+            "id": comment["id"],
+            "node_id": f"IC_{comment['id']}",
             "url": f"{repo_url}/issues/comments/{comment['id']}",
             "html_url": f"{self.base_url}/{comment['repo']}/issues/{comment['number']}"
-                        f"#issuecomment-{comment['id']}",
-            "issue_url": f"{repo_url}/issues/{comment['number']}", "body": comment["body"],
-            "user": self.user(comment["author"]), "created_at": comment["created_at"],
-            "updated_at": comment["updated_at"], "author_association": "NONE",
+            f"#issuecomment-{comment['id']}",
+            "issue_url": f"{repo_url}/issues/{comment['number']}",
+            "body": comment["body"],
+            "user": self.user(comment["author"]),
+            "created_at": comment["created_at"],
+            "updated_at": comment["updated_at"],
+            "author_association": "NONE",
         }
 
-    def _new_comment(self, full_name: str, number: int, body: str,
-                     author: str) -> dict[str, Any]:
+    def _new_comment(self, full_name: str, number: int, body: str, author: str) -> dict[str, Any]:
         now = timestamp()
         comment: dict[str, Any] = {
-            "id": next(self._ids), "repo": full_name, "number": number, "body": body,
-            "author": author, "created_at": now, "updated_at": now}
+            "id": next(self._ids),
+            "repo": full_name,
+            "number": number,
+            "body": body,
+            "author": author,
+            "created_at": now,
+            "updated_at": now,
+        }
         self.comments[comment["id"]] = comment
         return comment
 
@@ -325,29 +484,52 @@ class FakeGitHub:
         url = f"{self.base_url}/repos/{run['repo']}/check-runs/{run['id']}"
         output = run["output"]
         return {
-            "id": run["id"], "node_id": f"CR_{run['id']}", "head_sha": run["head_sha"],
-            "name": run["name"], "url": url, "html_url": f"{self.base_url}/{run['repo']}/runs/"
-            f"{run['id']}", "details_url": run["details_url"], "status": run["status"],
-            "conclusion": run["conclusion"], "started_at": run["started_at"],
-            "completed_at": run["completed_at"], "external_id": run["external_id"],
+            "id": run["id"],
+            "node_id": f"CR_{run['id']}",
+            "head_sha": run["head_sha"],
+            "name": run["name"],
+            "url": url,
+            "html_url": f"{self.base_url}/{run['repo']}/runs/{run['id']}",
+            "details_url": run["details_url"],
+            "status": run["status"],
+            "conclusion": run["conclusion"],
+            "started_at": run["started_at"],
+            "completed_at": run["completed_at"],
+            "external_id": run["external_id"],
             "check_suite": {"id": run["id"] + 1},
-            "output": {"title": output.get("title"), "summary": output.get("summary"),
-                       "text": output.get("text"), "annotations_count":
-                       len(output.get("annotations") or []), "annotations_url":
-                       f"{url}/annotations"},
-            "app": None, "pull_requests": []}
+            "output": {
+                "title": output.get("title"),
+                "summary": output.get("summary"),
+                "text": output.get("text"),
+                "annotations_count": len(output.get("annotations") or []),
+                "annotations_url": f"{url}/annotations",
+            },
+            "app": None,
+            "pull_requests": [],
+        }
 
     def repo_json(self, repo: FakeRepo) -> dict[str, Any]:
-        return shapes.repository(self.base_url, self.base_url, full_name=repo.full_name,
-                                 repo_id=repo.id, owner=self.user(repo.owner),
-                                 private=repo.private, default_branch=repo.default_branch,
-                                 now=timestamp())
+        return shapes.repository(
+            self.base_url,
+            self.base_url,
+            full_name=repo.full_name,
+            repo_id=repo.id,
+            owner=self.user(repo.owner),
+            private=repo.private,
+            default_branch=repo.default_branch,
+            now=timestamp(),
+        )
 
     def pull_json(self, repo: FakeRepo, pr: dict[str, Any]) -> dict[str, Any]:
-        out = shapes.pull_request(self.base_url, self.base_url, full_name=repo.full_name,
-                                  pr=pr, repo_json=self.repo_json(repo),
-                                  user=self.user(pr["author"]),
-                                  reviewers=[self.user(r) for r in pr["reviewers"]])
+        out = shapes.pull_request(
+            self.base_url,
+            self.base_url,
+            full_name=repo.full_name,
+            pr=pr,
+            repo_json=self.repo_json(repo),
+            user=self.user(pr["author"]),
+            reviewers=[self.user(r) for r in pr["reviewers"]],
+        )
         if pr.get("head_repo"):  # from a fork
             fork = self.repos[pr["head_repo"]]
             out["head"]["repo"] = self.repo_json(fork)
@@ -355,9 +537,13 @@ class FakeGitHub:
         return out
 
     def _reaction_json(self, reaction: dict[str, Any]) -> dict[str, Any]:
-        return {"id": reaction["id"], "node_id": f"REA_{reaction['id']}",
-                "user": self.user(reaction["user"]), "content": reaction["content"],
-                "created_at": reaction["created_at"]}
+        return {
+            "id": reaction["id"],
+            "node_id": f"REA_{reaction['id']}",
+            "user": self.user(reaction["user"]),
+            "content": reaction["content"],
+            "created_at": reaction["created_at"],
+        }
 
     # -- auth -------------------------------------------------------------------------
 
@@ -366,8 +552,13 @@ class FakeGitHub:
         if scheme.lower() != "bearer":
             return False
         try:
-            claims = jwt.decode(token, self._public_key, algorithms=["RS256"],
-                                options={"require": ["iss", "iat", "exp"]}, leeway=60)
+            claims = jwt.decode(
+                token,
+                self._public_key,
+                algorithms=["RS256"],
+                options={"require": ["iss", "iat", "exp"]},
+                leeway=60,
+            )
         except jwt.PyJWTError:
             return False
         return str(claims["iss"]) == str(self.app_id) and claims["exp"] - claims["iat"] <= 660
@@ -415,8 +606,11 @@ class FakeGitHub:
 
     def _due_fault(self, request: Request) -> Fault | None:
         for fault in self._faults:
-            if fault.remaining > 0 and fault.method == request.method \
-                    and fault.path.search(request.url.path):
+            if (
+                fault.remaining > 0
+                and fault.method == request.method
+                and fault.path.search(request.url.path)
+            ):
                 fault.remaining -= 1
                 return fault
         return None

@@ -110,19 +110,22 @@ class Agent:
                 self._check_limits(started)
                 self.step()
         except StopRun as stop:
-            log.info("agent stopped after %d turn(s): %s: %s", self.turns, stop.status,
-                     stop.reason)
-            self.trajectory.record(Event.STOP, kind=type(stop).__name__, status=stop.status,
-                                   reason=stop.reason)
+            log.info("agent stopped after %d turn(s): %s: %s", self.turns, stop.status, stop.reason)
+            self.trajectory.record(
+                Event.STOP, kind=type(stop).__name__, status=stop.status, reason=stop.reason
+            )
             return AgentResult(
-                status=stop.status, reason=stop.reason, turns=self.turns, usage=self.usage,
+                status=stop.status,
+                reason=stop.reason,
+                turns=self.turns,
+                usage=self.usage,
                 summary=self._submission.summary if self._submission else None,
                 title=self._submission.title if self._submission else None,
                 declined=list(getattr(self._submission.payload, "declined", []) or [])
-                if self._submission else [],
+                if self._submission
+                else [],
                 duration_s=round(self.clock() - started, 3),
-                refused_status=stop.data.get("status") if isinstance(stop, ModelFailed)
-                else None,
+                refused_status=stop.data.get("status") if isinstance(stop, ModelFailed) else None,
             )
 
     def _check_limits(self, started: float) -> None:
@@ -130,7 +133,8 @@ class Agent:
             raise TurnLimit(f"turn limit reached ({self.limits.max_turns} turns)")
         if self.usage.total >= self.limits.max_total_tokens:
             raise TokenLimit(
-                f"token limit reached ({self.usage.total} of {self.limits.max_total_tokens})")
+                f"token limit reached ({self.usage.total} of {self.limits.max_total_tokens})"
+            )
         if self.clock() - started >= self.limits.max_wall_s:
             raise TimeLimit(f"time limit reached ({self.limits.max_wall_s:g}s)")
 
@@ -142,8 +146,13 @@ class Agent:
             raise ModelFailed(str(exc), status=exc.status, attempts=exc.attempts) from exc
         self.turns += 1
         self.usage += turn.usage
-        self._append(turn.message, latency_s=turn.latency_s, usage=turn.usage.model_dump(),
-                     finish_reason=turn.finish_reason, raw_tool_text=turn.raw_tool_text)
+        self._append(
+            turn.message,
+            latency_s=turn.latency_s,
+            usage=turn.usage.model_dump(),
+            finish_reason=turn.finish_reason,
+            raw_tool_text=turn.raw_tool_text,
+        )
         if turn.finish_reason == "length":
             # Cut off at max_tokens: a call in it may have lost its end (half a file).
             log.info("turn %d: cut off at the output limit; nothing run", self.turns)
@@ -183,8 +192,12 @@ class Agent:
         for index, (call, observation, elapsed) in enumerate(observations):
             last = index == len(observations) - 1
             content = self._with_repeat_note(observation) if last else observation
-            self._append(self._tool_message(call, content), tool=call.name,
-                         arguments=call.arguments, elapsed_s=elapsed)
+            self._append(
+                self._tool_message(call, content),
+                tool=call.name,
+                arguments=call.arguments,
+                elapsed_s=elapsed,
+            )
 
     @staticmethod
     def _tool_message(call: ToolCall, content: str) -> Message:
@@ -197,13 +210,17 @@ class Agent:
         if self._repeats >= REPEAT_STOP:
             raise Stuck(
                 f"stuck: the model repeated the same action with the same result "
-                f"{self._repeats} times", action=action[:500])
+                f"{self._repeats} times",
+                action=action[:500],
+            )
 
     def _with_repeat_note(self, text: str) -> str:
         if self._repeats >= REPEAT_WARN:
-            return (f"{text}\n\n[qwenfix: you have now done exactly this {self._repeats} times "
-                    "with the same result. Try something different, or the run will be "
-                    "stopped as stuck.]")
+            return (
+                f"{text}\n\n[qwenfix: you have now done exactly this {self._repeats} times "
+                "with the same result. Try something different, or the run will be "
+                "stopped as stuck.]"
+            )
         return text
 
     def _append(self, message: Message, **meta: object) -> None:

@@ -24,8 +24,7 @@ class ToolError(Exception):
 class SubmitRequested(Exception):
     """A signal to the loop that the model has finished, carrying what it handed over."""
 
-    def __init__(self, summary: str, title: str | None,
-                 payload: BaseModel | None = None) -> None:
+    def __init__(self, summary: str, title: str | None, payload: BaseModel | None = None) -> None:
         super().__init__(summary)
         self.summary = summary
         self.title = title
@@ -80,17 +79,21 @@ class SubmitArgs(BaseModel):
     title: str | None = Field(default=None, description="A short pull-request title.")
     declined: list[str] = Field(
         default_factory=list,
-        description="Requests you deliberately did not act on, each with the reason.")
+        description="Requests you deliberately did not act on, each with the reason.",
+    )
 
 
 class ReviewCommentArgs(BaseModel):
     path: str = Field(description="File path as in the diff.")
     line: int = Field(ge=1, description="Line number on the chosen side of the diff.")
     side: Literal["RIGHT", "LEFT"] = Field(
-        default="RIGHT", description="RIGHT: the new file (added or unchanged lines); "
-                                     "LEFT: the old file (removed lines).")
-    body: str = Field(description="The comment. A ```suggestion block proposes new text "
-                                  "for that line.")
+        default="RIGHT",
+        description="RIGHT: the new file (added or unchanged lines); "
+        "LEFT: the old file (removed lines).",
+    )
+    body: str = Field(
+        description="The comment. A ```suggestion block proposes new text for that line."
+    )
 
 
 class SubmitReviewArgs(BaseModel):
@@ -98,7 +101,8 @@ class SubmitReviewArgs(BaseModel):
 
     summary: str = Field(description="The review's overall verdict and main points.")
     comments: list[ReviewCommentArgs] = Field(
-        default_factory=list, description="Inline comments on lines of the diff.")
+        default_factory=list, description="Inline comments on lines of the diff."
+    )
 
 
 FIX_TOOLS: dict[str, type[BaseModel]] = {
@@ -140,10 +144,12 @@ def tool_schemas(tools: dict[str, type[BaseModel]] | None = None) -> list[ToolSc
     for name, model in (tools or FIX_TOOLS).items():
         params = _inline_refs(model.model_json_schema())
         params.pop("description", None)
-        schemas.append({
-            "type": "function",
-            "function": {"name": name, "description": model.__doc__, "parameters": params},
-        })
+        schemas.append(
+            {
+                "type": "function",
+                "function": {"name": name, "description": model.__doc__, "parameters": params},
+            }
+        )
     return schemas
 
 
@@ -190,14 +196,14 @@ class Toolbox:
             raise ToolError(f"could not decode the call to {call.name!r}: {call.error}")
         model = self.tools.get(call.name)
         if model is None:
-            raise ToolError(
-                f"unknown tool {call.name!r}; available tools: {', '.join(self.tools)}")
+            raise ToolError(f"unknown tool {call.name!r}; available tools: {', '.join(self.tools)}")
         try:
             args = model.model_validate(call.arguments)
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}"
-                for e in exc.errors())
+                for e in exc.errors()
+            )
             raise ToolError(f"invalid arguments for {call.name}: {problems}") from exc
         handler: Callable[[Any], str] = getattr(self, f"_{call.name}")
         return handler(args)
@@ -242,11 +248,13 @@ class Toolbox:
         count = text.count(args.old_str) if args.old_str else 0
         if count == 0:
             raise ToolError(
-                f"old_str was not found in {args.path}; view the file and copy the text exactly")
+                f"old_str was not found in {args.path}; view the file and copy the text exactly"
+            )
         if count > 1:
             raise ToolError(
                 f"old_str occurs {count} times in {args.path}; include more surrounding "
-                "lines so that it is unique")
+                "lines so that it is unique"
+            )
         new_text = text.replace(args.old_str, args.new_str, 1)
         self.sandbox.write_file(args.path, new_text.encode())
         first = new_text[: new_text.index(args.new_str)].count("\n") + 1 if args.new_str else 1

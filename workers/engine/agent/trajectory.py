@@ -36,8 +36,12 @@ class Trajectory:
     def record(self, event: Event, **data: Any) -> None:
         if self._file is None:
             raise RuntimeError("trajectory is not open")
-        line = {"event": event, "t": round(time.monotonic() - self._start, 3),
-                "time": time.time(), **data}
+        line = {
+            "event": event,
+            "t": round(time.monotonic() - self._start, 3),
+            "time": time.time(),
+            **data,
+        }
         self._file.write(json.dumps(line, default=str, ensure_ascii=False) + "\n")
         self._file.flush()
         if self.sink is not None:

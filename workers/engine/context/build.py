@@ -14,8 +14,9 @@ from workers.engine.context.tokens import CountCache, TokenCounter
 INSTRUCTION_FILES = ("AGENTS.md", ".github/copilot-instructions.md", "CLAUDE.md", "QWEN.md")
 
 
-def repository_instructions(repo: Path, rev: str,
-                            paths: list[str]) -> tuple[str | None, str | None]:
+def repository_instructions(
+    repo: Path, rev: str, paths: list[str]
+) -> tuple[str | None, str | None]:
     """The maintainers' instructions for agents, from the first such file that exists."""
     for name in INSTRUCTION_FILES:
         if name in paths:
@@ -25,11 +26,20 @@ def repository_instructions(repo: Path, rev: str,
     return None, None
 
 
-def pack_commit(repo: Path, rev: str, *, task: str, budget: int, rules: ContextRules,
-                cache_path: Path | None, counter: TokenCounter) -> Pack:
+def pack_commit(
+    repo: Path,
+    rev: str,
+    *,
+    task: str,
+    budget: int,
+    rules: ContextRules,
+    cache_path: Path | None,
+    counter: TokenCounter,
+) -> Pack:
     cache = CountCache(cache_path)
     try:
-        return Packer(CommitFiles(repo, rev), rules=rules, cache=cache,
-                      counter=counter).pack(task=task, budget=budget)
+        return Packer(CommitFiles(repo, rev), rules=rules, cache=cache, counter=counter).pack(
+            task=task, budget=budget
+        )
     finally:
         cache.close()

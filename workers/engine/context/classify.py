@@ -13,19 +13,90 @@ from workers.engine.secrets import secret_like_name
 
 DEFAULT_EXCLUDES = (
     # dependencies and build output
-    "node_modules/", "vendor/", "dist/", "bower_components/", ".yarn/", "__pycache__/",
+    "node_modules/",
+    "vendor/",
+    "dist/",
+    "bower_components/",
+    ".yarn/",
+    "__pycache__/",
     # minified and generated code
-    "*.min.js", "*.min.css", "*.map", "*.pb.go", "*_pb2.py", "*_pb2_grpc.py",
+    "*.min.js",
+    "*.min.css",
+    "*.map",
+    "*.pb.go",
+    "*_pb2.py",
+    "*_pb2_grpc.py",
     # lock files
-    "*.lock", "package-lock.json", "npm-shrinkwrap.json", "pnpm-lock.yaml", "go.sum",
+    "*.lock",
+    "package-lock.json",
+    "npm-shrinkwrap.json",
+    "pnpm-lock.yaml",
+    "go.sum",
 )
-BINARY_SUFFIXES = frozenset((
-    "png", "jpg", "jpeg", "gif", "bmp", "ico", "icns", "webp", "tif", "tiff", "psd", "pdf",
-    "zip", "gz", "tgz", "bz2", "xz", "zst", "7z", "rar", "tar", "whl", "egg", "jar", "war",
-    "so", "dylib", "dll", "exe", "o", "a", "lib", "pyc", "pyo", "class", "wasm",
-    "woff", "woff2", "ttf", "otf", "eot", "mo", "mp3", "mp4", "wav", "ogg", "flac", "mov",
-    "avi", "webm", "sqlite", "sqlite3", "db", "bin", "dat", "npy", "npz", "pkl", "pt", "onnx",
-))
+BINARY_SUFFIXES = frozenset(
+    (
+        "png",
+        "jpg",
+        "jpeg",
+        "gif",
+        "bmp",
+        "ico",
+        "icns",
+        "webp",
+        "tif",
+        "tiff",
+        "psd",
+        "pdf",
+        "zip",
+        "gz",
+        "tgz",
+        "bz2",
+        "xz",
+        "zst",
+        "7z",
+        "rar",
+        "tar",
+        "whl",
+        "egg",
+        "jar",
+        "war",
+        "so",
+        "dylib",
+        "dll",
+        "exe",
+        "o",
+        "a",
+        "lib",
+        "pyc",
+        "pyo",
+        "class",
+        "wasm",
+        "woff",
+        "woff2",
+        "ttf",
+        "otf",
+        "eot",
+        "mo",
+        "mp3",
+        "mp4",
+        "wav",
+        "ogg",
+        "flac",
+        "mov",
+        "avi",
+        "webm",
+        "sqlite",
+        "sqlite3",
+        "db",
+        "bin",
+        "dat",
+        "npy",
+        "npz",
+        "pkl",
+        "pt",
+        "onnx",
+    )
+)
 LOCK_NAMES = frozenset(("package-lock.json", "npm-shrinkwrap.json", "pnpm-lock.yaml", "go.sum"))
 
 
@@ -41,8 +112,9 @@ class ContextRules(BaseModel):
     """Patterns that override the built-in exclusions (for example `vendor/`)."""
 
     def matcher(self) -> NameRules:
-        return NameRules([p for p in DEFAULT_EXCLUDES if p not in self.keep] + self.exclude,
-                         self.max_file_bytes)
+        return NameRules(
+            [p for p in DEFAULT_EXCLUDES if p not in self.keep] + self.exclude, self.max_file_bytes
+        )
 
 
 class NameRules:
@@ -51,11 +123,15 @@ class NameRules:
     def __init__(self, patterns: Sequence[str], max_file_bytes: int) -> None:
         self.max_file_bytes = max_file_bytes
         self._dirs = {p[:-1]: p for p in patterns if p.endswith("/")}
-        self._paths = [(p, re.compile(fnmatch.translate(p))) for p in patterns
-                       if "/" in p and not p.endswith("/")]
+        self._paths = [
+            (p, re.compile(fnmatch.translate(p)))
+            for p in patterns
+            if "/" in p and not p.endswith("/")
+        ]
         names = [p for p in patterns if "/" not in p]
-        self._names = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in names)) \
-            if names else None
+        self._names = (
+            re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in names)) if names else None
+        )
         self._name_list = names
 
     def match(self, path: str) -> str | None:

@@ -14,20 +14,43 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 LANGUAGES = {
-    "py": "python", "pyi": "python", "js": "javascript", "mjs": "javascript",
-    "cjs": "javascript", "jsx": "javascript", "ts": "typescript", "tsx": "tsx", "go": "go",
-    "rs": "rust", "java": "java", "kt": "kotlin", "c": "c", "h": "c", "cc": "cpp",
-    "cpp": "cpp", "hpp": "cpp", "cxx": "cpp", "rb": "ruby", "php": "php", "cs": "csharp",
-    "swift": "swift", "scala": "scala", "lua": "lua", "sh": "bash",
+    "py": "python",
+    "pyi": "python",
+    "js": "javascript",
+    "mjs": "javascript",
+    "cjs": "javascript",
+    "jsx": "javascript",
+    "ts": "typescript",
+    "tsx": "tsx",
+    "go": "go",
+    "rs": "rust",
+    "java": "java",
+    "kt": "kotlin",
+    "c": "c",
+    "h": "c",
+    "cc": "cpp",
+    "cpp": "cpp",
+    "hpp": "cpp",
+    "cxx": "cpp",
+    "rb": "ruby",
+    "php": "php",
+    "cs": "csharp",
+    "swift": "swift",
+    "scala": "scala",
+    "lua": "lua",
+    "sh": "bash",
 }
 _DEFINITION = re.compile(
     r"(function|method|class|struct|interface|enum|trait|impl|module|namespace|"
-    r"type_declaration|type_alias|type_spec|decorated_definition|constructor)")
+    r"type_declaration|type_alias|type_spec|decorated_definition|constructor)"
+)
 _CONTAINER = re.compile(r"(class|struct|interface|impl|trait|module|namespace|object|enum)")
 _WRAPPER = frozenset(("export_statement", "decorated_definition", "template_declaration"))
 _FALLBACK = re.compile(
     r"^\s*(?:export\s+)?(?:pub(?:\([^)]*\))?\s+)?(?:async\s+)?"
-    r"(?:def|class|function|func|fn|impl|struct|interface|trait|enum|type|module)\b.*$", re.M)
+    r"(?:def|class|function|func|fn|impl|struct|interface|trait|enum|type|module)\b.*$",
+    re.M,
+)
 MAX_SIGNATURE = 240
 
 
@@ -56,7 +79,8 @@ def outline(path: str, text: str) -> str:
             return "\n".join(lines)
     return "\n".join(
         f"{text.count(chr(10), 0, m.start()) + 1}: {_clip(m.group(0).strip())}"
-        for m in _FALLBACK.finditer(text))
+        for m in _FALLBACK.finditer(text)
+    )
 
 
 def _walk(node: Any, depth: int, lines: list[str]) -> None:
@@ -71,8 +95,12 @@ def _walk(node: Any, depth: int, lines: list[str]) -> None:
             lines.append(f"{child.start_point[0] + 1}: {_clip(_text(child))}")
         elif _DEFINITION.search(kind) and not kind.endswith(("_body", "_list")):
             _emit(child, child, depth, lines)
-        elif depth == 0 and kind in ("lexical_declaration", "variable_declaration",
-                                     "const_declaration", "var_declaration"):
+        elif depth == 0 and kind in (
+            "lexical_declaration",
+            "variable_declaration",
+            "const_declaration",
+            "var_declaration",
+        ):
             lines.append(f"{child.start_point[0] + 1}: {_clip(_text(child))}")
 
 
@@ -81,8 +109,11 @@ def _emit(start: Any, node: Any, depth: int, lines: list[str]) -> None:
     end = node.end_byte
     if body is not None:
         # Up to the last token before the body, so that comments there are left out.
-        ends = [c.end_byte for c in node.children
-                if c.end_byte <= body.start_byte and "comment" not in c.type]
+        ends = [
+            c.end_byte
+            for c in node.children
+            if c.end_byte <= body.start_byte and "comment" not in c.type
+        ]
         end = max(ends, default=body.start_byte)
     signature = start.text[: end - start.start_byte].decode("utf-8", errors="replace")
     lines.append(f"{start.start_point[0] + 1}: {'    ' * depth}{_clip(signature)}")

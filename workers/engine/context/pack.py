@@ -85,8 +85,7 @@ def file_part(path: str, text: str) -> str:
 
 
 def outline_part(path: str, lines: int, text: str) -> str:
-    return (f'<outline path="{neutralise(path)}" lines="{lines}">\n'
-            f"{neutralise(text)}\n</outline>\n")
+    return f'<outline path="{neutralise(path)}" lines="{lines}">\n{neutralise(text)}\n</outline>\n'
 
 
 def tree_part(paths: list[str], *, directories_only: bool = False) -> str:
@@ -100,8 +99,11 @@ def tree_part(paths: list[str], *, directories_only: bool = False) -> str:
     for directory in sorted(by_dir):
         label = f"{directory}/" if directory else "./"
         names = by_dir[directory]
-        lines.append(f"{label} ({len(names)} files)" if directories_only
-                     else f"{label}: {' '.join(sorted(names))}")
+        lines.append(
+            f"{label} ({len(names)} files)"
+            if directories_only
+            else f"{label}: {' '.join(sorted(names))}"
+        )
     return f"<tree>\n{neutralise(chr(10).join(lines))}\n</tree>\n"
 
 
@@ -114,22 +116,27 @@ def omitted_part(omitted: dict[str, str]) -> str:
     lines = []
     for reason, paths in sorted(groups.items()):
         shown = ", ".join(paths[:OMITTED_LIST_LIMIT])
-        more = f" and {len(paths) - OMITTED_LIST_LIMIT} more" if len(paths) > OMITTED_LIST_LIMIT \
+        more = (
+            f" and {len(paths) - OMITTED_LIST_LIMIT} more"
+            if len(paths) > OMITTED_LIST_LIMIT
             else ""
+        )
         lines.append(f"{reason}: {shown}{more}")
     return f"<left_out>\n{neutralise(chr(10).join(lines))}\n</left_out>\n"
 
 
 def _listing(files: list[RepoFile]) -> str:
-    return hashlib.sha1("".join(f"{f.path}\0{f.blob}\n" for f in files).encode(),
-                        usedforsecurity=False).hexdigest()
+    return hashlib.sha1(
+        "".join(f"{f.path}\0{f.blob}\n" for f in files).encode(), usedforsecurity=False
+    ).hexdigest()
 
 
 class Packer:
     """Packs one file source. Holds per-run caches of decoded text; build one per pack."""
 
-    def __init__(self, source: FileSource, *, rules: ContextRules, cache: CountCache,
-                 counter: TokenCounter) -> None:
+    def __init__(
+        self, source: FileSource, *, rules: ContextRules, cache: CountCache, counter: TokenCounter
+    ) -> None:
         self.source = source
         self.rules = rules
         self.cache = cache
@@ -150,14 +157,17 @@ class Packer:
         tree = tree_part([f.path for f in files])
         # Certainly too large (no text is denser than MAX_CHARS_PER_TOKEN) or counted so:
         # fall back to directories, without counting the full tree first.
-        if len(tree) / MAX_CHARS_PER_TOKEN > budget * TREE_SHARE \
-                or self._tokens(tree) > budget * TREE_SHARE:
+        if (
+            len(tree) / MAX_CHARS_PER_TOKEN > budget * TREE_SHARE
+            or self._tokens(tree) > budget * TREE_SHARE
+        ):
             tree = tree_part([f.path for f in files], directories_only=True)
         used = self._tokens(tree) + self._tokens(omitted_part(omitted)) + SUMMARY_RESERVE
         if used > budget:
             raise BudgetTooSmall(
                 f"a budget of {budget} tokens cannot hold the directory tree and the list of "
-                f"left-out files ({used} tokens); give at least that")
+                f"left-out files ({used} tokens); give at least that"
+            )
         room = budget - used
 
         by_path = {f.path: f for f in candidates}
@@ -176,15 +186,23 @@ class Packer:
         order = [r.path for r in ranked] if ranked else sorted(full)
         self.source.prefetch([by_path[p] for p in full])
         while True:
-            body = [file_part(p, self._text(by_path[p])) for p in order if p in full] + \
-                   [outlines[p][0] for p in order if p in outlines]
+            body = [file_part(p, self._text(by_path[p])) for p in order if p in full] + [
+                outlines[p][0] for p in order if p in outlines
+            ]
             names_only = len(candidates) - len(full) - len(outlines) - len(self.secrets)
             left_out = omitted_part(omitted)
-            summary = (f"<pack_summary>{len(files)} files: {len(full)} in full, "
-                       f"{len(outlines)} as outlines, {names_only} by name only, "
-                       f"{len(omitted)} left out</pack_summary>\n")
-            tokens = (self._tokens(tree) + self._tokens(left_out) + self._tokens(summary)
-                      + sum(full.values()) + sum(n for _, n in outlines.values()))
+            summary = (
+                f"<pack_summary>{len(files)} files: {len(full)} in full, "
+                f"{len(outlines)} as outlines, {names_only} by name only, "
+                f"{len(omitted)} left out</pack_summary>\n"
+            )
+            tokens = (
+                self._tokens(tree)
+                + self._tokens(left_out)
+                + self._tokens(summary)
+                + sum(full.values())
+                + sum(n for _, n in outlines.values())
+            )
             if tokens <= budget:
                 break
             # Only reachable when credentials were found late and their listing outgrew its
@@ -192,8 +210,11 @@ class Packer:
             last = next(p for p in reversed(order) if p in outlines or p in full)
             outlines.pop(last, None) or full.pop(last, None)
         report = PackReport(
-            tokens=tokens, budget=budget, elapsed_s=round(time.perf_counter() - started, 3),
-            files=self._report(files, full, outlines, omitted, ranked))
+            tokens=tokens,
+            budget=budget,
+            elapsed_s=round(time.perf_counter() - started, 3),
+            files=self._report(files, full, outlines, omitted, ranked),
+        )
         return Pack(text=tree + "".join(body) + left_out + summary, report=report)
 
     def _tokens(self, part: str) -> int:
@@ -214,8 +235,7 @@ class Packer:
         known = self.cache.get_numbers(parts)
         todo = [k for k in parts if k not in known]
         if todo:
-            fresh = dict(zip(todo, self.counter.count_many([parts[k] for k in todo]),
-                             strict=True))
+            fresh = dict(zip(todo, self.counter.count_many([parts[k] for k in todo]), strict=True))
             self.cache.put_numbers(fresh)
             known.update(fresh)
         return known
@@ -236,8 +256,9 @@ class Packer:
         known = self.cache.get_texts(keys.values())
         todo = [f for f in files if keys[f.path] not in known]
         self.source.prefetch(todo)
-        fresh = {keys[f.path]: excluded_by_content(self.source.head(f, HEAD_BYTES)) or ""
-                 for f in todo}
+        fresh = {
+            keys[f.path]: excluded_by_content(self.source.head(f, HEAD_BYTES)) or "" for f in todo
+        }
         self.cache.put_texts(fresh)
         known.update(fresh)
         return {f.path: known[keys[f.path]] for f in files if known[keys[f.path]]}
@@ -248,12 +269,12 @@ class Packer:
         known = self.cache.get_numbers(keys.values())
         missing = [f for f in files if keys[f.path] not in known]
         self.source.prefetch(missing)
-        known.update(self._count({keys[f.path]: file_part(f.path, self._text(f))
-                                  for f in missing}))
+        known.update(self._count({keys[f.path]: file_part(f.path, self._text(f)) for f in missing}))
         return {f.path: known[keys[f.path]] for f in files}
 
-    def _term_counts(self, files: list[RepoFile], terms: list[str],
-                     listing: str) -> dict[str, dict[str, int]]:
+    def _term_counts(
+        self, files: list[RepoFile], terms: list[str], listing: str
+    ) -> dict[str, dict[str, int]]:
         keys = {t: f"tf:{listing}:{t}" for t in terms}
         known = {k: json.loads(v) for k, v in self.cache.get_texts(keys.values()).items()}
         missing = [t for t in terms if keys[t] not in known]
@@ -268,8 +289,7 @@ class Packer:
                     n = low.count(needle)
                     if n:
                         fresh[term][f.path] = n
-            self.cache.put_texts({keys[t]: json.dumps(c, sort_keys=True)
-                                  for t, c in fresh.items()})
+            self.cache.put_texts({keys[t]: json.dumps(c, sort_keys=True) for t, c in fresh.items()})
             known.update({keys[t]: c for t, c in fresh.items()})
         by_path: dict[str, dict[str, int]] = defaultdict(dict)
         for term in terms:
@@ -284,12 +304,22 @@ class Packer:
         counts = self._term_counts(candidates, terms, listing) if terms else {}
         defined = self._definitions(candidates, symbols(task), set(terms), counts, listing)
         return rank_files(
-            task, [f.path for f in candidates], lambda _terms: counts,
-            {f.path: f.size for f in candidates}, lambda p: self._text(by_path[p]),
-            definitions=defined)
+            task,
+            [f.path for f in candidates],
+            lambda _terms: counts,
+            {f.path: f.size for f in candidates},
+            lambda p: self._text(by_path[p]),
+            definitions=defined,
+        )
 
-    def _definitions(self, files: list[RepoFile], names: list[str], counted: set[str],
-                     counts: dict[str, dict[str, int]], listing: str) -> dict[str, set[str]]:
+    def _definitions(
+        self,
+        files: list[RepoFile],
+        names: list[str],
+        counted: set[str],
+        counts: dict[str, dict[str, int]],
+        listing: str,
+    ) -> dict[str, set[str]]:
         """path -> the task's symbols the file defines; only files that mention them are
         read (a file defining a name contains it), cached for this exact set of files."""
         keys = {n: f"def:{listing}:{n}" for n in names}
@@ -298,8 +328,9 @@ class Packer:
             if keys[name] in known:
                 continue
             low = name.lower()
-            mentioning = [f for f in files if counts.get(f.path, {}).get(low)] \
-                if low in counted else files
+            mentioning = (
+                [f for f in files if counts.get(f.path, {}).get(low)] if low in counted else files
+            )
             self.source.prefetch(mentioning)
             known[keys[name]] = sorted(f.path for f in mentioning if defines(self._text(f), name))
             self.cache.put_texts({keys[name]: json.dumps(known[keys[name]])})
@@ -326,13 +357,17 @@ class Packer:
             if body.strip():
                 parts[_key("outline", f.path, f.blob)] = outline_part(f.path, int(lines), body)
         counts = self._count(parts)
-        return {f.path: (parts[k], counts[k]) for f in files
-                if (k := _key("outline", f.path, f.blob)) in parts}
+        return {
+            f.path: (parts[k], counts[k])
+            for f in files
+            if (k := _key("outline", f.path, f.blob)) in parts
+        }
 
     # -- selection ------------------------------------------------------------------
 
-    def _select(self, ranked: list[Ranked], by_path: dict[str, RepoFile], room: int
-                ) -> tuple[dict[str, int], dict[str, tuple[str, int]]]:
+    def _select(
+        self, ranked: list[Ranked], by_path: dict[str, RepoFile], room: int
+    ) -> tuple[dict[str, int], dict[str, tuple[str, int]]]:
         full: dict[str, int] = {}
         used = 0
         full_room = int(room * FULL_SHARE)
@@ -377,9 +412,14 @@ class Packer:
                 break
         return full, outlines
 
-    def _report(self, files: list[RepoFile], full: dict[str, int],
-                outlines: dict[str, tuple[str, int]], omitted: dict[str, str],
-                ranked: list[Ranked]) -> list[FileReport]:
+    def _report(
+        self,
+        files: list[RepoFile],
+        full: dict[str, int],
+        outlines: dict[str, tuple[str, int]],
+        omitted: dict[str, str],
+        ranked: list[Ranked],
+    ) -> list[FileReport]:
         rank = {r.path: (i + 1, r) for i, r in enumerate(ranked)}
 
         def why(path: str) -> str:
@@ -392,16 +432,29 @@ class Packer:
         out = []
         for f in files:
             if f.path in full:
-                out.append(FileReport(path=f.path, tokens=full[f.path], mode="full",
-                                      reason=why(f.path)))
+                out.append(
+                    FileReport(path=f.path, tokens=full[f.path], mode="full", reason=why(f.path))
+                )
             elif f.path in outlines:
-                out.append(FileReport(path=f.path, tokens=outlines[f.path][1], mode="outline",
-                                      reason=f"{why(f.path)}; the whole file did not fit"))
+                out.append(
+                    FileReport(
+                        path=f.path,
+                        tokens=outlines[f.path][1],
+                        mode="outline",
+                        reason=f"{why(f.path)}; the whole file did not fit",
+                    )
+                )
             elif f.path in omitted:
-                out.append(FileReport(path=f.path, tokens=0, mode="omitted",
-                                      reason=omitted[f.path]))
+                out.append(
+                    FileReport(path=f.path, tokens=0, mode="omitted", reason=omitted[f.path])
+                )
             else:
-                out.append(FileReport(path=f.path, tokens=0, mode="omitted",
-                                      reason=f"{why(f.path)}; by name only, no room left"))
+                out.append(
+                    FileReport(
+                        path=f.path,
+                        tokens=0,
+                        mode="omitted",
+                        reason=f"{why(f.path)}; by name only, no room left",
+                    )
+                )
         return out
-

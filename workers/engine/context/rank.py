@@ -44,8 +44,12 @@ def _code_words(task: str) -> dict[str, float]:
             continue
         after = task[match.end() : match.end() + 1]
         before = task[match.start() - 1 : match.start()] if match.start() else ""
-        code_like = ("_" in word.strip("_") or any(c.isupper() for c in word[1:])
-                     or after == "(" or before in (".", "`"))
+        code_like = (
+            "_" in word.strip("_")
+            or any(c.isupper() for c in word[1:])
+            or after == "("
+            or before in (".", "`")
+        )
         weight = len(word) + (20 if code_like else 0) + (5 if before == "`" else 0)
         seen[word] = max(seen.get(word, 0.0), weight)
     return seen
@@ -62,12 +66,14 @@ def query_terms(task: str) -> list[str]:
 def symbols(task: str) -> list[str]:
     """Identifiers the task names in code form (`QuerySet`, `get_aggregation`, `f()`)."""
     words = _code_words(task)
-    return sorted((w for w, weight in words.items() if weight >= 20 + len(w)),
-                  key=lambda w: (-words[w], w))[:MAX_SYMBOLS]
+    return sorted(
+        (w for w, weight in words.items() if weight >= 20 + len(w)), key=lambda w: (-words[w], w)
+    )[:MAX_SYMBOLS]
 
 
 _KEYWORD_BEFORE = re.compile(
-    r"(?:^|\W)(?:class|def|function|func|fn|interface|struct|trait|enum|type|module)\s+$")
+    r"(?:^|\W)(?:class|def|function|func|fn|interface|struct|trait|enum|type|module)\s+$"
+)
 
 
 def defines(text: str, symbol: str) -> bool:
@@ -208,7 +214,12 @@ def tests_of(path: str, paths: Sequence[str]) -> list[str]:
     if stem in ("__init__", "index", "main", "mod", "lib") or "test" in name.lower():
         return []
     low = stem.lower()
-    prefixes = (f"test_{low}.", f"{low}_test.", f"{low}.test.", f"{low}.spec.",
-                f"test{low}.", f"{low}tests.")
-    return [p for p in paths
-            if p != path and p.rpartition("/")[2].lower().startswith(prefixes)]
+    prefixes = (
+        f"test_{low}.",
+        f"{low}_test.",
+        f"{low}.test.",
+        f"{low}.spec.",
+        f"test{low}.",
+        f"{low}tests.",
+    )
+    return [p for p in paths if p != path and p.rpartition("/")[2].lower().startswith(prefixes)]

@@ -26,8 +26,9 @@ _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.S)
 # Characters a reader does not see but a model reads: bidirectional overrides and
 # isolates, zero-width characters, the word joiner, the byte-order mark, and the Unicode
 # "tag" block (invisible ASCII look-alikes, a known smuggling channel).
-_INVISIBLE = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069"
-                        "\ufeff\U000e0000-\U000e007f]")
+_INVISIBLE = re.compile(
+    "[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]"
+)
 
 
 def visible_only(text: str) -> str:

@@ -83,8 +83,12 @@ class WorkingTreeFiles:
             mode, sha, _stage = meta.split()
             if mode != "160000":  # submodules are not files
                 index[path] = sha
-        changed = set(filter(None, git(
-            repo, "ls-files", "-z", "-m", "-o", "--exclude-standard").decode().split("\0")))
+        changed = set(
+            filter(
+                None,
+                git(repo, "ls-files", "-z", "-m", "-o", "--exclude-standard").decode().split("\0"),
+            )
+        )
         self._contents: dict[str, bytes] = {}
         self.files: list[RepoFile] = []
         root = str(repo)

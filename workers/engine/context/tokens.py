@@ -85,7 +85,8 @@ class CountCache:
             chunk = wanted[start : start + 900]
             marks = ",".join("?" * len(chunk))
             rows += self._db.execute(
-                f"SELECT key, value FROM {table} WHERE key IN ({marks})", chunk).fetchall()
+                f"SELECT key, value FROM {table} WHERE key IN ({marks})", chunk
+            ).fetchall()
         return rows
 
     def put_numbers(self, values: dict[str, int]) -> None:
@@ -99,4 +100,5 @@ class CountCache:
             return
         with self._db:
             self._db.executemany(
-                f"INSERT OR REPLACE INTO {table} (key, value) VALUES (?, ?)", values.items())
+                f"INSERT OR REPLACE INTO {table} (key, value) VALUES (?, ?)", values.items()
+            )

@@ -103,8 +103,9 @@ class OpenAICompatibleModel:
                 delay = min(self.backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S)
                 if exc.retry_after is not None:
                     delay = min(max(delay, exc.retry_after), MAX_BACKOFF_S)
-                log.warning("model attempt %d/%d failed (%s); retry in %.1fs",
-                            attempt, attempts, exc, delay)
+                log.warning(
+                    "model attempt %d/%d failed (%s); retry in %.1fs", attempt, attempts, exc, delay
+                )
                 self._sleep(delay)
         if last is None:  # pragma: no cover - attempts is at least one
             raise RuntimeError("no attempt was made")

@@ -51,8 +51,9 @@ def upgrade() -> None:
         sa.Column("installation_id", sa.BigInteger, nullable=False),
         sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
     )
-    op.create_index("ix_installed_repositories_installation_id", "installed_repositories",
-                    ["installation_id"])
+    op.create_index(
+        "ix_installed_repositories_installation_id", "installed_repositories", ["installation_id"]
+    )
 
 
 def downgrade() -> None:

@@ -23,12 +23,19 @@ async def create_check_run(request: Request, owner: str, name: str) -> Response:
         return error(422, "Validation Failed")
     gh = github(request)
     with gh._lock:
-        run = {"id": next(gh._ids), "repo": repo.full_name, "name": data["name"],
-               "head_sha": data["head_sha"], "status": data.get("status", "queued"),
-               "conclusion": data.get("conclusion"), "output": data.get("output") or {},
-               "details_url": data.get("details_url"),
-               "external_id": data.get("external_id"), "started_at": timestamp(),
-               "completed_at": timestamp() if data.get("conclusion") else None}
+        run = {
+            "id": next(gh._ids),
+            "repo": repo.full_name,
+            "name": data["name"],
+            "head_sha": data["head_sha"],
+            "status": data.get("status", "queued"),
+            "conclusion": data.get("conclusion"),
+            "output": data.get("output") or {},
+            "details_url": data.get("details_url"),
+            "external_id": data.get("external_id"),
+            "started_at": timestamp(),
+            "completed_at": timestamp() if data.get("conclusion") else None,
+        }
         gh.check_runs[run["id"]] = run
     return JSONResponse(gh.check_run_json(run), status_code=201)
 
@@ -55,19 +62,28 @@ async def check_runs_for_ref(request: Request, owner: str, name: str, ref: str) 
         return repo
     gh = github(request)
     sha = gh.ref_sha(repo.full_name, ref) or ref
-    runs = [gh.check_run_json(r) for r in gh.check_runs.values()
-            if r["repo"] == repo.full_name and r["head_sha"] == sha]
+    runs = [
+        gh.check_run_json(r)
+        for r in gh.check_runs.values()
+        if r["repo"] == repo.full_name and r["head_sha"] == sha
+    ]
     return JSONResponse({"total_count": len(runs), "check_runs": runs})
 
 
 def _annotation(a: dict[str, Any]) -> dict[str, Any]:
     return {
-        "path": a.get("path", ""), "start_line": a.get("start_line", 1),
+        "path": a.get("path", ""),
+        "start_line": a.get("start_line", 1),
         "end_line": a.get("end_line", a.get("start_line", 1)),
-        "start_column": None, "end_column": None,
+        "start_column": None,
+        "end_column": None,
         "annotation_level": a.get("annotation_level", "failure"),
-        "title": a.get("title"), "message": a.get("message", ""),
-        "raw_details": None, "blob_href": "", "source": None}
+        "title": a.get("title"),
+        "message": a.get("message", ""),
+        "raw_details": None,
+        "blob_href": "",
+        "source": None,
+    }
 
 
 async def annotations(request: Request, owner: str, name: str, run_id: int) -> Response:

@@ -20,13 +20,16 @@ def github(request: Request) -> FakeGitHub:
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse({"message": message,
-                         "documentation_url": "https://docs.github.com/rest"},
-                        status_code=status, headers=headers)
+    return JSONResponse(
+        {"message": message, "documentation_url": "https://docs.github.com/rest"},
+        status_code=status,
+        headers=headers,
+    )
 
 
-def repo_access(request: Request, owner: str, name: str, permission: str | None,
-                level: str = "read") -> FakeRepo | Response:
+def repo_access(
+    request: Request, owner: str, name: str, permission: str | None, level: str = "read"
+) -> FakeRepo | Response:
     """The repository, if the request's installation token reaches it with `permission`
     at `level` ("read" or "write"); otherwise GitHub's 401, 404 or 403."""
     gh = github(request)
@@ -34,8 +37,11 @@ def repo_access(request: Request, owner: str, name: str, permission: str | None,
     if grant is None:
         return error(401, "Bad credentials")
     repo = gh.repos.get(f"{owner}/{name}")
-    if repo is None or repo.installation_id != grant.installation_id or (
-            grant.repositories is not None and name not in grant.repositories):
+    if (
+        repo is None
+        or repo.installation_id != grant.installation_id
+        or (grant.repositories is not None and name not in grant.repositories)
+    ):
         return error(404, "Not Found")
     if permission is not None:
         granted = grant.permissions.get(permission)
@@ -45,6 +51,7 @@ def repo_access(request: Request, owner: str, name: str, permission: str | None,
 
 
 # Route handlers carry no docstrings: FastAPI would publish them in /openapi.json.
+
 
 async def not_found(path: str) -> Response:  # anything no other route matched
     return error(404, "Not Found")

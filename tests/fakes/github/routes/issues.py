@@ -18,15 +18,26 @@ async def get_issue(request: Request, owner: str, name: str, number: int) -> Res
     if item is None:
         return error(404, "Not Found")
     gh = github(request)
-    return JSONResponse(shapes.issue(
-        gh.base_url, gh.base_url, full_name=repo.full_name, number=number,
-        issue_id=repo.id * 1000 + number, title=item["title"], body=item["body"],
-        user=gh.user(item["author"]), state=item["state"],
-        created_at=item["created_at"], pull=item["pull"]))
+    return JSONResponse(
+        shapes.issue(
+            gh.base_url,
+            gh.base_url,
+            full_name=repo.full_name,
+            number=number,
+            issue_id=repo.id * 1000 + number,
+            title=item["title"],
+            body=item["body"],
+            user=gh.user(item["author"]),
+            state=item["state"],
+            created_at=item["created_at"],
+            pull=item["pull"],
+        )
+    )
 
 
-async def list_comments(request: Request, owner: str, name: str, number: int,
-                        per_page: int = 30, page: int = 1) -> Response:
+async def list_comments(
+    request: Request, owner: str, name: str, number: int, per_page: int = 30, page: int = 1
+) -> Response:
     repo = repo_access(request, owner, name, "issues")
     if isinstance(repo, Response):
         return repo
@@ -36,8 +47,10 @@ async def list_comments(request: Request, owner: str, name: str, number: int,
     chunk = every[(page - 1) * per_page : page * per_page]
     headers = {}
     if page * per_page < len(every):
-        nxt = (f"{gh.base_url}/repos/{owner}/{name}/issues/{number}/comments"
-               f"?per_page={per_page}&page={page + 1}")
+        nxt = (
+            f"{gh.base_url}/repos/{owner}/{name}/issues/{number}/comments"
+            f"?per_page={per_page}&page={page + 1}"
+        )
         headers["Link"] = f'<{nxt}>; rel="next"'
     return JSONResponse([gh._comment_json(c) for c in chunk], headers=headers)
 
@@ -57,8 +70,7 @@ async def create_comment(request: Request, owner: str, name: str, number: int) -
     return JSONResponse(gh._comment_json(comment), status_code=201)
 
 
-async def update_comment(request: Request, owner: str, name: str,
-                         comment_id: int) -> Response:
+async def update_comment(request: Request, owner: str, name: str, comment_id: int) -> Response:
     repo = repo_access(request, owner, name, "issues", "write")
     if isinstance(repo, Response):
         return repo

@@ -16,12 +16,15 @@ if TYPE_CHECKING:
 
 def _refresh_head(gh: FakeGitHub, repo: FakeRepo, pr: dict[str, Any]) -> None:
     """A branch moves when someone pushes to it."""
-    pr["head_sha"] = gh.ref_sha(pr.get("head_repo") or repo.full_name,
-                                f"refs/heads/{pr['head']}") or pr["head_sha"]
+    pr["head_sha"] = (
+        gh.ref_sha(pr.get("head_repo") or repo.full_name, f"refs/heads/{pr['head']}")
+        or pr["head_sha"]
+    )
 
 
-async def list_pulls(request: Request, owner: str, name: str, state: str = "open",
-                     head: str | None = None) -> Response:
+async def list_pulls(
+    request: Request, owner: str, name: str, state: str = "open", head: str | None = None
+) -> Response:
     repo = repo_access(request, owner, name, "pull_requests")
     if isinstance(repo, Response):
         return repo
@@ -31,24 +34,47 @@ async def list_pulls(request: Request, owner: str, name: str, state: str = "open
         pulls = [p for p in pulls if f"{repo.owner}:{p['head']}" == head]
     for pr in pulls:
         _refresh_head(gh, repo, pr)
-    return JSONResponse([gh.pull_json(repo, p) for p in sorted(
-        pulls, key=lambda p: -p["number"])])
+    return JSONResponse([gh.pull_json(repo, p) for p in sorted(pulls, key=lambda p: -p["number"])])
 
 
-def _open_pull(gh: FakeGitHub, repo: FakeRepo, data: dict[str, Any], head: str, base: str,
-               head_sha: str, base_sha: str) -> dict[str, Any]:
+def _open_pull(
+    gh: FakeGitHub,
+    repo: FakeRepo,
+    data: dict[str, Any],
+    head: str,
+    base: str,
+    head_sha: str,
+    base_sha: str,
+) -> dict[str, Any]:
     """The bot's new pull request (and the issue every pull request also is)."""
     number = gh._next_number(repo)
     now = timestamp()
-    pr = {"number": number, "id": next(gh._ids), "title": data["title"],
-          "body": data.get("body") or "", "head": head, "base": base,
-          "head_sha": head_sha, "base_sha": base_sha, "state": "open",
-          "draft": bool(data.get("draft")), "author": gh.bot_login,
-          "reviewers": [], "created_at": now, "updated_at": now}
+    pr = {
+        "number": number,
+        "id": next(gh._ids),
+        "title": data["title"],
+        "body": data.get("body") or "",
+        "head": head,
+        "base": base,
+        "head_sha": head_sha,
+        "base_sha": base_sha,
+        "state": "open",
+        "draft": bool(data.get("draft")),
+        "author": gh.bot_login,
+        "reviewers": [],
+        "created_at": now,
+        "updated_at": now,
+    }
     repo.pulls[number] = pr
-    repo.issues[number] = {"number": number, "title": pr["title"],
-                           "body": pr["body"], "author": gh.bot_login,
-                           "state": "open", "pull": True, "created_at": now}
+    repo.issues[number] = {
+        "number": number,
+        "title": pr["title"],
+        "body": pr["body"],
+        "author": gh.bot_login,
+        "state": "open",
+        "pull": True,
+        "created_at": now,
+    }
     return pr
 
 

@@ -11,16 +11,21 @@ from tests.fakes.github.model import FakeRepo, Grant
 from tests.fakes.github.routes.common import github
 
 
-def _refusal(repo: FakeRepo, name: str, grant: Grant | None,
-             pushing: bool) -> Response | None:
+def _refusal(repo: FakeRepo, name: str, grant: Grant | None, pushing: bool) -> Response | None:
     """Why this grant may not fetch (or push to) the repository, if it may not."""
     anonymous_read = grant is None and not pushing and not repo.private
     if anonymous_read:  # public repositories are readable by anyone
         return None
-    if grant is None or repo.installation_id != grant.installation_id or (
-            grant.repositories is not None and name not in grant.repositories):
-        return Response("Authentication required.", status_code=401,
-                        headers={"WWW-Authenticate": 'Basic realm="GitHub"'})
+    if (
+        grant is None
+        or repo.installation_id != grant.installation_id
+        or (grant.repositories is not None and name not in grant.repositories)
+    ):
+        return Response(
+            "Authentication required.",
+            status_code=401,
+            headers={"WWW-Authenticate": 'Basic realm="GitHub"'},
+        )
     if pushing and grant.permissions.get("contents") != "write":
         return Response("Permission denied.", status_code=403)
     if not pushing and "contents" not in grant.permissions:
@@ -38,9 +43,13 @@ async def git_smart_http(request: Request, owner: str, name: str, rest: str) -> 
     if refused is not None:
         return refused
     status, headers, body = await http_backend(
-        gh.root, method=request.method, path=f"/{owner}/{name}.git/{rest}",
+        gh.root,
+        method=request.method,
+        path=f"/{owner}/{name}.git/{rest}",
         query=request.url.query,
         content_type=request.headers.get("content-type", ""),
         content_encoding=request.headers.get("content-encoding", ""),
-        body=await request.body(), user="x-access-token")
+        body=await request.body(),
+        user="x-access-token",
+    )
     return Response(body, status_code=status, headers=headers)
