@@ -22,10 +22,12 @@ demo: services
 
 lint: bootstrap
 	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
 	$(VENV)/mypy
 
 test: test-services
 	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
 	$(VENV)/mypy
 	$(VENV)/pytest
 
