@@ -12,6 +12,7 @@ from the base image does.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import posixpath
@@ -134,6 +135,13 @@ class DockerSandbox:
                     buffer.feed(chunk)
             except Exception:  # the stream breaks when we kill the command; output so far stands
                 log.debug("output stream ended abruptly", exc_info=True)
+            finally:
+                # The exec's hijacked socket is ours to close (docker-py leaves it open
+                # until garbage collection: one descriptor per command in a long worker;
+                # its response, which holds it, is closed too).
+                with contextlib.suppress(OSError, AttributeError):
+                    stream.close()
+                    stream._response.close()
 
         reader = threading.Thread(target=pump, name="sandbox-output", daemon=True)
         reader.start()

@@ -19,7 +19,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.contract.db import Installation, InstalledRepository, Job, JobEvent, JobRecord, utcnow
-from bot.contract.job import Record, Trigger
+from bot.contract.job import JobStatus, Record, Trigger
+
+# A finished attempt at a change (what attempt caps count).
+ATTEMPTED = (
+    JobStatus.RESOLVED,
+    JobStatus.UNRESOLVED,
+    JobStatus.UNVERIFIED,
+    JobStatus.ERROR,
+    JobStatus.BLOCKED,
+)
 
 
 class JobView(BaseModel):
@@ -118,7 +127,7 @@ class JobStore:
             "head_branch": trigger.head_branch,
             "head_sha": trigger.head_sha,
             "task": trigger.task,
-            "status": "queued",
+            "status": JobStatus.QUEUED,
             "reason": None,
             "created_at": now,
             "updated_at": now,
@@ -180,7 +189,12 @@ class JobStore:
         return existing, False
 
     def set_status(
-        self, job_id: int, status: str, *, reason: str | None = None, expected: str | None = None
+        self,
+        job_id: int,
+        status: JobStatus,
+        *,
+        reason: str | None = None,
+        expected: JobStatus | None = None,
     ) -> bool:
         """Move a job to `status`; with `expected`, only from that status (so that two
         deliveries of the same task cannot both act). True when the row changed."""
@@ -235,7 +249,7 @@ class JobStore:
     def stranded(self, older_than: datetime) -> list[int]:
         """Jobs still queued and untouched since `older_than` — their message was most
         likely lost — touched now, so that the next sweep waits as long again."""
-        query = select(Job.id).where(Job.status == "queued", Job.updated_at < older_than)
+        query = select(Job.id).where(Job.status == JobStatus.QUEUED, Job.updated_at < older_than)
         with self._writing(), self.engine.begin() as connection:
             ids = [int(i) for i in connection.execute(query).scalars()]
             if ids:
@@ -258,7 +272,7 @@ class JobStore:
             Job.repo == repo,
             Job.number == number,
             Job.kind == kind,
-            Job.status.in_(("resolved", "unresolved", "unverified", "error", "blocked")),
+            Job.status.in_(ATTEMPTED),
         )
         with Session(self.engine) as session:
             return len(session.scalars(query).all())

@@ -22,27 +22,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from bot.contract.db import as_utc
-from bot.contract.job import JobKind
+from bot.contract.job import FINISHED, JobKind, JobStatus
 from bot.contract.queues import in_flight, queue_depths, workers_online
 from bot.contract.store import JobStore, JobView
 from bot.contract.summary import JobSummary, StageView, pull_url, summarise
 
 COOKIE = "qwenfix_session"
-FINISHED = frozenset(
-    {
-        "resolved",
-        "unresolved",
-        "unverified",
-        "error",
-        "blocked",
-        "refused",
-        "failed",
-        "reviewed",
-        "skipped",
-        "nothing-to-do",
-    }
+STATUSES = (
+    *(s.value for s in (JobStatus.QUEUED, JobStatus.ACKNOWLEDGED, JobStatus.RUNNING)),
+    *sorted(s.value for s in FINISHED),
 )
-STATUSES = ("queued", "acknowledged", "running", *sorted(FINISHED))
 
 
 def session_value(api_token: str) -> str:

@@ -68,22 +68,23 @@ class Stack:
         self.worker: subprocess.Popen[str] | None = None
 
     def start_worker(self) -> None:
-        self.worker = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "qwenfix"),
-                "worker",
-                "--queues",
-                "quick,agent",
-                "--pool",
-                "threads",
-                "--concurrency",
-                "2",
-            ],
-            env=self.env,
-            stdout=open(self.tmp / "worker.log", "a"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        with open(self.tmp / "worker.log", "a") as log:  # the child holds its own copy of it
+            self.worker = subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "qwenfix"),
+                    "worker",
+                    "--queues",
+                    "quick,agent",
+                    "--pool",
+                    "threads",
+                    "--concurrency",
+                    "2",
+                ],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
 
     def stop_worker(self, sig: int = signal.SIGTERM) -> None:
         if self.worker is not None:

@@ -91,13 +91,14 @@ class Site:
             log_format="json",
             metrics_port=str(self.metrics_port),
         )
-        self.worker = subprocess.Popen(
-            [QWENFIX, "worker", "--queues", "quick,agent", "--concurrency", "2"],
-            env=self.env,
-            stdout=open(tmp / "worker.log", "a"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        with open(tmp / "worker.log", "a") as log:  # the child holds its own copy of it
+            self.worker = subprocess.Popen(
+                [QWENFIX, "worker", "--queues", "quick,agent", "--concurrency", "2"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
 
     def close(self) -> None:
         stop_process(self.worker)

@@ -88,13 +88,14 @@ class Deployment:
         self.processes: dict[str, subprocess.Popen[str]] = {}
 
     def start(self, name: str, *args: str) -> None:
-        self.processes[name] = subprocess.Popen(
-            [QWENFIX, *args],
-            env=self.env,
-            stdout=open(self.log_path(name), "a"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        with open(self.log_path(name), "a") as log:  # the child holds its own copy of it
+            self.processes[name] = subprocess.Popen(
+                [QWENFIX, *args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
         process = self.processes.pop(name, None)

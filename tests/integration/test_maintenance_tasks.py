@@ -457,7 +457,7 @@ def test_a_broken_config_is_an_error_that_says_what_to_change(
 
 @pytest.fixture
 def npm_registry() -> Iterator[Any]:
-    from .npm_registry import NpmRegistry
+    from tests.npm_registry import NpmRegistry
 
     registry = NpmRegistry()
     yield registry

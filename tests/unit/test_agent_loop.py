@@ -168,6 +168,22 @@ def test_wall_clock_limit_uses_the_injected_clock(trajectory: Trajectory) -> Non
     assert stop_event(trajectory)["kind"] == "TimeLimit"
 
 
+def test_a_cancel_stops_the_run_before_the_next_request(
+    trajectory: Trajectory, box: MemorySandbox
+) -> None:
+    asked: list[str] = []
+    model = ScriptedModel([calls(bash(f"echo {n}")) for n in range(3)])
+    agent = make_agent(model, trajectory, box)
+    agent.cancelled = lambda: "stopped by @maintainer" if asked else None
+    box.handlers["echo 0"] = lambda command: (
+        asked.append(command) or CommandResult(command=command, exit_code=0, output="0\n")
+    )
+    result = agent.run(FIRST)
+    assert (result.status, result.reason) == ("unresolved", "stopped by @maintainer")
+    assert result.turns == 1 and len(model.requests) == 1 and box.commands == ["echo 0"]
+    assert stop_event(trajectory)["kind"] == "Cancelled"
+
+
 # -- stuck --------------------------------------------------------------------------------
 
 

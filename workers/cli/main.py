@@ -317,7 +317,7 @@ def maintain(
     import uuid
 
     from bot.contract.db import migrate
-    from bot.contract.job import JobKind, Trigger
+    from bot.contract.job import JobKind, JobStatus, Trigger
     from workers.runtime.deps import Deps
     from workers.runtime.tasks import TargetBusy, execute
 
@@ -353,11 +353,11 @@ def maintain(
         celery.send_task("qwenfix.acknowledge", args=[job.id], queue=deps.settings.quick_queue)
         typer.echo(f"job {job.id} queued: {task} on {repo}")
         return
-    deps.jobs.set_status(job.id, "acknowledged", expected="queued")
+    deps.jobs.set_status(job.id, JobStatus.ACKNOWLEDGED, expected=JobStatus.QUEUED)
     try:
         execute(job.id, deps)
     except TargetBusy as busy:
-        deps.jobs.set_status(job.id, "skipped", reason=str(busy))
+        deps.jobs.set_status(job.id, JobStatus.SKIPPED, reason=str(busy))
     except Exception:  # recorded on the job by execute(); the log has the traceback
         logging.getLogger(__name__).exception("job %s failed", job.id)
     done = deps.jobs.get(job.id)

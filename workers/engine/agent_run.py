@@ -13,50 +13,20 @@ from pydantic import BaseModel
 
 from bot.contract.events import Event
 from sandbox import Sandbox
-from workers.engine.agent.loop import Agent, AgentResult, Limits, SubmitOutcome
+from workers.engine.agent.loop import Agent, AgentResult, SubmitOutcome
 from workers.engine.agent.tools import SubmitRequested, Toolbox
 from workers.engine.agent.trajectory import Trajectory
 from workers.engine.context import pack_commit
 from workers.engine.context.pack import BudgetTooSmall
 from workers.engine.context.tokens import TokenCounter
 from workers.engine.llm.types import Message, Model
+from workers.engine.repo_config import EffectiveLimits as EffectiveLimits
 from workers.engine.repo_config import RepoConfig
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
 REPACK_SHARE = 0.5
-
-
-@dataclass(frozen=True)
-class EffectiveLimits:
-    """The repository's `limits:` where it sets them, the operator's settings elsewhere."""
-
-    max_turns: int
-    max_total_tokens: int
-    max_wall_s: float
-    test_timeout_s: float
-    setup_timeout_s: float
-    command_timeout_s: float
-
-    @classmethod
-    def of(cls, config: RepoConfig, settings: WorkerSettings) -> EffectiveLimits:
-        own = config.limits
-        return cls(
-            max_turns=own.max_turns or settings.max_turns,
-            max_total_tokens=own.max_total_tokens or settings.max_total_tokens,
-            max_wall_s=own.max_wall_s or settings.max_wall_s,
-            test_timeout_s=own.test_timeout_s or settings.test_timeout_s,
-            setup_timeout_s=own.setup_timeout_s or settings.setup_timeout_s,
-            command_timeout_s=own.command_timeout_s or settings.command_timeout_s,
-        )
-
-    def agent(self) -> Limits:
-        return Limits(
-            max_turns=self.max_turns,
-            max_total_tokens=self.max_total_tokens,
-            max_wall_s=self.max_wall_s,
-        )
 
 
 class ContextTooSmall(Exception):
@@ -134,6 +104,8 @@ class AgentRun:
     on_submit: Callable[[SubmitRequested], SubmitOutcome]
     tools: dict[str, type[BaseModel]] | None = None
     """The tools the model is offered, when not the fix's."""
+    cancelled: Callable[[], str | None] = lambda: None
+    """The reason to stop now, or None; asked before each request to the model."""
 
     def agent(self) -> Agent:
         toolbox = Toolbox(
@@ -149,6 +121,7 @@ class AgentRun:
             on_submit=self.on_submit,
             limits=self.limits.agent(),
             trajectory=self.trajectory,
+            cancelled=self.cancelled,
         )
 
     def run(self) -> AgentResult:

@@ -6,14 +6,17 @@ import fnmatch
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot.contract.job import CONFIG_FILE as CONFIG_FILE
+from workers.engine.agent.loop import Limits
 from workers.engine.context.classify import ContextRules
 from workers.engine.maintenance_tasks import MaintenanceTask, check_unique
+from workers.settings import WorkerSettings
 
 OPENHANDS_SETUP = ".openhands/setup.sh"
 
@@ -151,3 +154,34 @@ def _python_setup(top: set[str], pyproject: str) -> str | None:
     if "setup.py" in top or "[build-system]" in pyproject or "[project]" in pyproject:
         return "pip install -e ."
     return None
+
+
+@dataclass(frozen=True)
+class EffectiveLimits:
+    """The repository's `limits:` where it sets them, the operator's settings elsewhere."""
+
+    max_turns: int
+    max_total_tokens: int
+    max_wall_s: float
+    test_timeout_s: float
+    setup_timeout_s: float
+    command_timeout_s: float
+
+    @classmethod
+    def of(cls, config: RepoConfig, settings: WorkerSettings) -> EffectiveLimits:
+        own = config.limits
+        return cls(
+            max_turns=own.max_turns or settings.max_turns,
+            max_total_tokens=own.max_total_tokens or settings.max_total_tokens,
+            max_wall_s=own.max_wall_s or settings.max_wall_s,
+            test_timeout_s=own.test_timeout_s or settings.test_timeout_s,
+            setup_timeout_s=own.setup_timeout_s or settings.setup_timeout_s,
+            command_timeout_s=own.command_timeout_s or settings.command_timeout_s,
+        )
+
+    def agent(self) -> Limits:
+        return Limits(
+            max_turns=self.max_turns,
+            max_total_tokens=self.max_total_tokens,
+            max_wall_s=self.max_wall_s,
+        )

@@ -22,7 +22,7 @@ from sandbox import Sandbox, SandboxBackend, SandboxError
 from workers.engine import git as gitops
 from workers.engine.change import HARNESS_DIR, Change
 from workers.engine.prepared import Prepared, fresh_sandbox
-from workers.engine.repo_config import RepoConfig
+from workers.engine.repo_config import EffectiveLimits, RepoConfig
 from workers.engine.test_controls import (
     ControlKind,
     Overlay,
@@ -223,7 +223,7 @@ class Judge:
     def _run(
         self, change: Change, overlay: Overlay | None, label: str
     ) -> tuple[TestRun, str | None]:
-        limits = self.config.limits
+        limits = EffectiveLimits.of(self.config, self.settings)
         with fresh_sandbox(
             self.backend,
             self.prepared,
@@ -246,7 +246,7 @@ class Judge:
                 sb,
                 self.config.test or "",
                 label=label,
-                timeout=limits.test_timeout_s or self.settings.test_timeout_s,
+                timeout=limits.test_timeout_s,
             )
         return run, None
 

@@ -12,7 +12,7 @@ from sandbox import Sandbox, SandboxSpec
 from sandbox.protocol import ca_environment
 from workers.engine import git as gitops
 from workers.engine.agent.trajectory import Trajectory
-from workers.engine.repo_config import RepoConfig
+from workers.engine.repo_config import EffectiveLimits, RepoConfig
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def prepare_workspace(
     if before_setup is not None:
         before_setup(sb)
     if config.setup:
-        timeout = config.limits.setup_timeout_s or settings.setup_timeout_s
+        timeout = EffectiveLimits.of(config, settings).setup_timeout_s
         log.info("setup (%s network): %s", "with" if sb.spec.network else "without", config.setup)
         setup = sb.run(
             config.setup,

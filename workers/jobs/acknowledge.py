@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from enum import StrEnum
 
+from bot.contract.job import JobKind, JobStatus
 from bot.contract.logs import DELIVERY
 from bot.contract.store import JobStore
 from workers.github.app_auth import ACKNOWLEDGE_PERMISSIONS, GitHubApp
@@ -30,13 +31,14 @@ class Acknowledged(StrEnum):
 
 
 def status_text(kind: str, job_id: int, sender: str) -> str:
-    what = {
-        "fix": "fixing this issue",
-        "review": "reviewing this pull request",
-        "address-feedback": "working on the review feedback",
-        "fix-ci": "looking at the failing checks",
-        "maintenance": "running the maintenance task",
-    }.get(kind, kind)
+    doing: dict[str, str] = {
+        JobKind.FIX: "fixing this issue",
+        JobKind.REVIEW: "reviewing this pull request",
+        JobKind.ADDRESS_FEEDBACK: "working on the review feedback",
+        JobKind.FIX_CI: "looking at the failing checks",
+        JobKind.MAINTENANCE: "running the maintenance task",
+    }
+    what = doing.get(kind, kind)
     by = f", asked by @{sender}" if sender else ""
     return f"👀 qwenfix is {what}{by} (job {job_id}). This comment will be updated."
 
@@ -57,12 +59,15 @@ def acknowledge(
         log.warning("job %s does not exist", job_id)
         return Acknowledged.MISSING
     DELIVERY.set(job.delivery_id)
-    if job.status != "queued":
+    if job.status != JobStatus.QUEUED:
         log.info("job %s is already %s", job_id, job.status)
         return Acknowledged.ALREADY_HANDLED
     if job.installation_id is None:
         jobs.set_status(
-            job_id, "failed", reason="the delivery named no App installation", expected="queued"
+            job_id,
+            JobStatus.FAILED,
+            reason="the delivery named no App installation",
+            expected=JobStatus.QUEUED,
         )
         return Acknowledged.REFUSED
     forge = GitHubForge(
@@ -71,13 +76,13 @@ def acknowledge(
     # CI failures on qwenfix's own branches, schedules and the operator's command line
     # are not asked for by anyone on GitHub.
     if (
-        job.kind != "fix-ci"
+        job.kind != JobKind.FIX_CI
         and job.event not in UNATTENDED_EVENTS
         and not forge.can_write(job.sender)
     ):
         reason = f"@{job.sender} does not have write access to {job.repo}"
         if (
-            jobs.set_status(job_id, "refused", reason=reason, expected="queued")
+            jobs.set_status(job_id, JobStatus.REFUSED, reason=reason, expected=JobStatus.QUEUED)
             and on_refusal == "comment"
             and job.number is not None
         ):
@@ -98,12 +103,14 @@ def acknowledge(
                 f"\n\nJob {busy} is still running here; this request starts as soon as it finishes."
             )
         forge.upsert_status(job.number, text, bot_login)
-    if not jobs.set_status(job_id, "acknowledged", expected="queued"):
+    if not jobs.set_status(job_id, JobStatus.ACKNOWLEDGED, expected=JobStatus.QUEUED):
         return Acknowledged.ALREADY_HANDLED  # another delivery of this task got here first
     try:
         queue_run(job_id)
     except Exception:
-        jobs.set_status(job_id, "queued", expected="acknowledged")  # let a retry redo it
+        jobs.set_status(
+            job_id, JobStatus.QUEUED, expected=JobStatus.ACKNOWLEDGED
+        )  # let a retry redo it
         raise
     log.info("job %s acknowledged: %s on %s#%s", job_id, job.kind, job.repo, job.number)
     return Acknowledged.ACKNOWLEDGED

@@ -55,7 +55,10 @@ def acknowledge_job(self: JobTask, job_id: int) -> str:
         delay = transient_delay(exc, self.request.retries)
         if delay is None:
             deps.jobs.set_status(
-                job_id, "failed", reason=f"{type(exc).__name__}: {exc}", expected="queued"
+                job_id,
+                JobStatus.FAILED,
+                reason=f"{type(exc).__name__}: {exc}",
+                expected=JobStatus.QUEUED,
             )
             raise
         log.warning("job %s: transient failure (%s); retrying in %.0fs", job_id, exc, delay)
@@ -100,7 +103,7 @@ def execute(job_id: int, deps: Deps) -> str:
     if job is None:
         return "missing"
     DELIVERY.set(job.delivery_id)
-    if job.status not in ("acknowledged", "running"):
+    if job.status not in (JobStatus.ACKNOWLEDGED, JobStatus.RUNNING):
         return f"already {job.status}"
     handler = handler_for(job.kind)
     if handler is None:

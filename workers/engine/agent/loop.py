@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from bot.contract.events import Event
 from workers.engine.agent.stops import (
+    Cancelled,
     ModelFailed,
     Resolved,
     Status,
@@ -86,13 +87,16 @@ class Agent:
         limits: Limits,
         trajectory: Trajectory,
         clock: Callable[[], float] = time.monotonic,
+        cancelled: Callable[[], str | None] = lambda: None,
     ) -> None:
+        """`cancelled()` gives the reason to stop now, or None to go on."""
         self.model = model
         self.toolbox = toolbox
         self.on_submit = on_submit
         self.limits = limits
         self.trajectory = trajectory
         self.clock = clock
+        self.cancelled = cancelled
         self.messages: list[Message] = []
         self.turns = 0
         self.usage = Usage()
@@ -129,6 +133,8 @@ class Agent:
             )
 
     def _check_limits(self, started: float) -> None:
+        if (why := self.cancelled()) is not None:
+            raise Cancelled(why)
         if self.turns >= self.limits.max_turns:
             raise TurnLimit(f"turn limit reached ({self.limits.max_turns} turns)")
         if self.usage.total >= self.limits.max_total_tokens:

@@ -43,6 +43,10 @@ class Stuck(StopRun):
     pass
 
 
+class Cancelled(StopRun):
+    """Someone asked the run to stop (checked before each request to the model)."""
+
+
 class ModelFailed(StopRun):
     status: Status = "error"
 
