@@ -10,7 +10,20 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from bot.contract.events import SANDBOX_STEPS, Event
+from bot.contract.events import (
+    CommandData,
+    DiffData,
+    Event,
+    MessageData,
+    PackData,
+    Payload,
+    ResultData,
+    StartData,
+    StopData,
+    TestsData,
+    VerifyData,
+    payload,
+)
 from bot.contract.store import RecordView
 
 HEAD_LINES = 8
@@ -57,19 +70,22 @@ class Costs(BaseModel):
 
     def add(self, event: str, data: dict[str, Any]) -> None:
         """Count one trajectory record."""
-        if event in SANDBOX_STEPS:
-            self.sandbox_s += float(data.get("duration_s") or 0)
-        elif event == Event.VERIFY:
-            self.sandbox_s += float((data.get("tests") or {}).get("duration_s") or 0)
-        elif event == Event.MESSAGE and (data.get("message") or {}).get("role") == "assistant":
-            usage = data.get("usage") or {}
+        self.count(payload(event, data))
+
+    def count(self, found: Payload | None) -> None:
+        if isinstance(found, CommandData | TestsData):
+            self.sandbox_s += found.duration_s
+        elif isinstance(found, VerifyData):
+            self.sandbox_s += found.tests.duration_s if found.tests else 0.0
+        elif isinstance(found, MessageData) and found.message.get("role") == "assistant":
+            usage = found.usage or {}
             self.prompt_tokens += int(usage.get("prompt_tokens") or 0)
             self.completion_tokens += int(usage.get("completion_tokens") or 0)
             self.cached_tokens += int(usage.get("cached_tokens") or 0)
-            self.model_s += float(data.get("latency_s") or 0)
+            self.model_s += found.latency_s or 0.0
             self.model_calls += 1
-        elif event == Event.MESSAGE and data.get("elapsed_s") is not None:
-            self.sandbox_s += float(data["elapsed_s"])
+        elif isinstance(found, MessageData) and found.elapsed_s is not None:
+            self.sandbox_s += found.elapsed_s
 
 
 class JobSummary(Costs):
@@ -87,19 +103,6 @@ class JobSummary(Costs):
         return self.cached_tokens / self.prompt_tokens if self.prompt_tokens else None
 
 
-def tests_summary(run: dict[str, Any]) -> str:
-    if run.get("timed_out"):
-        return "timed out"
-    state = "passed" if run.get("exit_code") == 0 else f"failed (exit {run.get('exit_code')})"
-    tests = run.get("tests")
-    if not tests:
-        return state
-    counts: dict[str, int] = {}
-    for outcome in tests.values():
-        counts[outcome] = counts.get(outcome, 0) + 1
-    return f"{state}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-
-
 def split_output(text: str) -> tuple[str, str, int]:
     """The first few lines, the rest, and how many lines the rest has."""
     lines = text.splitlines()
@@ -112,37 +115,28 @@ def _at(data: dict[str, Any]) -> datetime:
     return datetime.fromtimestamp(float(data.get("time") or 0), UTC)
 
 
-def _stage(event: str, data: dict[str, Any]) -> tuple[str, str] | None:
+def _stage(event: str, found: Payload | None) -> tuple[str, str] | None:
     """(label, detail) of the records that mark a stage of the run."""
-    if event in (Event.SETUP, Event.UPGRADE, Event.AUTOFIX, Event.CHECK):
-        return (
-            event,
-            f"`{data.get('command')}` exit {data.get('exit_code')} in "
-            f"{float(data.get('duration_s') or 0):.1f}s",
-        )
-    if event in (Event.TESTS_BEFORE, Event.TESTS_HEAD):
-        return (
-            "tests before" if event == Event.TESTS_BEFORE else "tests on the head",
-            tests_summary(data),
-        )
-    if event == Event.PACK:
-        counts = data.get("counts") or {}
-        return (
-            "packed the repository",
-            f"{data.get('tokens')} tokens; {counts.get('full', 0)} files in full",
-        )
-    if event == Event.VERIFY:
-        verdict = data.get("verdict") or {}
+    if isinstance(found, CommandData):
+        return event, f"`{found.command}` exit {found.exit_code} in {found.duration_s:.1f}s"
+    if isinstance(found, TestsData):
+        label = "tests before" if event == Event.TESTS_BEFORE else "tests on the head"
+        return label, found.summary()
+    if isinstance(found, PackData):
+        full = found.counts.get("full", 0)
+        return "packed the repository", f"{found.tokens} tokens; {full} files in full"
+    if isinstance(found, VerifyData):
+        verdict = found.verdict
         # Older records carry only the verdict; newer ones the judgement's status and reason.
-        status = data.get("status") or ("resolved" if verdict.get("resolved") else "rejected")
-        shown = {"resolved": "accepted", "unresolved": "rejected"}.get(str(status), status)
-        return "verified by the harness", f"{shown}: {data.get('reason') or verdict.get('reason')}"
-    if event == Event.STOP:
-        return "agent stopped", f"{data.get('status')}: {data.get('reason')}"
-    if event == Event.RESULT:
-        return "result", f"{data.get('status')}: {data.get('reason')}"
-    if event == Event.START:
-        return "started", f"base {str(data.get('base'))[:7]}; config {data.get('config_source')}"
+        status = found.status or ("resolved" if verdict.get("resolved") else "rejected")
+        shown = {"resolved": "accepted", "unresolved": "rejected"}.get(status, status)
+        return "verified by the harness", f"{shown}: {found.reason or verdict.get('reason')}"
+    if isinstance(found, StopData):
+        return "agent stopped", f"{found.status}: {found.reason}"
+    if isinstance(found, ResultData):
+        return "result", f"{found.status}: {found.reason}"
+    if isinstance(found, StartData):
+        return "started", f"base {found.base[:7]}; config {found.config_source}"
     return None
 
 
@@ -161,32 +155,33 @@ def summarise(records: list[RecordView]) -> JobSummary:
     for record in records:
         data, event = record.data, record.event
         out.last_record = record.id
-        stage = _stage(event, data)
+        found = payload(event, data)
+        stage = _stage(event, found)
         if stage is not None:
             out.stages.append(StageView(at=_at(data), label=stage[0], detail=stage[1]))
-        out.add(event, data)
-        if event == Event.TESTS_BEFORE:
-            out.tests_before = tests_summary(data)
-        elif event == Event.VERIFY:
-            out.tests_after = tests_summary(data.get("tests") or {})
-            out.verdict = data.get("reason") or (data.get("verdict") or {}).get("reason")
-        elif event == Event.DIFF:
-            out.diff = str(data.get("diff") or "")
-        elif event == Event.START:
-            out.task = str(data.get("issue") or "")
-        if event != Event.MESSAGE:
+        out.count(found)
+        if isinstance(found, TestsData) and event == Event.TESTS_BEFORE:
+            out.tests_before = found.summary()
+        elif isinstance(found, VerifyData):
+            out.tests_after = (found.tests or TestsData()).summary()
+            out.verdict = found.reason or found.verdict.get("reason")
+        elif isinstance(found, DiffData):
+            out.diff = found.diff
+        elif isinstance(found, StartData):
+            out.task = found.issue
+        if not isinstance(found, MessageData):
             continue
-        message = data.get("message") or {}
+        message = found.message
         role = message.get("role")
         if role == "assistant":
-            usage = data.get("usage") or {}
+            usage = found.usage or {}
             turn = TurnView(
                 number=len(out.turns) + 1,
                 text=str(message.get("content") or ""),
                 prompt_tokens=int(usage.get("prompt_tokens") or 0),
                 completion_tokens=int(usage.get("completion_tokens") or 0),
                 cached_tokens=int(usage.get("cached_tokens") or 0),
-                latency_s=float(data.get("latency_s") or 0),
+                latency_s=found.latency_s or 0.0,
             )
             out.turns.append(turn)
             for call in message.get("tool_calls") or []:
@@ -207,12 +202,12 @@ def summarise(records: list[RecordView]) -> JobSummary:
             )
         elif role == "tool" and turn is not None:
             head, rest, lines = split_output(str(message.get("content") or ""))
-            elapsed = data.get("elapsed_s")
+            elapsed = found.elapsed_s
             # Results come in the order of the calls; an accepted submit has none.
             call = next((c for c in turn.calls if c.elapsed_s is None), None)
             if call is None:
                 call = CallView(
-                    name=str(data.get("tool") or "tool"),
+                    name=found.tool or "tool",
                     arguments=_arguments(data.get("arguments")),
                 )
                 turn.calls.append(call)

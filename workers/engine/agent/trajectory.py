@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from bot.contract.events import Event
+from bot.contract.events import PAYLOADS, Event
 
 Sink = Callable[[dict[str, Any]], None]
 """Also receives each record (the job's store, for the dashboard); must not raise."""
@@ -36,6 +36,11 @@ class Trajectory:
     def record(self, event: Event, **data: Any) -> None:
         if self._file is None:
             raise RuntimeError("trajectory is not open")
+        model = PAYLOADS.get(event)
+        if model is not None:
+            # What the dashboard reads must be what is written: a mismatch is ours, and
+            # fails here (pydantic's ValidationError) rather than on the dashboard.
+            model.model_validate(data)
         line = {
             "event": event,
             "t": round(time.monotonic() - self._start, 3),
