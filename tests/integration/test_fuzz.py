@@ -56,7 +56,9 @@ TAGGY = st.lists(
 @settings(max_examples=300, deadline=None)
 def test_the_parser_takes_any_text(text: str) -> None:
     parsed = parse_tool_calls(text, SCHEMAS)
-    assert all(call.name in FIX_TOOLS for call in parsed.calls)
+    # Unknown functions are kept (the toolbox refuses them by name): each call is one the
+    # text named, and known ones get the schema's parameters only as the text gave them.
+    assert all(call.name == call.name.strip() and call.name in text for call in parsed.calls)
 
 
 @given(

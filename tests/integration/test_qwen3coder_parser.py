@@ -90,15 +90,43 @@ def test_a_value_may_hold_a_function_tag() -> None:
     ]
 
 
-def test_unknown_functions_are_dropped_and_unknown_parameters_stay_strings() -> None:
+def test_unknown_functions_are_kept_for_the_toolbox_and_unknown_parameters_stay_strings() -> None:
     text = (
         "<tool_call>\n<function=rm_rf>\n<parameter=path>\n/\n</parameter>\n</function>\n"
         "</tool_call>\n<tool_call>\n<function=edit>\n<parameter=colour>\n7\n</parameter>\n"
         "</function>\n</tool_call>"
     )
     parsed = parse_tool_calls(text, TOOLS)
-    assert [c.name for c in parsed.calls] == ["edit"]
-    assert parsed.calls[0].arguments == {"colour": "7"}
+    assert [(c.name, c.arguments) for c in parsed.calls] == [
+        ("rm_rf", {"path": "/"}),
+        ("edit", {"colour": "7"}),
+    ]
+
+
+def test_objects_and_arrays_may_be_python_literals() -> None:
+    text = (
+        "<tool_call>\n<function=edit>\n<parameter=options>\n{'a': 1, 'b': None}\n"
+        "</parameter>\n<parameter=items>\n[True, 'x']\n</parameter>\n"
+        "<parameter=maybe>\nNone\n</parameter>\n</function>\n</tool_call>"
+    )
+    assert parse_tool_calls(text, TOOLS).calls[0].arguments == {
+        "options": {"a": 1, "b": None},
+        "items": [True, "x"],
+        "maybe": None,
+    }
+
+
+def test_a_value_may_hold_a_parameter_tag_of_another_function() -> None:
+    """Code that writes tool-call templates: `<parameter=summary>` is not edit's."""
+    template = "<parameter=summary>\nhello\n"
+    text = (
+        f"<tool_call>\n<function=edit>\n<parameter=path>\n{template}</parameter>\n"
+        "<parameter=line>\n3\n</parameter>\n</function>\n</tool_call>"
+    )
+    assert parse_tool_calls(text, TOOLS).calls[0].arguments == {
+        "path": template.rstrip("\n"),
+        "line": 3,
+    }
 
 
 def test_unconvertible_values_are_left_as_text_for_validation() -> None:

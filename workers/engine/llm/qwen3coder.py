@@ -18,6 +18,7 @@ because a model cut off by `max_tokens` leaves them out.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -92,6 +93,13 @@ def _convert(value: str, types: set[str]) -> Any:
             return json.loads(text)
         except ValueError:
             pass
+        # vLLM's parser also reads Python literals ({'a': 1}, [True, None]): models write them.
+        try:
+            literal = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            literal = None
+        if isinstance(literal, dict | list):
+            return literal
     return value  # left as text; the tool's own validation explains what is wrong
 
 
@@ -106,7 +114,7 @@ def _strip_one_newline(value: str) -> str:
 def parse_tool_calls(text: str, tools: list[dict[str, Any]]) -> ParsedCalls:
     """Split model text into the prose before the first call and the calls themselves.
 
-    Calls to functions that are not among `tools` are dropped.
+    Calls to functions that are not among `tools` are kept, for the toolbox to refuse.
     """
     first = _CALL_START.search(text)
     head = text if first is None else text[: first.start()]
@@ -124,17 +132,38 @@ def parse_tool_calls(text: str, tools: list[dict[str, Any]]) -> ParsedCalls:
         body = text[match.end() : close.start() if close else len(text)]
         position = close.end() if close else len(text)
         name = match.group(1).strip()
-        if name not in known:
-            continue
-        params = known[name]
-        arguments: dict[str, Any] = {}
-        for pmatch in _PARAMETER.finditer(body):
-            pname = pmatch.group(1).strip()
-            stop = _VALUE_END.search(body, pmatch.end())
-            raw = body[pmatch.end() : stop.start() if stop else len(body)]
-            arguments[pname] = _convert(_strip_one_newline(raw), params.get(pname, {"string"}))
-        calls.append(ParsedCall(name=name, arguments=arguments))
+        # An unknown function is kept (its values as text): the toolbox answers it with
+        # an error that names it and the tools there are, instead of losing it silently.
+        params = known.get(name, {})
+        calls.append(ParsedCall(name=name, arguments=_arguments(body, params)))
     return ParsedCalls(content=content, calls=calls)
+
+
+def _arguments(body: str, params: dict[str, set[str]]) -> dict[str, Any]:
+    """The parameters of one function's body, in order. A `<parameter=x>` inside a value
+    starts the next parameter only when `x` is one of the function's parameters (as
+    vLLM's parser reads it): code that writes tool-call templates stays one value."""
+    arguments: dict[str, Any] = {}
+    position = 0
+    while (pmatch := _PARAMETER.search(body, position)) is not None:
+        pname = pmatch.group(1).strip()
+        stop = _value_end(body, pmatch.end(), params)
+        raw = body[pmatch.end() : stop.start() if stop else len(body)]
+        arguments[pname] = _convert(_strip_one_newline(raw), params.get(pname, {"string"}))
+        if stop is None:
+            break
+        position = stop.end() if stop.group(0) == "</parameter>" else stop.start()
+    return arguments
+
+
+def _value_end(body: str, start: int, params: dict[str, set[str]]) -> re.Match[str] | None:
+    position = start
+    while (stop := _VALUE_END.search(body, position)) is not None:
+        inner = _PARAMETER.match(body, stop.start())
+        if inner is None or not params or inner.group(1).strip() in params:
+            return stop
+        position = stop.end()
+    return None
 
 
 def _render_value(value: Any) -> str:
