@@ -149,7 +149,9 @@ def test_malformed_and_unknown_calls_are_answered_and_the_loop_goes_on(
     assert "unknown tool 'delete_repository'" in replies[1] and "str_replace" in replies[1]
     assert "invalid arguments for view: path: Field required" in replies[2]
     assert "old_str was not found in mathlib.py" in replies[3]
-    assert "did not call a tool" in replies[4] and "did not call a tool" in replies[5]
+    # A call in Qwen3-Coder text to a function that does not exist is refused by name.
+    assert "unknown tool 'teleport'" in replies[4] and "submit" in replies[4]
+    assert "did not call a tool" in replies[5]
 
 
 def test_answers_cut_short_are_retried_or_sent_back_never_run(
