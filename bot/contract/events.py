@@ -32,12 +32,6 @@ class Event(StrEnum):
     RESULT = "result"
 
 
-SANDBOX_STEPS = frozenset(
-    {Event.SETUP, Event.UPGRADE, Event.AUTOFIX, Event.CHECK, Event.TESTS_BEFORE, Event.TESTS_HEAD}
-)
-"""Events that are a command run in the sandbox (its seconds count as sandbox time)."""
-
-
 class Payload(BaseModel):
     """What an event carries. Fields the dashboard reads are named; the rest is kept as
     written (`extra="allow"`), so the JSONL file is the whole record."""

@@ -114,6 +114,7 @@ class Upkeep:
                 model=model,
                 backend=self.backend,
                 settings=self.settings,
+                jobs=self.jobs,
                 permissions=PERMISSIONS,
             )
             return run_maintenance(ctx, done_today=done_today)

@@ -20,8 +20,7 @@ from workers.engine.context import pack_commit
 from workers.engine.context.pack import BudgetTooSmall
 from workers.engine.context.tokens import TokenCounter
 from workers.engine.llm.types import Message, Model
-from workers.engine.repo_config import EffectiveLimits as EffectiveLimits
-from workers.engine.repo_config import RepoConfig
+from workers.engine.repo_config import EffectiveLimits, RepoConfig
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)

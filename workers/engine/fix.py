@@ -23,7 +23,7 @@ from workers.engine import git as gitops
 from workers.engine.agent.loop import AgentResult, SubmitOutcome
 from workers.engine.agent.tools import SubmitRequested, clip
 from workers.engine.agent.trajectory import Sink, Trajectory
-from workers.engine.agent_run import AgentRun, ContextTooSmall, EffectiveLimits, first_messages
+from workers.engine.agent_run import AgentRun, ContextTooSmall, first_messages
 from workers.engine.change import Change, ChangeUnreadable, capture_change, written_outside
 from workers.engine.context import repository_instructions
 from workers.engine.context.safety import fence_safe, neutralise, visible_only
@@ -32,7 +32,12 @@ from workers.engine.llm.types import Message, Model, Usage
 from workers.engine.local_forge import LocalForge, slugify
 from workers.engine.prepared import Prepared, working_sandbox
 from workers.engine.prompts import render
-from workers.engine.repo_config import RepoConfig, RepoConfigError, load_repo_config
+from workers.engine.repo_config import (
+    EffectiveLimits,
+    RepoConfig,
+    RepoConfigError,
+    load_repo_config,
+)
 from workers.engine.verdict import Judge, Judgement
 from workers.engine.verify import TestRun, run_tests
 from workers.engine.workspace import WorkspaceFailed
@@ -165,6 +170,10 @@ class _Run:
     report: Any = None
 
     @property
+    def limits(self) -> EffectiveLimits:
+        return EffectiveLimits.of(self.config, self.settings)
+
+    @property
     def baseline(self) -> TestRun:
         if self.before is None:
             raise RuntimeError("the baseline tests have not run yet")
@@ -257,7 +266,7 @@ def _fix(
         config=config.model_dump(),
         config_source=config.source,
     )
-    limits = EffectiveLimits.of(config, settings)
+    limits = run.limits
     try:
         with working_sandbox(
             backend,
@@ -378,7 +387,7 @@ def _upgrade(sb: Sandbox, run: _Run) -> None:
     request = run.request
     for path, content in request.tools.items():
         sb.write_file(path, content.encode())
-    timeout = EffectiveLimits.of(run.config, run.settings).setup_timeout_s
+    timeout = run.limits.setup_timeout_s
     result = sb.run(
         f"mkdir -p {Path(REPORT_PATH).parent} && {request.upgrade}",
         timeout=timeout,
@@ -529,7 +538,7 @@ def _tests_tool(sb: Sandbox, run: _Run) -> str:
         sb,
         run.config.test or "",
         label=f"agent-{run.attempts}",
-        timeout=EffectiveLimits.of(run.config, run.settings).test_timeout_s,
+        timeout=run.limits.test_timeout_s,
     )
     failing = result.failing()
     listed = f"\nFailing: {', '.join(failing[:30])}" if failing else ""

@@ -23,13 +23,13 @@ from workers.engine.agent.tools import (
     clip,
 )
 from workers.engine.agent.trajectory import Sink, Trajectory
-from workers.engine.agent_run import AgentRun, ContextTooSmall, EffectiveLimits, first_messages
+from workers.engine.agent_run import AgentRun, ContextTooSmall, first_messages
 from workers.engine.context import repository_instructions
 from workers.engine.context.safety import neutralise, untrusted
 from workers.engine.diffmap import DiffMap, ReviewComment
 from workers.engine.llm.types import Message, Model, Usage
 from workers.engine.prompts import render
-from workers.engine.repo_config import RepoConfigError, load_repo_config
+from workers.engine.repo_config import EffectiveLimits, RepoConfigError, load_repo_config
 from workers.engine.verify import run_tests
 from workers.engine.workspace import WorkspaceFailed, prepare_workspace, sandbox_spec
 from workers.settings import WorkerSettings

@@ -7,7 +7,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -71,10 +71,9 @@ class JobContext:
     backend: SandboxBackend
     forge: GitHubForge
     identity: Identity
-    jobs: JobStore | None = None
+    jobs: JobStore
     """For what earlier jobs did (attempt counts, daily caps)."""
     sink: Sink | None = None
-    permissions: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def open(
@@ -85,7 +84,7 @@ class JobContext:
         model: Model,
         backend: SandboxBackend,
         settings: WorkerSettings,
-        jobs: JobStore | None = None,
+        jobs: JobStore,
         sink: Sink | None = None,
         permissions: dict[str, str] | None = None,
     ) -> JobContext:
@@ -102,7 +101,6 @@ class JobContext:
             backend=backend,
             jobs=jobs,
             sink=sink,
-            permissions=scoped,
             forge=GitHubForge(app.for_repository(job.installation_id, job.repo, scoped), job.repo),
             identity=bot_identity(settings),
         )

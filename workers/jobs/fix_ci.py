@@ -21,7 +21,7 @@ def run(ctx: JobContext) -> Outcome:
     pull = forge.pull(number)
     if not ctx.is_ours(pull):
         return Outcome(JobStatus.SKIPPED, "qwenfix fixes CI only on pull requests it opened")
-    attempts = ctx.jobs.count_finished(job.repo, job.number or 0, JobKind.FIX_CI) if ctx.jobs else 0
+    attempts = ctx.jobs.count_finished(job.repo, job.number or 0, JobKind.FIX_CI)
     if attempts >= settings.max_ci_attempts:
         ctx.tell(
             number,

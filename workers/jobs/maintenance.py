@@ -45,10 +45,8 @@ def repo_tasks(raw: bytes | None, defaults: list[MaintenanceTask]) -> list[Maint
 
 def run(ctx: JobContext) -> Outcome:
     since = datetime.now(UTC) - timedelta(days=1)
-    done_today = (
-        ctx.jobs.count_since(ctx.job.repo, JobKind.MAINTENANCE, (JobStatus.RESOLVED,), since)
-        if ctx.jobs
-        else 0
+    done_today = ctx.jobs.count_since(
+        ctx.job.repo, JobKind.MAINTENANCE, (JobStatus.RESOLVED,), since
     )
     return run_maintenance(ctx, done_today=done_today)
 
