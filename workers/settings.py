@@ -36,7 +36,13 @@ class WorkerSettings(BaseSettings):
     llm_max_tokens: int = 8192
     llm_context_tokens: int = QWEN3_CODER_CONTEXT
     context_reserve_tokens: int = 65_536
-    """Room kept free for the rest of the conversation after the packed repository."""
+    """Room kept free for the rest of the conversation after the packed repository (the
+    same share of a smaller window when the server's is smaller)."""
+    llm_min_output_tokens: int = Field(default=1024, ge=16)
+    """A reply needs at least this much room; below it the conversation starts again."""
+    context_restarts: int = Field(default=2, ge=0)
+    """Times a run whose conversation fills the window starts it again (the task and the
+    packed repository, then an account of the run so far) before it ends `context_full`."""
 
     # Sandbox.
     sandbox_backend: Literal["docker", "local"] = "docker"

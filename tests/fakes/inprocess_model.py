@@ -62,15 +62,25 @@ class ScriptExhausted(AssertionError):
 
 
 class ScriptedModel:
-    def __init__(self, steps: Iterable[Step], *, usage: Usage | None = None) -> None:
+    def __init__(
+        self, steps: Iterable[Step], *, usage: Usage | None = None, window: int | None = None
+    ) -> None:
         self.steps = list(steps)
+        self.window = window
+        self.max_tokens: list[int | None] = []
         self.usage = usage or Usage(prompt_tokens=100, completion_tokens=20)
         """Reported for each reply that names none."""
         self.requests: list[list[Message]] = []
         self.tools: list[list[ToolSchema]] = []
         self.turns: list[Turn] = []
 
-    def complete(self, messages: list[Message], tools: list[ToolSchema]) -> Turn:
+    def context_window(self) -> int | None:
+        return self.window
+
+    def complete(
+        self, messages: list[Message], tools: list[ToolSchema], *, max_tokens: int | None = None
+    ) -> Turn:
+        self.max_tokens.append(max_tokens)
         # Copied: the loop goes on appending to the very list it passed in.
         self.requests.append(copy.deepcopy(messages))
         self.tools.append(copy.deepcopy(tools))

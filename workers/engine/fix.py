@@ -96,7 +96,9 @@ REPORT_PATH = "/tmp/qwenfix/report.json"
 
 
 class FixResult(BaseModel):
-    status: Literal["resolved", "unresolved", "unverified", "error", "nothing-to-do"]
+    status: Literal[
+        "resolved", "unresolved", "unverified", "context_full", "error", "nothing-to-do"
+    ]
     """unverified: the change passes only with its own edits to existing tests or test
     configuration (or adds code that reaches into the test runner): never published."""
     reason: str

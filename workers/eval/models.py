@@ -69,7 +69,12 @@ class ReplayModel:
         self.steps: list[dict[str, Any]] = list(script.get("steps", []))
         self.asked = 0
 
-    def complete(self, messages: list[Message], tools: list[ToolSchema]) -> Turn:
+    def context_window(self) -> int | None:
+        return None  # no server: the settings' window holds
+
+    def complete(
+        self, messages: list[Message], tools: list[ToolSchema], *, max_tokens: int | None = None
+    ) -> Turn:
         step = self.steps[self.asked] if self.asked < len(self.steps) else {}
         self.asked += 1
         calls = step.get("tool_calls") or []

@@ -31,6 +31,7 @@ from workers.engine.agent.stops import (
 )
 from workers.engine.agent.tools import SubmitRequested, Toolbox, ToolError
 from workers.engine.agent.trajectory import Trajectory
+from workers.engine.agent.window import ContextWindow
 from workers.engine.llm.errors import ModelError
 from workers.engine.llm.types import Message, Model, ToolCall, Turn, Usage
 
@@ -88,8 +89,10 @@ class Agent:
         trajectory: Trajectory,
         clock: Callable[[], float] = time.monotonic,
         cancelled: Callable[[], str | None] = lambda: None,
+        window: ContextWindow | None = None,
     ) -> None:
-        """`cancelled()` gives the reason to stop now, or None to go on."""
+        """`cancelled()` gives the reason to stop now, or None to go on; `window`, when
+        given, sizes every request to the model's context window."""
         self.model = model
         self.toolbox = toolbox
         self.on_submit = on_submit
@@ -97,6 +100,7 @@ class Agent:
         self.trajectory = trajectory
         self.clock = clock
         self.cancelled = cancelled
+        self.window = window
         self.messages: list[Message] = []
         self.turns = 0
         self.usage = Usage()
@@ -104,9 +108,14 @@ class Agent:
         self._repeats = 0
         self._submission: SubmitRequested | None = None
 
-    def run(self, messages: list[Message]) -> AgentResult:
+    def run(self, messages: list[Message], *, after: AgentResult | None = None) -> AgentResult:
+        """Run from `messages`; `after` is the earlier part of the same run (a restart), whose
+        turns, tokens and time count against the limits."""
         self.messages = list(messages)
         started = self.clock()
+        if after is not None:
+            self.turns, self.usage = after.turns, after.usage
+            started -= after.duration_s
         for message in self.messages:
             self.trajectory.record(Event.MESSAGE, message=message)
         try:
@@ -145,11 +154,21 @@ class Agent:
             raise TimeLimit(f"time limit reached ({self.limits.max_wall_s:g}s)")
 
     def step(self) -> None:
-        self.trajectory.record(Event.REQUEST, turn=self.turns + 1, messages=len(self.messages))
+        tools = self.toolbox.schemas
+        max_tokens = self.window.budget(self.messages, tools) if self.window else None
+        self.trajectory.record(
+            Event.REQUEST,
+            turn=self.turns + 1,
+            messages=len(self.messages),
+            prompt_tokens=self.window.last_count if self.window else None,
+            max_tokens=max_tokens,
+        )
         try:
-            turn = self.model.complete(self.messages, self.toolbox.schemas)
+            turn = self.model.complete(self.messages, tools, max_tokens=max_tokens)
         except ModelError as exc:
             raise ModelFailed(str(exc), status=exc.status, attempts=exc.attempts) from exc
+        if self.window:
+            self.window.calibrate(turn.usage.prompt_tokens)
         self.turns += 1
         self.usage += turn.usage
         self._append(
@@ -195,9 +214,11 @@ class Agent:
             observations.append((call, observation, round(time.monotonic() - started, 3)))
         key = json.dumps([[c.name, c.arguments] for c in turn.tool_calls], sort_keys=True)
         self._observe_repeat(key, "\n".join(o for _, o, _ in observations))
-        for index, (call, observation, elapsed) in enumerate(observations):
-            last = index == len(observations) - 1
-            content = self._with_repeat_note(observation) if last else observation
+        contents = [o for _, o, _ in observations]
+        contents[-1] = self._with_repeat_note(contents[-1])
+        if self.window:
+            contents = self.window.fit(self.messages, self.toolbox.schemas, contents)
+        for (call, _, elapsed), content in zip(observations, contents, strict=True):
             self._append(
                 self._tool_message(call, content),
                 tool=call.name,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-Status = Literal["resolved", "unresolved", "unverified", "error"]
+Status = Literal["resolved", "unresolved", "unverified", "context_full", "error"]
 
 
 class StopRun(Exception):
@@ -41,6 +41,13 @@ class TimeLimit(StopRun):
 
 class Stuck(StopRun):
     pass
+
+
+class ContextFull(StopRun):
+    """Not even a short reply fits the model's context window any more (after the
+    restarts allowed): the run cannot go on, which is not an error of the run."""
+
+    status: Status = "context_full"
 
 
 class Cancelled(StopRun):

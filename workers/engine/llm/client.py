@@ -58,6 +58,8 @@ class OpenAICompatibleModel:
         self.backoff_s = backoff_s
         self.sampling = sampling or Sampling()
         self._sleep = sleep
+        self._window: int | None = None
+        """The server's window once asked; 0 when it did not say."""
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {api_key}"},
@@ -85,8 +87,29 @@ class OpenAICompatibleModel:
             body["tool_choice"] = "auto"
         return body
 
-    def complete(self, messages: list[Message], tools: list[ToolSchema]) -> Turn:
+    def context_window(self) -> int | None:
+        """`max_model_len` of the served model, from vLLM's `/v1/models`; None when the
+        server does not say (not vLLM) or cannot be asked now."""
+        if self._window is not None:
+            return self._window or None
+        try:
+            response = self._http.get("/models", timeout=10.0)
+            entries = response.json().get("data") or [] if response.status_code == 200 else []
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            log.warning("could not ask %s for its context window: %s", self.base_url, exc)
+            return None
+        ours = [e for e in entries if isinstance(e, dict) and e.get("id") == self.model]
+        found = (ours or entries or [{}])[0]
+        window = found.get("max_model_len") if isinstance(found, dict) else None
+        self._window = window if isinstance(window, int) and window > 0 else 0
+        return self._window or None
+
+    def complete(
+        self, messages: list[Message], tools: list[ToolSchema], *, max_tokens: int | None = None
+    ) -> Turn:
         body = self.request_body(messages, tools)
+        if max_tokens is not None:
+            body["max_tokens"] = min(max_tokens, body.get("max_tokens") or max_tokens)
         attempts = self.max_retries + 1
         last: TransientModelError | None = None
         for attempt in range(1, attempts + 1):

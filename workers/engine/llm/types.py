@@ -50,4 +50,12 @@ class Turn(BaseModel):
 
 
 class Model(Protocol):
-    def complete(self, messages: list[Message], tools: list[ToolSchema]) -> Turn: ...
+    def complete(
+        self, messages: list[Message], tools: list[ToolSchema], *, max_tokens: int | None = None
+    ) -> Turn:
+        """One reply; `max_tokens` caps it below the model's own setting when given."""
+        ...
+
+    def context_window(self) -> int | None:
+        """The server's context window in tokens (prompt and reply), when it says."""
+        ...
