@@ -24,6 +24,9 @@ class Event(StrEnum):
     TESTS_HEAD = "tests_head"
     PACK = "pack"
     REPACK = "repack"
+    RESTART = "restart"
+    """The conversation filled the model's window and began again from its first messages
+    and an account of the run so far."""
     REQUEST = "request"
     MESSAGE = "message"
     VERIFY = "verify"
@@ -83,6 +86,18 @@ class PackData(Payload):
     counts: dict[str, int] = Field(default_factory=dict)
 
 
+class RestartData(Payload):
+    restart: int = 0
+    """1 for the first restart of the run."""
+    turns: int = 0
+    """Turns made before it, over the whole run."""
+    prompt_tokens: int = 0
+    """The conversation's size when it was full."""
+    limit: int = 0
+    account_tokens: int = 0
+    reason: str = ""
+
+
 class VerifyData(Payload):
     status: str | None = None
     reason: str | None = None
@@ -126,6 +141,7 @@ PAYLOADS: dict[Event, type[Payload]] = {
     Event.TESTS_BEFORE: TestsData,
     Event.TESTS_HEAD: TestsData,
     Event.PACK: PackData,
+    Event.RESTART: RestartData,
     Event.VERIFY: VerifyData,
     Event.STOP: StopData,
     Event.RESULT: ResultData,

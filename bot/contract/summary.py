@@ -17,6 +17,7 @@ from bot.contract.events import (
     MessageData,
     PackData,
     Payload,
+    RestartData,
     ResultData,
     StartData,
     StopData,
@@ -125,6 +126,11 @@ def _stage(event: str, found: Payload | None) -> tuple[str, str] | None:
     if isinstance(found, PackData):
         full = found.counts.get("full", 0)
         return "packed the repository", f"{found.tokens} tokens; {full} files in full"
+    if isinstance(found, RestartData):
+        return "restarted the conversation", (
+            f"restart {found.restart} after {found.turns} turns: {found.prompt_tokens} of "
+            f"{found.limit} tokens used; went on with a {found.account_tokens}-token account"
+        )
     if isinstance(found, VerifyData):
         verdict = found.verdict
         # Older records carry only the verdict; newer ones the judgement's status and reason.

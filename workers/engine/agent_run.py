@@ -1,6 +1,7 @@
 """One place that assembles an agent run, for every job kind: the limits in force, the
-toolbox, the first two messages with the packed repository, and the one re-pack when the
-model server refuses the first prompt (its window is smaller than qwenfix was told)."""
+toolbox, the context window (the server's, or the setting's when it does not say), the first
+two messages with the packed repository, the one re-pack when the first prompt does not fit,
+and the restarts of a conversation that filled the window."""
 
 from __future__ import annotations
 
@@ -16,16 +17,23 @@ from sandbox import Sandbox
 from workers.engine.agent.loop import Agent, AgentResult, SubmitOutcome
 from workers.engine.agent.tools import SubmitRequested, Toolbox
 from workers.engine.agent.trajectory import Trajectory
+from workers.engine.agent.window import ContextWindow, WindowSize
 from workers.engine.context import pack_commit
 from workers.engine.context.pack import BudgetTooSmall
 from workers.engine.context.tokens import TokenCounter
+from workers.engine.llm.prompt_format import PromptCounter
 from workers.engine.llm.types import Message, Model
 from workers.engine.repo_config import EffectiveLimits, RepoConfig
+from workers.engine.restart import RunAccount
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
 REPACK_SHARE = 0.5
+ACCOUNT_TOKENS = 6000
+"""The most a restart's account of the run takes of the window."""
+ACCOUNT_FLOOR = 400
+"""Below this much room for an account, a restart would not get anywhere."""
 
 
 class ContextTooSmall(Exception):
@@ -46,14 +54,21 @@ def first_messages(
     config: RepoConfig,
     settings: WorkerSettings,
     trajectory: Trajectory,
+    window: int | None = None,
     share: float = 1.0,
 ) -> list[Message]:
-    """The system prompt, then the task with the repository at `rev` packed into what the
-    window leaves (`share` of it); `about` is the text the files are ranked against.
-    Rendered once: the conversation only grows after it, so the prefix cache holds."""
+    """The system prompt, then the task with the repository at `rev` packed into what a
+    window of `window` tokens (the setting's when None) leaves, `share` of it; `about` is
+    the text the files are ranked against. Rendered once: the conversation only grows
+    after it, so the prefix cache holds."""
     counter = TokenCounter()
     frame = counter.count(system) + counter.count(task(""))
-    budget = int((settings.llm_context_tokens - settings.context_reserve_tokens - frame) * share)
+    told = settings.llm_context_tokens
+    window = min(window or told, told)
+    # The reserve (room for the conversation) is set for the setting's window; a smaller
+    # server keeps the same proportion for it.
+    reserve = settings.context_reserve_tokens * window // told
+    budget = int((window - reserve - frame) * share)
     try:
         pack = pack_commit(
             repo,
@@ -97,8 +112,8 @@ class AgentRun:
     limits: EffectiveLimits
     settings: WorkerSettings
     trajectory: Trajectory
-    messages: Callable[[float], list[Message]]
-    """The first messages, packed into the given share of the window."""
+    messages: Callable[[int, float], list[Message]]
+    """The first messages, packed into a share (the float) of a window of so many tokens."""
     run_tests: Callable[[], str]
     on_submit: Callable[[SubmitRequested], SubmitOutcome]
     tools: dict[str, type[BaseModel]] | None = None
@@ -106,7 +121,17 @@ class AgentRun:
     cancelled: Callable[[], str | None] = lambda: None
     """The reason to stop now, or None; asked before each request to the model."""
 
-    def agent(self) -> Agent:
+    def window_size(self) -> WindowSize:
+        """The server's window when it says (vLLM's `max_model_len`), never more than the
+        setting; a reply's room scaled down for a small window."""
+        told = self.settings.llm_context_tokens
+        served = self.model.context_window()
+        limit = min(told, served) if served else told
+        min_output = min(self.settings.llm_min_output_tokens, limit // 8)
+        max_output = max(min_output, min(self.settings.llm_max_tokens, limit // 4))
+        return WindowSize(limit=limit, max_output=max_output, min_output=min_output)
+
+    def agent(self, window: ContextWindow) -> Agent:
         toolbox = Toolbox(
             self.sandbox,
             run_tests=self.run_tests,
@@ -121,18 +146,81 @@ class AgentRun:
             limits=self.limits.agent(),
             trajectory=self.trajectory,
             cancelled=self.cancelled,
+            window=window,
         )
 
     def run(self) -> AgentResult:
-        outcome = self.agent().run(self.messages(1.0))
-        if outcome.turns == 0 and outcome.refused_status == 400:
-            # A 400 before any turn: the server's window is smaller than qwenfix was told.
-            # Pack the repository again into half the room and carry on, once.
+        size = self.window_size()
+        counter = PromptCounter()
+        window = ContextWindow(size, counter)
+        first = self.messages(size.limit, 1.0)
+        agent = self.agent(window)
+        outcome = agent.run(first)
+        if outcome.turns == 0 and (
+            outcome.refused_status == 400 or outcome.status == "context_full"
+        ):
+            # The first prompt does not fit: the server's window is smaller than it said or
+            # than qwenfix was told. Pack the repository again into half the room, once.
             log.warning(
-                "the model server refused the first prompt (%s); packing the "
-                "repository again into half the budget",
+                "the first prompt does not fit (%s); packing the repository again into "
+                "half the budget",
                 outcome.reason,
             )
             self.trajectory.record(Event.REPACK, reason=outcome.reason, share=REPACK_SHARE)
-            outcome = self.agent().run(self.messages(REPACK_SHARE))
+            first = self.messages(size.limit, REPACK_SHARE)
+            agent = self.agent(window)
+            outcome = agent.run(first)
+        return self._restarts(outcome, agent, first, window)
+
+    def _restarts(
+        self,
+        outcome: AgentResult,
+        agent: Agent,
+        first: list[Message],
+        window: ContextWindow,
+    ) -> AgentResult:
+        """While the conversation fills the window after making headway, begin it again:
+        the same first messages (the server's cache still holds them) and an account of
+        the run so far, at most `context_restarts` times."""
+        size, counter = window.size, window.counter
+        account = RunAccount()
+        start, restarts, turns_before = first, 0, 0
+        while outcome.status == "context_full" and outcome.turns > turns_before:
+            if restarts >= self.settings.context_restarts:
+                outcome.reason += f" after {restarts} restart(s) of the conversation"
+                break
+            room = size.limit - counter.count(first, agent.toolbox.schemas) - size.max_output
+            budget = min(ACCOUNT_TOKENS, (room - size.margin) // 2)
+            if budget < ACCOUNT_FLOOR:
+                break
+            restarts += 1
+            account.add(agent.messages[len(start) :])
+            text = account.render(
+                self.sandbox,
+                restart=restarts,
+                restarts=self.settings.context_restarts,
+                turns=outcome.turns,
+                budget=budget,
+                counter=counter,
+            )
+            if counter.count_text(text) > budget:
+                text = counter.shorten(text, budget, "[qwenfix: the account was cut here]")
+            log.info(
+                "the conversation filled the window after %d turns; restart %d",
+                outcome.turns,
+                restarts,
+            )
+            self.trajectory.record(
+                Event.RESTART,
+                restart=restarts,
+                turns=outcome.turns,
+                prompt_tokens=outcome.prompt_tokens or 0,
+                limit=size.limit,
+                account_tokens=counter.count_text(text),
+                reason=outcome.reason,
+            )
+            start = [*first, {"role": "user", "content": text}]
+            turns_before = outcome.turns
+            agent = self.agent(window)
+            outcome = agent.run(start, after=outcome, recorded=len(first))
         return outcome

@@ -314,7 +314,7 @@ def _fix(
                     limits=limits,
                     settings=settings,
                     trajectory=trajectory,
-                    messages=lambda share: _first_messages(run, repo, paths, share),
+                    messages=lambda window, share: _first_messages(run, repo, paths, window, share),
                     run_tests=lambda: _tests_tool(sb, run),
                     on_submit=lambda submit: _on_submit(sb, run, submit),
                 ).run()
@@ -497,7 +497,9 @@ def _judged(sb: Sandbox, run: _Run, change: Change) -> Judgement:
     return judgement
 
 
-def _first_messages(run: _Run, repo: Path, paths: list[str], share: float = 1.0) -> list[Message]:
+def _first_messages(
+    run: _Run, repo: Path, paths: list[str], window: int | None = None, share: float = 1.0
+) -> list[Message]:
     """System prompt, then the task: instructions, the packed repository, the baseline and
     the issue. Rendered once; the conversation only grows after it."""
     before, settings = run.baseline, run.settings
@@ -528,6 +530,7 @@ def _first_messages(run: _Run, repo: Path, paths: list[str], share: float = 1.0)
             config=run.config,
             settings=settings,
             trajectory=run.trajectory,
+            window=window,
             share=share,
         )
     except ContextTooSmall as exc:

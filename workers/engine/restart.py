@@ -12,7 +12,7 @@ from typing import Any
 
 from sandbox import Sandbox
 from sandbox.errors import SandboxError
-from workers.engine.llm.prompt_format import PromptCounter
+from workers.engine.agent.window import PromptCounting
 from workers.engine.llm.types import Message
 from workers.engine.prompts import render
 
@@ -71,7 +71,7 @@ class RunAccount:
         restarts: int,
         turns: int,
         budget: int,
-        counter: PromptCounter,
+        counter: PromptCounting,
     ) -> str:
         """The account as the next user message, in about `budget` tokens."""
         stat, diff = _working_tree(sandbox)

@@ -145,7 +145,7 @@ def _review(
     started = time.monotonic()
     limits = EffectiveLimits.of(config, settings)
 
-    def messages(share: float) -> list[Message]:
+    def messages(window: int, share: float) -> list[Message]:
         return first_messages(
             system,
             task,
@@ -155,6 +155,7 @@ def _review(
             config=config,
             settings=settings,
             trajectory=trajectory,
+            window=window,
             share=share,
         )
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from bot.contract.events import Event
 from workers.engine.agent.stops import (
     Cancelled,
+    ContextFull,
     ModelFailed,
     Resolved,
     Status,
@@ -76,6 +77,8 @@ class AgentResult(BaseModel):
     refused_status: int | None = None
     """The HTTP status with which the model server refused a request, when that ended
     the run."""
+    prompt_tokens: int | None = None
+    """The size of the conversation when it filled the context window."""
 
 
 class Agent:
@@ -108,15 +111,18 @@ class Agent:
         self._repeats = 0
         self._submission: SubmitRequested | None = None
 
-    def run(self, messages: list[Message], *, after: AgentResult | None = None) -> AgentResult:
-        """Run from `messages`; `after` is the earlier part of the same run (a restart), whose
-        turns, tokens and time count against the limits."""
+    def run(
+        self, messages: list[Message], *, after: AgentResult | None = None, recorded: int = 0
+    ) -> AgentResult:
+        """Run from `messages`, of which the first `recorded` are in the trajectory already;
+        `after` is the earlier part of the same run (before a restart), whose turns, tokens
+        and time count against the limits."""
         self.messages = list(messages)
         started = self.clock()
         if after is not None:
             self.turns, self.usage = after.turns, after.usage
             started -= after.duration_s
-        for message in self.messages:
+        for message in self.messages[recorded:]:
             self.trajectory.record(Event.MESSAGE, message=message)
         try:
             while True:
@@ -139,6 +145,9 @@ class Agent:
                 else [],
                 duration_s=round(self.clock() - started, 3),
                 refused_status=stop.data.get("status") if isinstance(stop, ModelFailed) else None,
+                prompt_tokens=stop.data.get("prompt_tokens")
+                if isinstance(stop, ContextFull)
+                else None,
             )
 
     def _check_limits(self, started: float) -> None:
