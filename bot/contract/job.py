@@ -29,6 +29,8 @@ class JobStatus(StrEnum):
     RESOLVED = "resolved"
     UNRESOLVED = "unresolved"
     UNVERIFIED = "unverified"
+    CONTEXT_FULL = "context_full"
+    """The conversation filled the model's context window, restarts included."""
     NOTHING_TO_DO = "nothing-to-do"
     REVIEWED = "reviewed"
     BLOCKED = "blocked"

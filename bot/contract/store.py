@@ -26,6 +26,7 @@ ATTEMPTED = (
     JobStatus.RESOLVED,
     JobStatus.UNRESOLVED,
     JobStatus.UNVERIFIED,
+    JobStatus.CONTEXT_FULL,
     JobStatus.ERROR,
     JobStatus.BLOCKED,
 )

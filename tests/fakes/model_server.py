@@ -19,6 +19,10 @@ Script (JSON)::
         {"cut_after_bytes": 40, ...},      # the connection breaks mid-answer
         {"finish_reason": "length", ...}   # the generation hit max_tokens (text cut short)
      ]}
+
+With `max_model_len`, the server keeps a context window as vLLM does: prompts are counted
+exactly (Qwen3's tokenizer over the Qwen3-Coder chat format), usage reports that count, and
+a request whose prompt and `max_tokens` do not fit is refused with HTTP 400, unscripted.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from workers.engine.llm.prompt_format import PromptCounter
 from workers.engine.llm.qwen3coder import render_tool_calls
 
 EXHAUSTED_TEXT = "I have nothing more to do."
@@ -45,7 +50,14 @@ class ScriptedModelServer:
     model: str = "Qwen/Qwen3-Coder-30B-A3B-Instruct"
     host: str = "127.0.0.1"
     port: int = 0
+    max_model_len: int | None = None
+    """A window to keep, like vLLM's `--max-model-len`; None: 262,144, not enforced."""
     requests: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[dict[str, Any]] = field(default_factory=list)
+    """Requests refused for not fitting the window, with their counts."""
+    prompt_counts: list[int] = field(default_factory=list)
+    """The exact prompt size of each request answered, when keeping a window."""
+    _counter: PromptCounter | None = None
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -85,6 +97,26 @@ class ScriptedModelServer:
 
     # -- answering ---------------------------------------------------------------
 
+    def too_long(self, body: dict[str, Any]) -> str | None:
+        """vLLM's refusal of a request that does not fit the window, or None."""
+        if self.max_model_len is None:
+            return None
+        with self._lock:
+            if self._counter is None:
+                self._counter = PromptCounter()
+            prompt = self._counter.count(body.get("messages") or [], body.get("tools") or [])
+        asked = int(body.get("max_tokens") or 0)
+        if prompt + asked <= self.max_model_len:
+            with self._lock:
+                self.prompt_counts.append(prompt)
+            return None
+        self.refused.append({"prompt_tokens": prompt, "max_tokens": asked})
+        return (
+            f"This model's maximum context length is {self.max_model_len} tokens. However, "
+            f"you requested {prompt + asked} tokens ({prompt} in the messages, {asked} in "
+            "the completion). Please reduce the length of the messages or completion."
+        )
+
     def next_step(
         self, body: dict[str, Any]
     ) -> tuple[int, dict[str, Any] | str, float, int | None]:
@@ -105,6 +137,10 @@ class ScriptedModelServer:
         completion_text = json.dumps(message)
         prompt_tokens = len(prompt) // CHARS_PER_TOKEN
         cached = (shared // CHARS_PER_TOKEN) // CACHE_BLOCK * CACHE_BLOCK
+        if self.max_model_len is not None and self.prompt_counts:
+            exact = self.prompt_counts[-1]
+            cached = min(exact, cached * exact // max(1, prompt_tokens)) // CACHE_BLOCK
+            cached, prompt_tokens = cached * CACHE_BLOCK, exact
         return (
             200,
             {
@@ -200,7 +236,13 @@ def _make_handler(server: ScriptedModelServer) -> type[BaseHTTPRequestHandler]:
                     200,
                     {
                         "object": "list",
-                        "data": [{"id": server.model, "object": "model", "max_model_len": 262_144}],
+                        "data": [
+                            {
+                                "id": server.model,
+                                "object": "model",
+                                "max_model_len": server.max_model_len or 262_144,
+                            }
+                        ],
                     },
                 )
             else:
@@ -220,6 +262,10 @@ def _make_handler(server: ScriptedModelServer) -> type[BaseHTTPRequestHandler]:
             problem = _valid_request(body)
             if problem:
                 self._send(400, {"error": {"message": problem, "type": "BadRequestError"}})
+                return
+            refusal = server.too_long(body)
+            if refusal:
+                self._send(400, {"error": {"message": refusal, "type": "BadRequestError"}})
                 return
             status, payload, delay, cut = server.next_step(body)
             if delay:

@@ -41,6 +41,7 @@ DONE = frozenset(
         "resolved",
         "unresolved",
         "unverified",
+        "context_full",
         "error",
         "blocked",
         "refused",

@@ -67,6 +67,7 @@ def print_result(result: FixResult, as_json: bool) -> None:
         "resolved": "green",
         "unresolved": "yellow",
         "unverified": "yellow",
+        "context_full": "yellow",
         "error": "red",
         "nothing-to-do": "green",
     }[result.status]

@@ -43,10 +43,16 @@ def unresolved_text(result: FixResult, job: Job) -> str:
         tests = (
             f"\n\nThe tests still fail ({after.summary}):\n\n```\n{tail(after.output_tail)}\n```"
         )
+    hint = "A clearer issue text, or `@qwenfix fix <hints>`, can help."
+    if result.status == "context_full":
+        hint = (
+            "The conversation outgrew the model's context window: a narrower issue, "
+            "`@qwenfix fix <hints>` naming the files, or a server with a larger "
+            "`--max-model-len` can help."
+        )
     return (
         f"🤔 qwenfix could not make the tests pass for this issue (job {job.id}): "
-        f"{result.reason}.{tried}{files}{tests}\n\n{NO_PULL} A clearer "
-        f"issue text, or `@qwenfix fix <hints>`, can help."
+        f"{result.reason}.{tried}{files}{tests}\n\n{NO_PULL} {hint}"
     )
 
 
@@ -163,7 +169,7 @@ def run(ctx: JobContext) -> Outcome:
                 )
             ctx.tell(number, text)
             return Outcome(JobStatus.UNVERIFIED, result.reason)
-        if result.status == "unresolved":
+        if result.status in ("unresolved", "context_full"):
             text = unresolved_text(result, job)
             if (config.on_unresolved or ctx.settings.on_unresolved) == "draft_pr" and result.diff:
                 text = text.replace(
@@ -171,7 +177,7 @@ def run(ctx: JobContext) -> Outcome:
                     draft(ctx, checkout, result, text, config=config, base=info.default_branch),
                 )
             ctx.tell(number, text)
-            return Outcome(JobStatus.UNRESOLVED, result.reason)
+            return Outcome(JobStatus(result.status), result.reason)
         try:
             done = publish(
                 ctx,

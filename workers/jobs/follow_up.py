@@ -42,7 +42,9 @@ def follow_up(
         )
         if result.status != "resolved" or result.branch is None:
             return FollowUp(
-                status=JobStatus.UNRESOLVED if result.status == "unresolved" else JobStatus.ERROR,
+                status=JobStatus(result.status)
+                if result.status in ("unresolved", "context_full")
+                else JobStatus.ERROR,
                 reason=result.reason,
                 result=result,
             )

@@ -12,14 +12,17 @@ The model writes calls as::
 
 vLLM's `qwen3_coder` parser turns this into OpenAI `tool_calls`; when a server runs
 without it (or misses one), the text reaches us raw and is parsed here. Values are raw
-text typed by the tool's JSON schema. The parser is lenient about missing closing tags,
-because a model cut off by `max_tokens` leaves them out.
+text typed by the tool's JSON schema. It reads what vLLM 0.32.0's parser reads
+(tests/vllm/test_parser_parity.py holds the two side by side), except where vLLM loses
+what the model meant: a value may hold the format's tags as text, Python literals and
+`None` are read, and a value cut off by `max_tokens`, its close tag missing, is kept.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -27,10 +30,32 @@ from typing import Any
 from pydantic import BaseModel
 
 _CALL_START = re.compile(r"<tool_call>|<function=")
-_FUNCTION = re.compile(r"<function=([^>\n]*)>")
+# A name runs to `>`; `<function=x</function>` (no `>`) still names a call, as in vLLM.
+_FUNCTION = re.compile(r"<function=([^>]*?)(?:>|(?=</function>))")
 _PARAMETER = re.compile(r"<parameter=([^>\n]*)>")
+# A close tag counts where what follows it is the format's next tag, so a value may hold
+# `</function>` or `</tool_call>` text (a file about tool calls); vLLM stops at the first.
+_PROPER_FUNCTION_END = re.compile(
+    r"</function>(?=\s*(?:</tool_call>|<tool_call>|<function=|\Z))"
+    r"|</tool_call>(?=\s*(?:<tool_call>|<function=|\Z))"
+)
 _FUNCTION_END = re.compile(r"</function>|</tool_call>")
-_VALUE_END = re.compile(r"</parameter>|<parameter=|</function>|</tool_call>")
+_VALUE_TAG = re.compile(r"</parameter>|<parameter=([^>\n]*)>")
+_PROPER_VALUE_END = re.compile(r"\s*(?:<parameter=|\Z)")
+
+# vLLM's spellings of JSON Schema types (tool_parsers/utils.py `_TYPE_ALIASES`).
+_ALIASES = {
+    **dict.fromkeys(("str", "text", "varchar", "char", "enum"), "string"),
+    **dict.fromkeys(
+        ("int", "int32", "int64", "uint", "uint32", "uint64", "long", "short", "unsigned"),
+        "integer",
+    ),
+    **dict.fromkeys(("float", "float32", "float64", "double"), "number"),
+    "bool": "boolean",
+    "dict": "object",
+    **dict.fromkeys(("arr", "list", "sequence"), "array"),
+}
+_ENUM_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"))
 
 
 class ParsedCall(BaseModel):
@@ -49,34 +74,59 @@ def _schema_types(tools: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, set
     for tool in tools:
         fn = tool.get("function", tool)
         props = (fn.get("parameters") or {}).get("properties") or {}
-        params: dict[str, set[str]] = {}
-        for pname, pschema in props.items():
-            params[pname] = _types_of(pschema)
-        out[str(fn.get("name"))] = params
+        out[str(fn.get("name"))] = {p: _types_of(s) for p, s in props.items()}
     return out
 
 
-def _types_of(schema: Mapping[str, Any]) -> set[str]:
+def _types_of(schema: Any) -> set[str]:
+    """Every type `schema` admits, as vLLM's `extract_types_from_schema` reads it."""
+    if not isinstance(schema, Mapping):
+        return {"string"}
     kind = schema.get("type")
-    if isinstance(kind, str):
-        return {kind}
-    if isinstance(kind, list):
-        return {str(k) for k in kind}
-    found: set[str] = set()
-    for key in ("anyOf", "oneOf"):
+    found = {kind} if isinstance(kind, str) else {k for k in kind or () if isinstance(k, str)}
+    for value in schema.get("enum") or ():
+        found.add(_enum_type(value))
+    for key in ("anyOf", "oneOf", "allOf"):
         for sub in schema.get(key) or []:
             found |= _types_of(sub)
-    return found or {"string"}
+    return {_ALIASES.get(t.strip().lower(), t.strip().lower()) for t in found} or {"string"}
+
+
+def _enum_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, list | dict):
+        return "array" if isinstance(value, list) else "object"
+    return next((name for kind, name in _ENUM_TYPES if isinstance(value, kind)), "string")
+
+
+def _finite(value: Any) -> bool:
+    """json.loads reads 1e999 as inf, which JSON cannot carry back out."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
+
+
+def _json(text: str) -> tuple[bool, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return False, None
+    return _finite(value), value
 
 
 def _convert(value: str, types: set[str]) -> Any:
-    if "string" in types:
-        return value
+    """vLLM's `coerce_to_schema_type`: the first type, in the order null, integer, number,
+    boolean, object, array, string, that reads the text (so `["string", "integer"]` reads
+    "7" as 7, as vLLM does); text no type reads stays text for the tool's validation."""
     text = value.strip()
+    # `None` as well as vLLM's `null`: Qwen writes Python as often as JSON.
     if "null" in types and text.lower() in ("null", "none"):
         return None
-    if "boolean" in types and text.lower() in ("true", "false"):
-        return text.lower() == "true"
     if "integer" in types:
         try:
             return int(text)
@@ -85,22 +135,28 @@ def _convert(value: str, types: set[str]) -> Any:
     if "number" in types:
         try:
             number = float(text)
-            return int(number) if number.is_integer() and "." not in text else number
         except ValueError:
-            pass
+            number = math.nan
+        if math.isfinite(number):  # vLLM: an integral number is an int ("5.0" -> 5)
+            return int(number) if number.is_integer() else number
+    if "boolean" in types and text.lower() in ("true", "1", "false", "0"):
+        return text.lower() in ("true", "1")
     if types & {"object", "array"}:
-        try:
-            return json.loads(text)
-        except ValueError:
-            pass
-        # vLLM's parser also reads Python literals ({'a': 1}, [True, None]): models write them.
+        ok, parsed = _json(text)
+        if ok:
+            return parsed
+        # Beyond vLLM, which leaves these as text: Python literals ({'a': 1}, [True, None]),
+        # because models write them and the tool would only refuse the text.
         try:
             literal = ast.literal_eval(text)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
+        except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
             literal = None
-        if isinstance(literal, dict | list):
+        if isinstance(literal, dict | list) and _finite(literal):
             return literal
-    return value  # left as text; the tool's own validation explains what is wrong
+    if "string" in types:
+        return value
+    ok, parsed = _json(text)  # a type vLLM does not know: JSON if it is JSON, as there
+    return parsed if ok else value
 
 
 def _strip_one_newline(value: str) -> str:
@@ -115,6 +171,7 @@ def parse_tool_calls(text: str, tools: list[dict[str, Any]]) -> ParsedCalls:
     """Split model text into the prose before the first call and the calls themselves.
 
     Calls to functions that are not among `tools` are kept, for the toolbox to refuse.
+    Text between and after calls is dropped, as vLLM drops it.
     """
     first = _CALL_START.search(text)
     head = text if first is None else text[: first.start()]
@@ -126,9 +183,9 @@ def parse_tool_calls(text: str, tools: list[dict[str, Any]]) -> ParsedCalls:
     calls: list[ParsedCall] = []
     position = first.start()
     while (match := _FUNCTION.search(text, position)) is not None:
-        # A function runs to its `</function>` (or the call's end), as vLLM's parser reads
-        # it: a value may then hold `<function=` itself (a file about tool calls).
-        close = _FUNCTION_END.search(text, match.end())
+        close = _PROPER_FUNCTION_END.search(text, match.end()) or _FUNCTION_END.search(
+            text, match.end()
+        )
         body = text[match.end() : close.start() if close else len(text)]
         position = close.end() if close else len(text)
         name = match.group(1).strip()
@@ -140,30 +197,41 @@ def parse_tool_calls(text: str, tools: list[dict[str, Any]]) -> ParsedCalls:
 
 
 def _arguments(body: str, params: dict[str, set[str]]) -> dict[str, Any]:
-    """The parameters of one function's body, in order. A `<parameter=x>` inside a value
-    starts the next parameter only when `x` is one of the function's parameters (as
-    vLLM's parser reads it): code that writes tool-call templates stays one value."""
+    """The parameters of one function's body, in order; a repeated one keeps its last
+    value, and text outside parameters is ignored, as in vLLM."""
     arguments: dict[str, Any] = {}
     position = 0
     while (pmatch := _PARAMETER.search(body, position)) is not None:
         pname = pmatch.group(1).strip()
-        stop = _value_end(body, pmatch.end(), params)
-        raw = body[pmatch.end() : stop.start() if stop else len(body)]
-        arguments[pname] = _convert(_strip_one_newline(raw), params.get(pname, {"string"}))
-        if stop is None:
-            break
-        position = stop.end() if stop.group(0) == "</parameter>" else stop.start()
+        stop, position = _value_end(body, pmatch.end(), params)
+        raw = _strip_one_newline(body[pmatch.end() : stop])
+        arguments[pname] = _convert(raw, params.get(pname, {"string"}))
     return arguments
 
 
-def _value_end(body: str, start: int, params: dict[str, set[str]]) -> re.Match[str] | None:
-    position = start
-    while (stop := _VALUE_END.search(body, position)) is not None:
-        inner = _PARAMETER.match(body, stop.start())
-        if inner is None or not params or inner.group(1).strip() in params:
-            return stop
-        position = stop.end()
-    return None
+def _value_end(body: str, start: int, params: dict[str, set[str]]) -> tuple[int, int]:
+    """Where the value from `start` ends, and where the next parameter may begin.
+
+    A value ends at a `</parameter>` followed by the next `<parameter=` or the function's
+    end, or (its close tag missing) at a `<parameter=x>` whose x is the function's and
+    whose own value closes that way. So a value may hold these tags as text (code that
+    writes tool-call templates). Failing both, vLLM's reading: the first of either."""
+    fallback: tuple[int, int] | None = None
+    for tag in _VALUE_TAG.finditer(body, start):
+        if tag.group(1) is None:  # </parameter>
+            if _PROPER_VALUE_END.match(body, tag.end()):
+                return tag.start(), tag.end()
+            fallback = fallback or (tag.start(), tag.end())
+        elif not params or tag.group(1).strip() in params:
+            if _opens_properly(body, tag.end()):
+                return tag.start(), tag.start()
+            fallback = fallback or (tag.start(), tag.start())
+    return fallback or (len(body), len(body))
+
+
+def _opens_properly(body: str, start: int) -> bool:
+    close = body.find("</parameter>", start)
+    return close < 0 or _PROPER_VALUE_END.match(body, close + len("</parameter>")) is not None
 
 
 def _render_value(value: Any) -> str:
