@@ -60,8 +60,10 @@ def settings(tmp_path: Path) -> WorkerSettings:
 def scripted_model() -> Iterator[Any]:
     servers: list[ScriptedModelServer] = []
 
-    def start(steps: list[dict[str, Any]], mode: str = "openai") -> ScriptedModelServer:
-        server = ScriptedModelServer({"mode": mode, "steps": steps}).start()
+    def start(
+        steps: list[dict[str, Any]], mode: str = "openai", **options: Any
+    ) -> ScriptedModelServer:
+        server = ScriptedModelServer({"mode": mode, "steps": steps}, **options).start()
         servers.append(server)
         return server
 

@@ -65,7 +65,7 @@ def test_an_observation_too_big_for_the_room_keeps_its_head_and_tail(
     counter: PromptCounter,
 ) -> None:
     prompt = counter.count(FIRST, [])
-    kept = window(counter, prompt + 32 + 1024 + 600, max_output=1024, margin=32)
+    kept = window(counter, prompt + 32 + 1024 + 4 * 1200, max_output=1024, margin=32)
     small, big = kept.fit(FIRST, [], ["exit 0", BIG])
     assert small == "exit 0"
     assert big.startswith("line 0:") and big.rstrip().splitlines()[-1].startswith("line 399:")
@@ -110,9 +110,11 @@ def test_every_request_fits_and_a_full_conversation_ends_context_full(
     for sent, max_tokens in zip(model.requests, model.max_tokens, strict=True):
         assert max_tokens is not None and max_tokens >= 512
         assert counter.count(sent, tools) + max_tokens <= 9000
-    # The first output had most of the room; the later ones got what was left, their gist.
+    # Each output took a quarter of the room left, so each later one got less, down to
+    # the gist every output keeps.
     outputs = [m["content"] for m in model.requests[-1] if m["role"] == "tool"]
-    assert counter.count_text(outputs[0]) > 4000
+    sizes = [counter.count_text(o) for o in outputs]
+    assert sizes[0] > 1000 and sizes == sorted(sizes, reverse=True)
     assert "line 399:" in outputs[0] and "line 0:" in outputs[0]
     assert "cut here to fit" in outputs[-1]
     assert 150 < counter.count_text(outputs[-1]) < 260

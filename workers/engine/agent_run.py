@@ -127,8 +127,10 @@ class AgentRun:
         told = self.settings.llm_context_tokens
         served = self.model.context_window()
         limit = min(told, served) if served else told
-        min_output = min(self.settings.llm_min_output_tokens, limit // 8)
-        max_output = max(min_output, min(self.settings.llm_max_tokens, limit // 4))
+        # A reply may take a sixteenth of the window (8,192 of 262,144), so that in a small
+        # window the reserve still holds a conversation, and an account after a restart.
+        min_output = min(self.settings.llm_min_output_tokens, limit // 32)
+        max_output = max(min_output, min(self.settings.llm_max_tokens, limit // 16))
         return WindowSize(limit=limit, max_output=max_output, min_output=min_output)
 
     def agent(self, window: ContextWindow) -> Agent:

@@ -30,7 +30,9 @@ def _brief(name: str, arguments: Any, limit: int = 120) -> str:
     if not isinstance(arguments, dict):
         return name
     shown = " ".join(
-        f"{k}={str(v)[:60]!r}" for k, v in arguments.items() if k not in ("content", "new_str")
+        f"{k}={v[:60]!r}" if isinstance(v, str) else f"{k}={v!r}"
+        for k, v in arguments.items()
+        if k not in ("content", "new_str")
     )
     text = f"{name} {shown}".strip()
     return text if len(text) <= limit else text[:limit] + "…"

@@ -20,6 +20,8 @@ CUT_NOTE = (
 )
 OBSERVATION_FLOOR = 200
 """Tokens an observation keeps however full the window: an error's gist."""
+OBSERVATION_SHARE = 4
+"""A turn's outputs take at most 1/OBSERVATION_SHARE of the room the window has left."""
 MESSAGE_OVERHEAD = 12
 """Tokens a tool result adds around its text (role markers, response tags)."""
 
@@ -85,7 +87,9 @@ class ContextWindow:
         prompt = self.prompt_tokens(messages, tools)
         spare = self.size.limit - prompt - self.size.max_output
         spare -= MESSAGE_OVERHEAD * len(observations)
-        share = max(OBSERVATION_FLOOR, spare // max(1, len(observations)))
+        # A turn's observations take at most a quarter of the room left, so the window
+        # fills gradually (each later output gets less) instead of in one long output.
+        share = max(OBSERVATION_FLOOR, spare // (OBSERVATION_SHARE * max(1, len(observations))))
         fitted = []
         for text in observations:
             size = self.counter.count_text(text)
