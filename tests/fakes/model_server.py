@@ -259,13 +259,9 @@ def _make_handler(server: ScriptedModelServer) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 self._send(400, {"error": {"message": "invalid JSON"}})
                 return
-            problem = _valid_request(body)
+            problem = _valid_request(body) or server.too_long(body)
             if problem:
                 self._send(400, {"error": {"message": problem, "type": "BadRequestError"}})
-                return
-            refusal = server.too_long(body)
-            if refusal:
-                self._send(400, {"error": {"message": refusal, "type": "BadRequestError"}})
                 return
             status, payload, delay, cut = server.next_step(body)
             if delay:
