@@ -97,6 +97,17 @@ class ScriptedModelServer:
 
     # -- answering ---------------------------------------------------------------
 
+    def parser_off(self, body: dict[str, Any]) -> str | None:
+        """vLLM's refusal of a forced tool choice when served without a tool parser (the
+        "raw" mode), or None."""
+        choice = body.get("tool_choice")
+        if self.script.get("mode") != "raw" or choice in (None, "auto", "none"):
+            return None
+        return (
+            f"tool_choice {json.dumps(choice)} requires --enable-auto-tool-choice and "
+            "--tool-call-parser to be set"
+        )
+
     def too_long(self, body: dict[str, Any]) -> str | None:
         """vLLM's refusal of a request that does not fit the window, or None."""
         if self.max_model_len is None:
@@ -259,7 +270,7 @@ def _make_handler(server: ScriptedModelServer) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 self._send(400, {"error": {"message": "invalid JSON"}})
                 return
-            problem = _valid_request(body) or server.too_long(body)
+            problem = _valid_request(body) or server.parser_off(body) or server.too_long(body)
             if problem:
                 self._send(400, {"error": {"message": problem, "type": "BadRequestError"}})
                 return

@@ -18,13 +18,13 @@ PROBE_TOOL = {
     "function": {
         "name": "qwenfix_probe",
         "description": "Report that tools work.",
-        "parameters": {
-            "type": "object",
-            "properties": {"ok": {"type": "boolean"}},
-            "required": ["ok"],
-        },
+        "parameters": {"type": "object", "properties": {}},
     },
 }
+# Named, so that the server's guided decoding makes the call whatever the weights (a test
+# server with random weights, a model that would rather talk): the check is of the
+# protocol and the parser, not of the model's judgement.
+PROBE_CHOICE = {"type": "function", "function": {"name": "qwenfix_probe"}}
 SERVE_FLAGS = "--enable-auto-tool-choice --tool-call-parser qwen3_coder"
 
 
@@ -166,15 +166,17 @@ def check_model(settings: WorkerSettings) -> str:
                     "max_tokens": 200,
                     "temperature": 0,
                     "tools": [PROBE_TOOL],
-                    "tool_choice": "auto",
-                    "messages": [
-                        {
-                            "role": "user",
-                            "content": "Call the qwenfix_probe tool with ok=true. Do nothing else.",
-                        }
-                    ],
+                    "tool_choice": PROBE_CHOICE,
+                    "messages": [{"role": "user", "content": "Call the qwenfix_probe tool."}],
                 },
             )
+            if 400 <= answer.status_code < 500:
+                # vLLM refuses a named tool choice when served without a tool parser.
+                raise Failed(
+                    "the server refused a forced tool call: its qwen3_coder parser is off "
+                    f"(HTTP {answer.status_code}: {answer.text[:200]})",
+                    f"restart vLLM with {SERVE_FLAGS}",
+                )
             answer.raise_for_status()
     except httpx.HTTPError as exc:
         raise Failed(
@@ -183,8 +185,13 @@ def check_model(settings: WorkerSettings) -> str:
             "deploy/compose.yaml) or set QWENFIX_LLM_BASE_URL",
         ) from exc
     message = (answer.json().get("choices") or [{}])[0].get("message") or {}
-    if message.get("tool_calls"):
-        return f"{settings.llm_model}, window {window}, tool calls parsed by the server"
+    names = [(c.get("function") or {}).get("name") for c in message.get("tool_calls") or []]
+    if "qwenfix_probe" in names:
+        return (
+            f"{settings.llm_model}, window {window}, tool calls parsed by the server "
+            "(a forced call: this tells the protocol and the parser work, not how well "
+            "the model chooses)"
+        )
     if "<tool_call>" in str(message.get("content") or ""):
         raise Failed(
             "the server answers tool calls as text: its qwen3_coder parser is off",
