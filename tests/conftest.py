@@ -105,6 +105,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     the Docker engine go last: nothing else is using it then."""
     for item in items:
         folder = Path(str(item.path)).parent.name
-        if folder in ("unit", "integration"):
+        if folder in ("unit", "integration", "vllm"):
             item.add_marker(folder)
     items.sort(key=lambda item: item.get_closest_marker("engine_restart") is not None)

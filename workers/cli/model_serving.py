@@ -14,6 +14,18 @@ SMALL = "Qwen/Qwen3-Coder-30B-A3B-Instruct"
 LARGE_FP8 = "Qwen/Qwen3-Coder-480B-A35B-Instruct-FP8"
 
 
+QWENFIX_FLAGS = [
+    # qwenfix needs tool calls parsed server-side, cached-token counts in the usage, and
+    # the prefix cache (every turn resends the whole conversation).
+    "--enable-auto-tool-choice",
+    "--tool-call-parser",
+    "qwen3_coder",
+    "--enable-prompt-tokens-details",
+    "--enable-prefix-caching",
+]
+PARSER_FLAGS = QWENFIX_FLAGS[:3]
+
+
 class ServingError(ValueError):
     """This model cannot be served like that; the message says what would work."""
 
@@ -65,13 +77,7 @@ def vllm_command(
         served_name or model,
         "--max-model-len",
         str(max_context),
-        # qwenfix needs tool calls parsed server-side, cached-token counts in the usage,
-        # and the prefix cache (every turn resends the whole conversation).
-        "--enable-auto-tool-choice",
-        "--tool-call-parser",
-        "qwen3_coder",
-        "--enable-prompt-tokens-details",
-        "--enable-prefix-caching",
+        *QWENFIX_FLAGS,
         "--gpu-memory-utilization",
         "0.92",
     ]
@@ -103,3 +109,41 @@ def vllm_command(
         ]
         env["VLLM_ALLOW_LONG_MAX_MODEL_LEN"] = "1"
     return ServeCommand(argv=argv, env=env)
+
+
+def cpu_command(
+    model_dir: str,
+    *,
+    python: str,
+    port: int,
+    max_context: int = 8192,
+    served_name: str = "tiny",
+    parser: bool = True,
+    chat_template: str | None = None,
+    kv_cache_gb: int = 1,
+) -> ServeCommand:
+    """vLLM's CPU build serving a local model directory with random weights (`--load-format
+    dummy`): the test server of `make test-vllm`, with production's flags (the parser's
+    left out when `parser` is false, to check what qwenfix says of such a server)."""
+    flags = QWENFIX_FLAGS if parser else [f for f in QWENFIX_FLAGS if f not in PARSER_FLAGS]
+    argv = [
+        python,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        model_dir,
+        "--served-model-name",
+        served_name,
+        "--load-format",
+        "dummy",
+        "--max-model-len",
+        str(max_context),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *flags,
+    ]
+    if chat_template:
+        argv += ["--chat-template", chat_template]
+    return ServeCommand(argv=argv, env={"VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gb)})
