@@ -1,6 +1,6 @@
 # The two commands of the quick start: `make demo` and `make test`.
 .PHONY: demo test test-fast lint bootstrap services image clean-sandboxes bench bench-pack bench-webhook \
-	screenshots image-check
+	screenshots image-check test-vllm
 
 VENV := .venv/bin
 
@@ -34,6 +34,12 @@ test: test-services
 # The agent loop's behaviours alone, in-process (no Docker, Redis or network): seconds.
 test-fast: bootstrap
 	$(VENV)/pytest -q tests/unit
+
+# Against a real vLLM server: its CPU build (a cached 3.4 GB venv, about 3 minutes the
+# first time) serving a tiny random-weight Qwen3-MoE model. About 5 minutes on 2 cores.
+test-vllm: test-services
+	@bash scripts/ensure-vllm.sh >/dev/null
+	QWENFIX_REQUIRE_VLLM=1 $(VENV)/pytest -q tests/vllm
 
 # The dashboard's pages as docs/screenshots/*.png, taken by the browser test.
 screenshots: test-services

@@ -1,28 +1,44 @@
 """A real vLLM server (its CPU build) serving the tiny Qwen3-MoE model, for `make
 test-vllm`. The venv comes from scripts/ensure-vllm.sh (cached outside the checkout); the
-command line from `workers.cli.model_serving.cpu_command`, with production's flags. One
-server runs at a time: two cores cannot serve two."""
+command line from `workers.cli.model_serving.cpu_command`, with production's flags.
+
+Two servers: `vllm_server` (qwenfix's flags) and `vllm_server_no_parser` (without the
+tool parser's), each started on a free port when a test first asks for it. The tests that
+want the second run last, and the first is stopped before it starts unless the machine has
+the memory for both (each takes about 3.5 GB): so at most one server starts while another
+is busy, and the parser-on one starts once.
+
+Random weights almost never call a tool of their own accord: `ForcingModel`, the
+project's client with `tool_choice` naming a tool, makes every answer a call."""
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.vllm.tiny_model import build
 from workers.cli.model_serving import cpu_command
+from workers.engine.llm.client import OpenAICompatibleModel
+from workers.engine.llm.types import Message, ToolSchema
 
 ROOT = Path(__file__).parents[2]
 STARTUP_S = 300
 WINDOW = 8192
+BOTH_SERVERS_MB = 8 * 1024
+"""Memory available (MemAvailable) at or above which a second server starts beside the
+first instead of replacing it."""
 
 
 @pytest.fixture(scope="session")
