@@ -135,3 +135,19 @@ def test_each_broken_part_says_what_to_do(
         check = by_name(short)["model"]
     assert "window is 262144 tokens; qwenfix is set to fill 1048576" in check.detail
     assert "QWENFIX_LLM_CONTEXT_TOKENS=262144" in check.fix
+
+
+def test_a_refusal_that_is_not_the_parsers_is_not_blamed_on_it(
+    machine: tuple[WorkerSettings, FakeGitHub],
+) -> None:
+    settings, _ = machine
+    # A window too small for the probe itself: refused, but not for want of a parser.
+    with ScriptedModelServer({"steps": PROBE}, max_model_len=300) as model:
+        tiny = settings.model_copy(update={"llm_base_url": model.base_url})
+        tiny.llm_context_tokens = 300
+        check = by_name(tiny)["model"]
+    assert not check.ok
+    assert check.detail.startswith("the server refused the probe request (HTTP 400: ")
+    assert "maximum context length is 300 tokens" in check.detail
+    assert "parser is off" not in check.detail
+    assert "--enable-auto-tool-choice --tool-call-parser qwen3_coder" in check.fix

@@ -10,9 +10,10 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -157,3 +158,20 @@ def vllm_server(vllm_servers: Servers) -> VllmServer:
 def vllm_server_no_parser(vllm_servers: Servers) -> VllmServer:
     """The same server without `--enable-auto-tool-choice --tool-call-parser`."""
     return vllm_servers.get(parser=False)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests wanting the parser-off server run last: each server then starts once
+    (`Servers.get` stops one to start the other)."""
+    items.sort(key=lambda item: "vllm_server_no_parser" in getattr(item, "fixturenames", ()))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, Any, None]:
+    """A failing test shows the end of the log of each vLLM server it used."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, VllmServer) and value.log.exists():
+                report.sections.append((f"vLLM log {value.log}", _tail(value.log, 80)))

@@ -170,8 +170,16 @@ def check_model(settings: WorkerSettings) -> str:
                     "messages": [{"role": "user", "content": "Call the qwenfix_probe tool."}],
                 },
             )
-            if 400 <= answer.status_code < 500:
-                # vLLM refuses a named tool choice when served without a tool parser.
+            refused = 400 <= answer.status_code < 500
+            if refused and "parser" not in answer.text.lower():
+                raise Failed(
+                    f"the server refused the probe request (HTTP {answer.status_code}: "
+                    f"{answer.text[:200]})",
+                    f"check that it is vLLM serving a Qwen3-Coder model with {SERVE_FLAGS}",
+                )
+            if refused:
+                # vLLM refuses a named tool choice when served without a tool parser
+                # ("... requires --tool-call-parser to be set").
                 raise Failed(
                     "the server refused a forced tool call: its qwen3_coder parser is off "
                     f"(HTTP {answer.status_code}: {answer.text[:200]})",
