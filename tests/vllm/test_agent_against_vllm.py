@@ -1,10 +1,8 @@
 """qwenfix against a real vLLM server (CPU build, tiny random-weight Qwen3-MoE, the
 qwen3_coder parser and prefix caching on, an 8,192-token window).
 
-Random weights almost never call a tool of their own accord, so the client here names the
-tool of every request (`tool_choice`): vLLM's guided decoding then makes a valid call,
-which the agent runs in the sandbox and answers, and the conversation goes back to the
-server with it. What the model decides means nothing; every byte of the protocol is real.
+Random weights almost never call a tool of their own accord, so the client names the tool
+of every request (tests/vllm/forcing.py).
 """
 
 from __future__ import annotations
@@ -15,34 +13,17 @@ from typing import Any
 from sandbox.docker_backend import DockerBackend
 from tests.helpers import BUGGY_REPO, ISSUE, make_repo
 from tests.vllm.conftest import WINDOW, VllmServer
+from tests.vllm.forcing import forcing_model
 from workers.engine.agent.trajectory import read_trajectory
 from workers.engine.fix import FixRequest, FixResult, run_fix
-from workers.engine.llm.client import OpenAICompatibleModel
-from workers.engine.llm.types import Message, ToolSchema
 from workers.settings import WorkerSettings
-
-CLOSE = "522"
-"""Qwen3's token for `</`. vLLM 0.32 makes a named call through a structural tag in
-Qwen3-Coder's own format (`<tool_call>\n<function=run_tests>\n` …), which lets the
-random weights write whitespace up to `max_tokens` before `</function>`; a bias towards
-`</` (allowed only where the tag allows it) closes the call at once."""
-
-
-class NamingModel(OpenAICompatibleModel):
-    """Names `run_tests` in every request, so that random weights call it."""
-
-    def request_body(self, messages: list[Message], tools: list[ToolSchema]) -> dict[str, Any]:
-        body = super().request_body(messages, tools)
-        body["tool_choice"] = {"type": "function", "function": {"name": "run_tests"}}
-        body["logit_bias"] = {CLOSE: 100}
-        return body
 
 
 def fix_with(server: VllmServer, repo: Path, settings: WorkerSettings, backend: Any) -> FixResult:
     settings.llm_base_url, settings.llm_model = server.base_url, "tiny"
-    with NamingModel(
-        base_url=server.base_url, model="tiny", max_retries=0, backoff_s=0.01, timeout_s=120
-    ) as model:
+    # run_tests only: it takes no arguments, which is all a forced call from random
+    # weights carries, so every turn really runs the tests.
+    with forcing_model(server, rotation=("run_tests",)) as model:
         return run_fix(
             FixRequest(repo=repo, issue=ISSUE, issue_number=7),
             model=model,

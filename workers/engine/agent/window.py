@@ -57,13 +57,14 @@ class ContextWindow:
         self.last_count = 0
 
     def prompt_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> int:
-        return self.counter.count(messages, tools) + self.drift + self.size.margin
+        """The prompt's size as the server will see it, by our count (kept in `last_count`)
+        plus the drift and the margin."""
+        self.last_count = self.counter.count(messages, tools)
+        return self.last_count + self.drift + self.size.margin
 
     def budget(self, messages: Sequence[Message], tools: Sequence[ToolSchema]) -> int:
         """The reply's `max_tokens` for this request; ContextFull when too little is left."""
-        counted = self.counter.count(messages, tools)
-        self.last_count = counted
-        prompt = counted + self.drift + self.size.margin
+        prompt = self.prompt_tokens(messages, tools)
         room = self.size.limit - prompt
         if room < self.size.min_output:
             raise ContextFull(
