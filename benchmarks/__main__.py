@@ -6,10 +6,12 @@ as one table; the figures also go to benchmarks/results/latest.json.
 Sections: the webhook receiver under load (1 and 2 uvicorn workers) next to a bare
 endpoint; packing Django next to repomix and gitingest (downloaded on first use); the
 share of each model request that the server's prefix cache can reuse, next to a naive
-agent; sandbox start and per-command cost next to the Docker CLI; the harness's own time
-per agent turn; the verdict in a fresh sandbox next to the in-sandbox one it replaced, and a
-repository's second job from its setup snapshot next to its first. Needs Redis, Docker
-with the sandbox image, and wrk (`make bench` provides them).
+agent, and (when vLLM's CPU build is installed: `bash scripts/ensure-vllm.sh`) vLLM's own
+hit rate on the same requests replayed; sandbox start and per-command cost next to the
+Docker CLI; the harness's own time per agent turn; the verdict in a fresh sandbox next to
+the in-sandbox one it replaced, and a repository's second job from its setup snapshot next
+to its first. Needs Redis, Docker with the sandbox image, and wrk (`make bench` provides
+them).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ SECTIONS = ("webhook", "pack", "prefix", "sandbox", "harness", "verdict")
 class Table:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
+        self.notes: list[str] = []
 
     def add(
         self,
@@ -70,6 +73,8 @@ class Table:
                 f"{r['section']:<9} {r['name']:<46} {r['value']:>10,.2f} {r['unit']:<5}"
                 f" {r['anchor']:<34} {anchor_value:>14}  {ratio}"
             )
+        for note in self.notes:
+            print(f"note: {note}")
 
 
 def webhook(table: Table, quick: bool) -> dict[str, Any]:
@@ -136,10 +141,11 @@ def pack(table: Table, quick: bool) -> dict[str, Any]:
     return result
 
 
-def agent_run(table: Table, sections: set[str]) -> dict[str, Any]:
-    from benchmarks.agent_run import run
+def agent_run(table: Table, sections: set[str], server: bool) -> dict[str, Any]:
+    from benchmarks.agent_run import record
 
-    result = run()
+    recorded = record()
+    result: dict[str, Any] = dict(recorded.figures)
     if "prefix" in sections:
         table.add(
             "prefix",
@@ -149,6 +155,8 @@ def agent_run(table: Table, sections: set[str]) -> dict[str, Any]:
             "naive agent re-packing every turn",
             100 * result["naive_prefix_reuse"],
         )
+        if server:
+            result["vllm"] = vllm_prefix(table, recorded.requests, result["prefix_reuse"])
     if "harness" in sections:
         table.add(
             "harness",
@@ -160,6 +168,42 @@ def agent_run(table: Table, sections: set[str]) -> dict[str, Any]:
             better="lower",
         )
     return result
+
+
+def vllm_prefix(table: Table, requests: list[dict[str, Any]], computed: float) -> dict[str, Any]:
+    """The same requests replayed to vLLM's CPU build, when its venv is here."""
+    from benchmarks.vllm_prefix import Unavailable, replay
+
+    try:
+        replayed = replay(requests)
+    except Unavailable as error:
+        table.notes.append(f"prefix: no vLLM row ({error.reason.splitlines()[0]})")
+        return {"skipped": error.reason}
+    table.add(
+        "prefix",
+        "vLLM's prefix-cache hits, same requests replayed",
+        100 * replayed.hit_rate,
+        "%",
+        "computed reusable share (row above)",
+        100 * computed,
+    )
+    table.add(
+        "prefix",
+        "the same, after the first request",
+        100 * replayed.hit_rate_after_first,
+        "%",
+        "computed reusable share (row above)",
+        100 * computed,
+    )
+    return {
+        "hit_rate": replayed.hit_rate,
+        "hit_rate_after_first": replayed.hit_rate_after_first,
+        "hits": replayed.hits,
+        "queries": replayed.queries,
+        "first_prompt_tokens": replayed.first_prompt_tokens,
+        "requests": replayed.requests,
+        "replay_s": replayed.wall_s,
+    }
 
 
 def sandbox(table: Table, quick: bool) -> dict[str, Any]:
@@ -227,6 +271,11 @@ def main() -> None:
     )
     parser.add_argument("--only", default=",".join(SECTIONS))
     parser.add_argument("--quick", action="store_true", help="fewer and shorter runs")
+    parser.add_argument(
+        "--no-vllm",
+        action="store_true",
+        help="leave out the prefix row from a real vLLM server (on when its venv is here)",
+    )
     args = parser.parse_args()
     sections = set(args.only.split(","))
     unknown = sections - set(SECTIONS)
@@ -238,7 +287,7 @@ def main() -> None:
     if "pack" in sections:
         raw["pack"] = pack(table, args.quick)
     if sections & {"prefix", "harness"}:
-        raw["agent_run"] = agent_run(table, sections)
+        raw["agent_run"] = agent_run(table, sections, server=not args.no_vllm)
     if "sandbox" in sections:
         raw["sandbox"] = sandbox(table, args.quick)
     if "verdict" in sections:

@@ -4,10 +4,13 @@ over HTTP, a generated 200-module repository):
 - harness overhead per turn: the run's wall time minus the model's time (each request's
   latency) minus the sandbox's (each tool's time), divided by the turns;
 - prefix-cache friendliness: the share of each request's prompt tokens that repeat the
-  previous request's prompt from the start (Qwen3's tokenizer; messages rendered as
-  Qwen's ChatML), averaged; next to a naive agent that, like retrieval-per-turn agents,
+  previous request's prompt from the start (Qwen3's tokenizer over the Qwen3-Coder prompt
+  format, `render_prompt`), averaged; next to a naive agent that, like retrieval-per-turn agents,
   re-packs the repository every turn for the task and the latest observation, within a
   budget a third of the repository's size, and puts it first (the anchor).
+
+`record` also keeps the request bodies, which `benchmarks/vllm_prefix.py` replays to a
+real vLLM server for its own hit rate.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,7 @@ from workers.engine.context.classify import ContextRules
 from workers.engine.context.tokens import TokenCounter
 from workers.engine.fix import FixRequest, run_fix
 from workers.engine.llm.client import OpenAICompatibleModel
+from workers.engine.llm.prompt_format import render_prompt
 from workers.settings import WorkerSettings
 
 TURNS = 30
@@ -81,18 +86,9 @@ def script() -> list[dict[str, Any]]:
     ]
 
 
-def chatml(request: dict[str, Any]) -> str:
-    tools = json.dumps(request.get("tools") or [], sort_keys=True)
-    parts = [f"<|im_start|>system\n# Tools\n{tools}<|im_end|>\n"]
-    for message in request["messages"]:
-        content = message.get("content") or ""
-        calls = (
-            json.dumps(message.get("tool_calls") or [], sort_keys=True)
-            if message.get("tool_calls")
-            else ""
-        )
-        parts.append(f"<|im_start|>{message['role']}\n{content}{calls}<|im_end|>\n")
-    return "".join(parts)
+def prompt_ids(counter: TokenCounter, request: dict[str, Any]) -> list[int]:
+    text = render_prompt(request["messages"], request.get("tools") or [])
+    return list(counter.tokenizer.encode(text, add_special_tokens=False).ids)
 
 
 def reuse(prompts: list[list[int]]) -> float:
@@ -108,7 +104,18 @@ def reuse(prompts: list[list[int]]) -> float:
     return statistics.mean(shares)
 
 
+@dataclass(frozen=True)
+class Recorded:
+    figures: dict[str, float]
+    requests: list[dict[str, Any]]
+    """Each request body the scripted server received, in order."""
+
+
 def run() -> dict[str, float]:
+    return record().figures
+
+
+def record() -> Recorded:
     work = Path(tempfile.mkdtemp(prefix="qwenfix-bench-agent-"))
     repo = make_repository(work / "repo")
     settings = WorkerSettings(
@@ -150,7 +157,7 @@ def run() -> dict[str, float]:
     overhead = (agent - model_s - tools_s - verify_s) / TURNS
 
     counter = TokenCounter()
-    ours = [counter.tokenizer.encode(chatml(r)).ids for r in requests]
+    ours = [prompt_ids(counter, r) for r in requests]
     base = subprocess.run(
         ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -173,10 +180,10 @@ def run() -> dict[str, float]:
             **request,
             "messages": [{"role": "system", "content": pack.text}, *request["messages"][2:]],
         }
-        naive.append(counter.tokenizer.encode(chatml(rest)).ids)
+        naive.append(prompt_ids(counter, rest))
         if i >= TURNS:
             break
-    return {
+    figures = {
         "turns": TURNS,
         "run_wall_s": wall,
         "agent_s": agent,
@@ -187,6 +194,7 @@ def run() -> dict[str, float]:
         "naive_prefix_reuse": reuse(naive),
         "first_prompt_tokens": len(ours[0]),
     }
+    return Recorded(figures=figures, requests=requests)
 
 
 if __name__ == "__main__":

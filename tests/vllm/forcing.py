@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.fakes.memory_sandbox import MemorySandbox
-from tests.vllm.conftest import VllmServer
+from tests.vllm.server import VllmServer
 from workers.engine.agent.loop import Agent, AgentResult, Limits, SubmitOutcome
 from workers.engine.agent.tools import Toolbox
 from workers.engine.agent.trajectory import Trajectory

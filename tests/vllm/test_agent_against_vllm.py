@@ -12,8 +12,9 @@ from typing import Any
 
 from sandbox.docker_backend import DockerBackend
 from tests.helpers import BUGGY_REPO, ISSUE, make_repo
-from tests.vllm.conftest import WINDOW, VllmServer
+from tests.vllm.conftest import WINDOW
 from tests.vllm.forcing import forcing_model
+from tests.vllm.server import VllmServer
 from workers.engine.agent.trajectory import read_trajectory
 from workers.engine.fix import FixRequest, FixResult, run_fix
 from workers.settings import WorkerSettings

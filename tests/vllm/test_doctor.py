@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.vllm.conftest import WINDOW, VllmServer
+from tests.vllm.conftest import WINDOW
+from tests.vllm.server import VllmServer
 
 pytestmark = pytest.mark.vllm
 

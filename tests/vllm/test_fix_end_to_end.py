@@ -19,8 +19,9 @@ import pytest
 
 from sandbox.docker_backend import LABEL, DockerBackend
 from tests.helpers import BUGGY_REPO, ISSUE, branches, git, make_repo
-from tests.vllm.conftest import WINDOW, VllmServer
+from tests.vllm.conftest import WINDOW
 from tests.vllm.forcing import ROTATION, forcing_model
+from tests.vllm.server import VllmServer
 from workers.cli.main import print_result
 from workers.engine.agent.trajectory import read_trajectory
 from workers.engine.fix import FixRequest, run_fix

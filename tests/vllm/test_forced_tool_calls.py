@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.vllm.conftest import VllmServer
 from tests.vllm.forcing import FIRST, ROTATION, run_forced_agent
+from tests.vllm.server import VllmServer
 from workers.engine.agent.trajectory import read_trajectory
 
 pytestmark = pytest.mark.vllm

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.vllm.conftest import VllmServer
 from tests.vllm.forcing import block_size, run_forced_agent
+from tests.vllm.server import VllmServer
 
 pytestmark = pytest.mark.vllm
 
