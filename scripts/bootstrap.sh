@@ -14,7 +14,7 @@ want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "installing qwenfix and its dependencies into .venv"
     .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-    .venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+    .venv/bin/python -m pip install -q -e '.[dev,eval]' 2>&1 | grep -v '^WARNING: Location' || true
     .venv/bin/python -c 'import workers, bot, sandbox, githubkit, tokenizers' \
         || { echo "installing Python dependencies failed" >&2; exit 1; }
     echo "$want" > "$stamp"

@@ -37,7 +37,7 @@ LOOK = {
             "name": "bash",
             "arguments": {
                 "command": "cat /opt/setup-ran; cat build/artifact; cat NEWS; "
-                "git log --oneline | wc -l"
+                "git log --oneline | wc -l; test -e OBSOLETE && echo stale || echo gone"
             },
         }
     ]
@@ -96,14 +96,16 @@ def test_a_second_job_skips_setup_and_a_changed_input_runs_it_again(
     cached: WorkerSettings,
     clean_snapshots: set[str],
 ) -> None:
-    repo = make_repo(tmp_path / "repo", {**REPO, "NEWS": "first\n"})
+    repo = make_repo(tmp_path / "repo", {**REPO, "NEWS": "first\n", "OBSOLETE": "old\n"})
     first, server = run(repo, scripted_model, backend, cached)
     assert "setup" in events(first) and "setup_reused" not in events(first)
     stamp = looked(server).split()[0]
     assert "build/" not in first.diff  # what setup left is never part of a change
     assert new_keyed(backend, clean_snapshots) == 1
 
+    assert looked(server).split()[4] == "stale"
     # A new commit that leaves setup's inputs alone: the snapshot, not setup.
+    git(repo, "rm", "-q", "OBSOLETE")
     commit(repo, "NEWS", "second\n")
     second, server = run(repo, scripted_model, backend, cached)
     assert "setup" not in events(second) and "setup_reused" in events(second)
@@ -111,6 +113,7 @@ def test_a_second_job_skips_setup_and_a_changed_input_runs_it_again(
     assert seen[0] == stamp  # setup's own output, from the snapshot
     assert seen[1:3] == ["built", "second"]  # its build output, and this commit's tree
     assert seen[3] == "1"  # the sandbox's git holds this commit alone, as after a setup
+    assert seen[4] == "gone"  # the snapshot's commit's files made way for this one's
     assert "NEWS" not in second.diff
 
     # A changed dependency file: setup runs again, for a new key.

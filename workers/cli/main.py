@@ -498,19 +498,41 @@ def evaluate(
         Path | None, typer.Option(help="Local mirrors: DIR/owner__name or DIR/name.")
     ] = None,
     only: Annotated[str | None, typer.Option(help="Comma-separated instance ids.")] = None,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write SWE-bench's predictions.jsonl here (every task in the results), "
+            "for its harness or sb-cli."
+        ),
+    ] = None,
 ) -> None:
     """Measure fix quality: the agent on each task's problem statement, then the task's
-    FAIL_TO_PASS and PASS_TO_PASS tests in a fresh sandbox. Prints a summary."""
+    FAIL_TO_PASS and PASS_TO_PASS tests in a fresh sandbox. Prints a line per task and a
+    table by repository on stderr, and the summary as JSON on stdout."""
     from contextlib import contextmanager
 
     from workers.engine.factory import make_backend, make_model
     from workers.eval.models import ReplayModel, noop_script, oracle_script
+    from workers.eval.report import (
+        Progress,
+        already_done,
+        model_name,
+        summary_table,
+        write_predictions,
+    )
     from workers.eval.runner import run_eval, summary
     from workers.eval.tasks import TaskSetError, load_tasks
 
     _logging(False)
     if model not in ("server", "oracle", "noop"):
         raise typer.BadParameter("--model is server, oracle or noop")
+    if predictions is not None:
+        # SWE-bench's loader picks the format by suffix, and the results file is the
+        # only record of a run: refuse both mistakes before hours of work, not after.
+        if predictions.suffix != ".jsonl":
+            raise typer.BadParameter("--predictions must end in .jsonl (SWE-bench reads it so)")
+        if predictions.resolve() == out.resolve():
+            raise typer.BadParameter("--predictions and --out must be different files")
     try:
         chosen = load_tasks(tasks)
     except TaskSetError as exc:
@@ -530,6 +552,11 @@ def evaluate(
             oracle_script(checkout, task.patch) if model == "oracle" else noop_script()
         )
 
+    resumed = already_done(out, chosen)
+    if resumed:
+        typer.echo(f"resuming {out}: {resumed} of {len(chosen)} tasks already done", err=True)
+    # Progress and the table go to stderr: stdout is the JSON summary alone, for scripts.
+    progress = Progress(len(chosen), resumed=resumed, workers=workers)
     results = run_eval(
         chosen,
         out,
@@ -538,8 +565,12 @@ def evaluate(
         settings=settings,
         workers=workers,
         mirrors=repos,
-        progress=lambda r: typer.echo(f"{r.instance_id}: {r.status}: {r.reason[:120]}"),
+        progress=lambda r: typer.echo(progress.line(r), err=True),
     )
+    if predictions is not None:
+        write_predictions(predictions, results, model_name(model, settings.llm_model))
+        typer.echo(f"predictions: {predictions} ({len(results)} tasks)", err=True)
+    typer.echo(summary_table(results, chosen), err=True)
     figures = summary(results)
     typer.echo(json.dumps(figures, indent=2))
     raise typer.Exit(0)

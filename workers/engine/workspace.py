@@ -12,6 +12,7 @@ from sandbox import Sandbox, SandboxSpec
 from sandbox.protocol import ca_environment
 from workers.engine import git as gitops
 from workers.engine.agent.trajectory import Trajectory
+from workers.engine.git_history import history_tarball
 from workers.engine.repo_config import EffectiveLimits, RepoConfig
 from workers.settings import WorkerSettings
 
@@ -59,17 +60,31 @@ def sandbox_spec(
 
 
 def copy_in(sb: Sandbox, repo: Path, rev: str) -> None:
-    """The commit's tree into the workspace, committed as a fresh git repository (its
-    only commit is the base, so `git diff` in the sandbox shows the agent its change)."""
+    """The commit's tree into the workspace as a git repository whose HEAD is the base, so
+    `git diff` in the sandbox shows the agent its change. Its history reaches back to the
+    nearest tag, for tools that take the version from `git describe`; without a tag the
+    base is the only commit."""
     sb.upload_tar(
         gitops.commit_tarball(repo, rev, uid=SANDBOX_UID, gid=SANDBOX_GID), sb.spec.workdir
     )
+    history = history_tarball(repo, rev, uid=SANDBOX_UID, gid=SANDBOX_GID)
+    if history is not None:
+        sb.upload_tar(history, sb.spec.workdir)
+        # The index built afresh from the files (they are the commit's), which writes the
+        # blobs a partial history lacks: `git add` alone skips files the index matches.
+        start = "git rm -r -q --cached --ignore-unmatch . && git add -A -f"
+    else:
+        start = "git init -q"
     excludes = "\\n".join(EXCLUDES)
     init = sb.run(
-        "git init -q && git config user.name qwenfix && git config user.email qwenfix@localhost"
+        f"{start} && git config user.name qwenfix && git config user.email qwenfix@localhost"
         f" && printf '{excludes}\\n' > .git/qwenfix-excludes"
         " && git config core.excludesFile .git/qwenfix-excludes"
-        " && git add -A -f && git commit -q --no-verify --allow-empty -m base",
+        + (
+            ""
+            if history
+            else " && git add -A -f && git commit -q --no-verify --allow-empty -m base"
+        ),
         timeout=300,
     )
     if not init.ok:
@@ -143,8 +158,15 @@ def setup_leftovers(sb: Sandbox) -> list[str]:
 def retree(sb: Sandbox, repo: Path, rev: str, leftovers: list[str]) -> None:
     """A sandbox from a setup snapshot of another commit: its tracked files give way to
     `rev`'s, what setup installed stays."""
+    # Listed as the workspace's owner: root's git refuses a repository it does not own
+    # ("dubious ownership"), and an empty list would leave the other commit's files.
+    listed = sb.run("git ls-files -z > /tmp/qwenfix-tracked", timeout=300)
+    if not listed.ok:
+        raise WorkspaceFailed(f"could not list the snapshot's files: {listed.output[-500:]}")
     clear = sb.run(
-        "git ls-files -z | xargs -0 -r rm -f -- && rm -rf .git", timeout=300, as_root=True
+        "xargs -0 -r rm -f -- < /tmp/qwenfix-tracked && rm -rf .git /tmp/qwenfix-tracked",
+        timeout=300,
+        as_root=True,
     )
     if not clear.ok:
         raise WorkspaceFailed(f"could not clear the snapshot's workspace: {clear.output[-500:]}")

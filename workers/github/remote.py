@@ -36,7 +36,8 @@ def clone(url: str, branch: str, target: Path, token: SecretStr) -> None:
         "clone",
         "-q",
         "--filter=blob:none",
-        "--no-tags",
+        # Tags on the branch come along (auto-followed): the sandbox's `git describe`,
+        # and so the project's version, needs the nearest one.
         "--single-branch",
         "--branch",
         branch,
