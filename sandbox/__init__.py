@@ -3,11 +3,12 @@
 This package imports nothing else of qwenfix, so it can be reused or replaced alone.
 """
 
-from sandbox.errors import SandboxError, SandboxUnavailable
+from sandbox.errors import ImageMissing, SandboxError, SandboxUnavailable
 from sandbox.protocol import CommandResult, Sandbox, SandboxBackend, SandboxSpec, Snapshot
 
 __all__ = [
     "CommandResult",
+    "ImageMissing",
     "Sandbox",
     "SandboxBackend",
     "SandboxError",

@@ -31,7 +31,7 @@ import requests
 from docker.models.containers import Container
 from docker.models.images import Image
 
-from sandbox.errors import SandboxError, SandboxUnavailable
+from sandbox.errors import ImageMissing, SandboxError, SandboxUnavailable
 from sandbox.output import HeadTailBuffer
 from sandbox.protocol import CA_BUNDLE_PATH, CommandResult, Sandbox, SandboxSpec, Snapshot
 
@@ -290,9 +290,10 @@ class DockerBackend:
             else:
                 client.images.get(spec.image)
         except docker.errors.ImageNotFound as exc:
-            raise SandboxUnavailable(
+            raise ImageMissing(
                 f"sandbox image {spec.image!r} is missing",
                 hint="build it with scripts/build-sandbox-image.sh or docker build deploy/sandbox",
+                image=spec.image,
             ) from exc
         except ENGINE_ERRORS as exc:  # the client was fine once; the engine went away since
             raise SandboxUnavailable(
@@ -347,12 +348,15 @@ class DockerBackend:
             base_config = base.attrs.get("Config") or {}
             # A commit keeps the container's labels, and every container started from the
             # image would inherit them: blank those the sandbox got from its own spec (a
-            # run's id, say), so that they mislead neither `snapshots()` nor later sandboxes.
+            # run's id, say) and those of the snapshot it started from, so that a snapshot
+            # has the labels it is given and no other, misleading neither `snapshots()`
+            # nor later sandboxes. An image's own labels stay.
             base_labels = base_config.get("Labels") or {}
+            started_from_snapshot = base_labels.get(SNAPSHOT_LABEL) == "1"
             own = {
                 key: ""
                 for key, value in (config.get("Labels") or {}).items()
-                if base_labels.get(key) != value
+                if base_labels.get(key) != value or started_from_snapshot
             }
             conf = {
                 "Labels": {**own, SNAPSHOT_LABEL: "1", **(labels or {})},

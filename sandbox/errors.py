@@ -11,3 +11,11 @@ class SandboxUnavailable(SandboxError):
     def __init__(self, message: str, *, hint: str) -> None:
         super().__init__(f"{message} ({hint})")
         self.hint = hint
+
+
+class ImageMissing(SandboxUnavailable):
+    """The engine answers, but the image to start from is not there."""
+
+    def __init__(self, message: str, *, hint: str, image: str) -> None:
+        super().__init__(message, hint=hint)
+        self.image = image

@@ -39,22 +39,18 @@ if docker image inspect "$IMAGE" >/dev/null 2>&1; then
     echo "sandbox image $IMAGE: present"
     exit 0
 fi
-default="${QWENFIX_SANDBOX_IMAGE:-qwenfix-sandbox:1}"
-if [ "$release" = bookworm ] && [ "$IMAGE" != "$default" ] \
-    && docker image inspect "$default" >/dev/null 2>&1; then
-    # The same recipe on the same release: the default image is this one.
-    docker tag "$default" "$IMAGE"
-    echo "sandbox image $IMAGE: tagged from $default"
-    exit 0
-fi
 command -v debootstrap >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap; }
 
 root="$(mktemp -d /tmp/qwenfix-rootfs.XXXXXX)"
 trap 'rm -rf "$root"' EXIT
 log="/tmp/qwenfix-debootstrap-$release.log"
 echo "building sandbox image $IMAGE from Debian $release with debootstrap (about a minute)..."
-debootstrap --variant=minbase \
-    --include=python3,python3-venv,python3-pip,python3-pytest,git,ca-certificates,procps \
+# The default image carries Debian's pytest; a per-Python image is a clean interpreter, as
+# python:X.Y-slim is, with pytest from PyPI (as deploy/sandbox/Dockerfile installs it) so
+# that what a task's spec pins replaces it instead of meeting Debian's copy.
+packages=python3,python3-venv,python3-pip,git,ca-certificates,procps
+[ -z "$python" ] && packages="$packages,python3-pytest"
+debootstrap --variant=minbase --include="$packages" \
     "$release" "$root" "$MIRROR" >"$log" 2>&1 \
     || { tail -20 "$log"; exit 1; }
 
@@ -62,17 +58,19 @@ debootstrap --variant=minbase \
 rm -f "$root"/usr/lib/python3*/EXTERNALLY-MANAGED
 ln -sf python3 "$root/usr/bin/python"
 ln -sf pip3 "$root/usr/bin/pip"
-if [ "$release" = bullseye ]; then
-    # bullseye's pip (20.3) predates editable installs from pyproject.toml (PEP 660);
-    # python:3.9-slim ships pip 23.0.1 and setuptools 58.1.0: the same here, from PyPI,
-    # trusting this host's CA bundle for the proxy in front of it.
+if [ -n "$python" ]; then
+    # From PyPI, trusting this host's CA bundle for the proxy in front of it. bullseye's
+    # pip (20.3) predates editable installs from pyproject.toml (PEP 660): python:3.9-slim
+    # ships pip 23.0.1 and setuptools 58.1.0, and so does this image.
+    upgrade=""
+    [ "$release" = bullseye ] && upgrade="pip==23.0.1 setuptools==58.1.0 wheel"
     ca=$(python3 -c 'import ssl; print(ssl.get_default_verify_paths().cafile or "")')
     [ -n "$ca" ] && [ -f "$ca" ] && cp "$ca" "$root/tmp/host-ca.pem"
-    chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+    chroot "$root" env -i PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
         PIP_CERT=/tmp/host-ca.pem SSL_CERT_FILE=/tmp/host-ca.pem \
         REQUESTS_CA_BUNDLE=/tmp/host-ca.pem PIP_DISABLE_PIP_VERSION_CHECK=1 \
         ${HTTPS_PROXY:+HTTPS_PROXY=$HTTPS_PROXY} ${https_proxy:+https_proxy=$https_proxy} \
-        python3 -m pip install -q --no-cache-dir pip==23.0.1 setuptools==58.1.0 wheel \
+        sh -c "python3 -m pip install -q --no-cache-dir $upgrade pytest" \
         >>"$log" 2>&1 || { tail -20 "$log"; exit 1; }
     rm -f "$root/tmp/host-ca.pem"
 fi

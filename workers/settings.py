@@ -48,6 +48,13 @@ class WorkerSettings(BaseSettings):
     sandbox_backend: Literal["docker", "local"] = "docker"
     """docker (isolated containers) or local (bubblewrap on this host, weaker isolation)."""
     sandbox_image: str = "qwenfix-sandbox:1"
+    sandbox_snapshot: str | None = None
+    """Start sandboxes from this snapshot of `sandbox_image` rather than the image itself:
+    `qwenfix eval` sets it per task (its shared dependencies); not for deployments."""
+    eval_image: str = "qwenfix-sandbox:py{python}"
+    """The sandbox image for an evaluation task that names its Python ({python}: "3.9");
+    scripts/build-sandbox-image.sh --python 3.9 builds one offline, deploy/sandbox's
+    Dockerfile with --build-arg PYTHON=3.9 from the official image."""
     sandbox_memory_mb: int = 4096
     sandbox_cpus: float = 2.0
     sandbox_pids_limit: int = 512

@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -481,6 +481,34 @@ def doctor(
     raise typer.Exit(0 if all(c.ok for c in checks) else 1)
 
 
+def _eval_options(
+    model: str, specs: str | None, predictions: Path | None, out: Path
+) -> Literal["swebench", "none"]:
+    """The options checked before any work; the specs to use."""
+    from workers.eval.environment_spec import swebench_installed
+
+    if model not in ("server", "oracle", "noop"):
+        raise typer.BadParameter("--model is server, oracle or noop")
+    if predictions is not None:
+        # SWE-bench's loader picks the format by suffix, and the results file is the
+        # only record of a run: refuse both mistakes before hours of work, not after.
+        if predictions.suffix != ".jsonl":
+            raise typer.BadParameter("--predictions must end in .jsonl (SWE-bench reads it so)")
+        if predictions.resolve() == out.resolve():
+            raise typer.BadParameter("--predictions and --out must be different files")
+    if specs is None:
+        return "swebench" if swebench_installed() else "none"
+    if specs == "none":
+        return "none"
+    if specs != "swebench":
+        raise typer.BadParameter("--specs is swebench or none")
+    if not swebench_installed():
+        raise typer.BadParameter(
+            "--specs swebench needs SWE-bench's package: pip install 'qwenfix[eval]'"
+        )
+    return "swebench"
+
+
 @app.command("eval")
 def evaluate(
     tasks: Annotated[Path, typer.Argument(help="Tasks in SWE-bench's JSONL format.")],
@@ -498,6 +526,14 @@ def evaluate(
         Path | None, typer.Option(help="Local mirrors: DIR/owner__name or DIR/name.")
     ] = None,
     only: Annotated[str | None, typer.Option(help="Comma-separated instance ids.")] = None,
+    specs: Annotated[
+        str | None,
+        typer.Option(
+            help="Where a task's environment comes from when it does not name its own: "
+            "`swebench` (SWE-bench's specs, the default when `qwenfix[eval]` is installed) "
+            "or `none`."
+        ),
+    ] = None,
     predictions: Annotated[
         Path | None,
         typer.Option(
@@ -524,15 +560,7 @@ def evaluate(
     from workers.eval.tasks import TaskSetError, load_tasks
 
     _logging(False)
-    if model not in ("server", "oracle", "noop"):
-        raise typer.BadParameter("--model is server, oracle or noop")
-    if predictions is not None:
-        # SWE-bench's loader picks the format by suffix, and the results file is the
-        # only record of a run: refuse both mistakes before hours of work, not after.
-        if predictions.suffix != ".jsonl":
-            raise typer.BadParameter("--predictions must end in .jsonl (SWE-bench reads it so)")
-        if predictions.resolve() == out.resolve():
-            raise typer.BadParameter("--predictions and --out must be different files")
+    chosen_specs = _eval_options(model, specs, predictions, out)
     try:
         chosen = load_tasks(tasks)
     except TaskSetError as exc:
@@ -565,6 +593,7 @@ def evaluate(
         settings=settings,
         workers=workers,
         mirrors=repos,
+        specs=chosen_specs,
         progress=lambda r: typer.echo(progress.line(r), err=True),
     )
     if predictions is not None:

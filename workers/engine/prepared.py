@@ -162,7 +162,10 @@ def working_sandbox(
     cacheable = before_setup is None and (
         config.setup_cache if config.setup_cache is not None else settings.setup_cache
     )
-    key = setup_key(repo, base, config, image=settings.sandbox_image) if cacheable else None
+    image = settings.sandbox_image
+    if settings.sandbox_snapshot:
+        image = f"{image}@{settings.sandbox_snapshot}"
+    key = setup_key(repo, base, config, image=image) if cacheable else None
     found = _found(backend, key) if key else None
     if found is not None:
         spec = sandbox_spec(config, settings, run_label=run_label).model_copy(
@@ -238,11 +241,17 @@ def fresh_sandbox(
     config: RepoConfig,
     settings: WorkerSettings,
     run_label: str,
+    network: bool = False,
 ) -> Iterator[Sandbox]:
-    """A new, offline sandbox from the snapshot, its workspace exactly the base commit
-    plus what setup installed: nothing of any earlier sandbox's work is in it."""
+    """A new sandbox from the snapshot, its workspace exactly the base commit plus what
+    setup installed: nothing of any earlier sandbox's work is in it. Offline unless
+    `network` (an evaluation whose tests need it, as SWE-bench's harness allows)."""
     spec = sandbox_spec(config, settings, run_label=run_label).model_copy(
-        update={"snapshot": prepared.snapshot, "network": False, "ca_bundle": None}
+        update={
+            "snapshot": prepared.snapshot,
+            "network": network,
+            "ca_bundle": (settings.sandbox_ca_bundle or None) if network else None,
+        }
     )
     with session(backend, spec) as sb:
         if prepared.snapshot_base != prepared.base:

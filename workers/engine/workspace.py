@@ -48,6 +48,7 @@ def sandbox_spec(
     )
     return SandboxSpec(
         image=settings.sandbox_image,
+        snapshot=settings.sandbox_snapshot,
         network=network,
         memory_mb=settings.sandbox_memory_mb,
         cpus=settings.sandbox_cpus,

@@ -9,7 +9,6 @@ written as it ends, so an interrupted evaluation resumes where it stopped.
 
 from __future__ import annotations
 
-import shlex
 import subprocess
 import tempfile
 import threading
@@ -24,6 +23,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from sandbox import SandboxBackend, SandboxError, SandboxUnavailable
+from sandbox.protocol import ca_environment
 from workers.engine import git as gitops
 from workers.engine.agent.trajectory import Trajectory
 from workers.engine.change import ChangeUnreadable, materialise
@@ -35,6 +35,14 @@ from workers.engine.test_controls import base_overlay, test_controls
 from workers.engine.verdict import lay
 from workers.engine.verify import run_tests
 from workers.engine.workspace import WorkspaceFailed
+from workers.eval.environment_spec import (
+    Specs,
+    SpecUnavailable,
+    TaskEnvironment,
+    parse_log,
+    resolve,
+)
+from workers.eval.environments import EnvironmentFailed, Environments
 from workers.eval.tasks import EvalTask, junit_id
 from workers.settings import WorkerSettings
 
@@ -55,10 +63,12 @@ class TaskResult(BaseModel):
     diff: str = ""
     tests: dict[str, str] = Field(default_factory=dict)
     """FAIL_TO_PASS and PASS_TO_PASS test -> outcome after the change."""
-
-
-class EnvironmentFailed(Exception):
-    pass
+    python: str | None = None
+    """The Python the task ran on (None: the default sandbox image's)."""
+    tests_network: bool = False
+    """Whether the verdict's tests had the network."""
+    environment: str | None = None
+    """The key of the shared dependencies' snapshot, when the task had one."""
 
 
 def checkout(task: EvalTask, work: Path, mirrors: Path | None) -> Path:
@@ -72,7 +82,7 @@ def checkout(task: EvalTask, work: Path, mirrors: Path | None) -> Path:
     if source is None:
         source = f"https://github.com/{task.repo}.git"
     target = work / "repo"
-    if Path(source).is_dir() and not (Path(source) / ".git").exists():
+    if Path(source).is_dir() and not _is_git(Path(source)):
         # A plain directory (the project's own task set): its files are the base commit.
         subprocess.run(["cp", "-r", source, str(target)], check=True)
         for args in (
@@ -87,6 +97,17 @@ def checkout(task: EvalTask, work: Path, mirrors: Path | None) -> Path:
     return target
 
 
+def _is_git(path: Path) -> bool:
+    """A working tree's repository or a bare one (a `git clone --mirror`)."""
+    done = subprocess.run(
+        ["git", "-C", str(path), "rev-parse", "--git-dir"], capture_output=True, text=True
+    )
+    return done.returncode == 0 and Path(path, done.stdout.strip()).resolve() in (
+        (path / ".git").resolve(),
+        path.resolve(),
+    )
+
+
 def _git(cwd: Path, *args: str) -> str:
     proc = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True)
     if proc.returncode != 0:
@@ -94,8 +115,15 @@ def _git(cwd: Path, *args: str) -> str:
     return proc.stdout
 
 
+PASSING = frozenset({"passed", "xfailed"})
+"""What counts as passing for FAIL_TO_PASS and PASS_TO_PASS: SWE-bench's own rule (its
+`test_passed`), so that both harnesses score a run alike."""
+TEST_LOG = "/tmp/qwenfix/eval-tests.log"
+
+
 def judge_task(
     task: EvalTask,
+    env: TaskEnvironment,
     repo: Path,
     diff: str,
     *,
@@ -106,8 +134,9 @@ def judge_task(
     """(resolved, outcomes, why): the same judge as a fix's verdict (a fresh sandbox from
     the setup snapshot, exactly the change, the base commit's tests and test configuration
     put back over it), then the task's test patch and its FAIL_TO_PASS and PASS_TO_PASS
-    tests."""
-    config = RepoConfig(test=task.test_cmd, setup=task.setup)
+    tests, read from JUnit where the runner writes it, else from the test log with
+    SWE-bench's parser for the repository."""
+    config = RepoConfig(test=env.test_cmd, setup=env.setup)
     base = gitops.resolve(repo, "HEAD")
     wanted = [*task.FAIL_TO_PASS, *task.PASS_TO_PASS]
     try:
@@ -130,7 +159,13 @@ def judge_task(
                     run_label=label,
                 ) as (_, prepared),
                 fresh_sandbox(
-                    backend, prepared, repo, config=config, settings=settings, run_label=label
+                    backend,
+                    prepared,
+                    repo,
+                    config=config,
+                    settings=settings,
+                    run_label=label,
+                    network=env.network,
                 ) as sb,
             ):
                 lay(sb, change, overlay)
@@ -148,19 +183,25 @@ def judge_task(
                                 f"{applied.output[-300:]}"
                             ),
                         )
-                command = task.test_cmd
-                if "pytest" in command and wanted:
-                    files = sorted({w.split("::")[0] for w in wanted})
-                    command = f"{command} {' '.join(shlex.quote(f) for f in files)}"
+                exports = "".join(
+                    f"export {name}={value}\n" for name, value in ca_environment(sb.spec).items()
+                )
+                command = f"{{\n{exports}{env.test_command()}\n}} > {TEST_LOG} 2>&1"
                 ran = run_tests(sb, command, timeout=settings.test_timeout_s, label="eval")
+                try:
+                    log = sb.read_file(TEST_LOG).decode(errors="replace")
+                except (FileNotFoundError, SandboxError):
+                    log = ""
         except WorkspaceFailed as exc:
             raise EnvironmentFailed(exc.reason) from exc
-    if ran.tests is None:
+    (work / "tests.log").write_text(log)
+    found = _outcomes(task, env, ran.tests, log)
+    if found is None:
         raise EnvironmentFailed(
-            f"the tests gave no per-test results ({ran.summary()}): {ran.output_tail[-300:]}"
+            f"the tests gave no per-test results ({ran.summary()}): {log[-300:]}"
         )
-    outcomes = {w: ran.tests.get(junit_id(w), ran.tests.get(w, "missing")) for w in wanted}
-    failing = [w for w, o in outcomes.items() if o != "passed"]
+    outcomes = {w: found.get(junit_id(w), found.get(w, "missing")) for w in wanted}
+    failing = [w for w, o in outcomes.items() if o not in PASSING]
     return (
         not failing,
         outcomes,
@@ -172,6 +213,18 @@ def judge_task(
     )
 
 
+def _outcomes(
+    task: EvalTask, env: TaskEnvironment, junit: dict[str, str] | None, log: str
+) -> dict[str, str] | None:
+    """JUnit's outcomes, completed from the log by SWE-bench's parser: SWE-bench's own
+    test names come from that parser (it cuts a parametrised id at its first space, say),
+    so a name JUnit spells otherwise is still found."""
+    parsed = parse_log(env.log_parser, log, task) if env.log_parser else None
+    if not junit and not parsed:
+        return None
+    return {**(parsed or {}), **(junit or {})}
+
+
 def evaluate(
     task: EvalTask,
     *,
@@ -179,49 +232,80 @@ def evaluate(
     backend: SandboxBackend,
     settings: WorkerSettings,
     mirrors: Path | None,
+    specs: Specs = "swebench",
+    environments: Environments | None = None,
 ) -> TaskResult:
     started = time.monotonic()
+    environments = environments or Environments(backend, settings)
     with tempfile.TemporaryDirectory(prefix="qwenfix-eval-") as tmp:
         work = Path(tmp)
-        try:
-            repo = checkout(task, work, mirrors)
-        except (EnvironmentFailed, subprocess.CalledProcessError) as exc:
-            return TaskResult(
-                instance_id=task.instance_id,
-                status="env_error",
-                reason=f"cannot get the repository: {exc}",
-            )
+        result = _evaluate(task, work, model_for, backend, settings, mirrors, specs, environments)
+    result.wall_s = round(time.monotonic() - started, 2)
+    return result
+
+
+def _evaluate(
+    task: EvalTask,
+    work: Path,
+    model_for: ModelFor,
+    backend: SandboxBackend,
+    settings: WorkerSettings,
+    mirrors: Path | None,
+    specs: Specs,
+    environments: Environments,
+) -> TaskResult:
+    def env_error(reason: str) -> TaskResult:
+        return TaskResult(instance_id=task.instance_id, status="env_error", reason=reason)
+
+    try:
+        repo = checkout(task, work, mirrors)
+    except (EnvironmentFailed, subprocess.CalledProcessError) as exc:
+        return env_error(f"cannot get the repository: {exc}")
+    try:
+        env = resolve(task, repo, specs)
+        box = environments.for_task(task, env, repo, run_label=f"eval-{uuid.uuid4().hex[:8]}")
+    except SpecUnavailable as exc:
+        return env_error(exc.reason)
+    except (EnvironmentFailed, SandboxError, gitops.GitError) as exc:
+        return env_error(str(exc))
+    try:
+        task_settings = box.settings(settings)
         try:
             with model_for(task, repo) as model:
                 fixed = run_fix(
                     FixRequest(
                         repo=repo,
                         issue=task.problem_statement,
-                        test_command=task.test_cmd,
-                        setup_command=task.setup or "",
+                        test_command=env.test_command(_present(repo, env)),
+                        setup_command=env.setup or "",
                     ),
                     model=model,
                     backend=backend,
-                    settings=settings,
+                    settings=task_settings,
                 )
         except subprocess.CalledProcessError as exc:  # the oracle's patch itself is broken
-            return TaskResult(
-                instance_id=task.instance_id,
-                status="env_error",
-                reason=f"the gold patch does not apply: {exc}",
-            )
+            return env_error(f"the gold patch does not apply: {exc}")
         result = _from_fix(task, fixed)
+        result.python, result.tests_network = env.python, env.network
+        result.environment = box.environment_key
         if fixed.status != "error":
             try:
                 resolved, outcomes, why = judge_task(
-                    task, repo, fixed.diff, backend=backend, settings=settings, work=work
+                    task, env, repo, fixed.diff, backend=backend, settings=task_settings, work=work
                 )
                 result.status, result.reason = ("resolved" if resolved else "unresolved"), why
                 result.tests = outcomes
             except (EnvironmentFailed, SandboxError, SandboxUnavailable) as exc:
                 result.status, result.reason = "env_error", f"judging failed: {exc}"
-    result.wall_s = round(time.monotonic() - started, 2)
-    return result
+        return result
+    finally:
+        environments.release(box)
+
+
+def _present(repo: Path, env: TaskEnvironment) -> list[str]:
+    """The verdict's directives the agent can run too: those that exist before the test
+    patch (a file it adds does not) or name no file at all (a module label)."""
+    return [d for d in env.test_directives if "/" not in d or (repo / d).exists()]
 
 
 def _from_fix(task: EvalTask, fixed: FixResult) -> TaskResult:
@@ -249,6 +333,7 @@ def run_eval(
     settings: WorkerSettings,
     workers: int = 1,
     mirrors: Path | None = None,
+    specs: Specs = "swebench",
     progress: Callable[[TaskResult], None] = lambda r: None,
 ) -> list[TaskResult]:
     """Every task not already in `results` (resuming), `workers` at a time."""
@@ -262,9 +347,17 @@ def run_eval(
     lock = threading.Lock()
     results.parent.mkdir(parents=True, exist_ok=True)
 
+    environments = Environments(backend, settings)
+
     def one(task: EvalTask) -> TaskResult:
         result = evaluate(
-            task, model_for=model_for, backend=backend, settings=settings, mirrors=mirrors
+            task,
+            model_for=model_for,
+            backend=backend,
+            settings=settings,
+            mirrors=mirrors,
+            specs=specs,
+            environments=environments,
         )
         with lock, results.open("a") as out:
             out.write(result.model_dump_json() + "\n")

@@ -23,9 +23,21 @@ class EvalTask(BaseModel):
     test_patch: str = ""
     FAIL_TO_PASS: list[str] = Field(default_factory=list)
     PASS_TO_PASS: list[str] = Field(default_factory=list)
+    version: str | None = None
+    """The repository's release line, as SWE-bench names it: the key to its specs."""
+    environment_setup_commit: str | None = None
+    """The commit whose dependency files define the environment (SWE-bench)."""
     setup: str | None = None
-    test_cmd: str = "python -m pytest -q"
+    test_cmd: str | None = None
+    """Default: SWE-bench's for the repository and version, else `python -m pytest -q`."""
     python: str | None = None
+    """The Python the task needs ("3.9"): its sandbox image is QWENFIX_EVAL_IMAGE."""
+    network: bool | None = None
+    """Whether the verdict's tests have the network; default: SWE-bench's rule (on) for
+    its repositories, off for others."""
+    log_parser: str | None = None
+    """The repository (owner/name) whose SWE-bench log parser reads this task's test
+    output when it writes no JUnit report."""
     repo_path: str | None = None
     """A local git repository (or a plain directory) holding `repo`; else --repos or a
     clone of https://github.com/<repo>."""
