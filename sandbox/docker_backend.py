@@ -387,6 +387,21 @@ class DockerBackend:
         )
         return snap
 
+    def image_id(self, image: str) -> str:
+        try:
+            return str(self.client.images.get(image).id)
+        except docker.errors.ImageNotFound as exc:
+            raise ImageMissing(
+                f"sandbox image {image!r} is missing",
+                hint="build it with scripts/build-sandbox-image.sh or docker build deploy/sandbox",
+                image=image,
+            ) from exc
+        except ENGINE_ERRORS as exc:
+            raise SandboxUnavailable(
+                f"the Docker engine stopped answering: {exc}",
+                hint="start dockerd, or run scripts/ensure-docker.sh",
+            ) from exc
+
     def snapshots(self) -> list[Snapshot]:
         try:
             images = self.client.images.list(filters={"label": f"{SNAPSHOT_LABEL}=1"})

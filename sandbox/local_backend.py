@@ -305,6 +305,10 @@ class LocalBackend:
         )
         return snap
 
+    def image_id(self, image: str) -> str:
+        # The host's own tools are the image: nothing to tell apart.
+        return "host"
+
     def snapshots(self) -> list[Snapshot]:
         store = self._snapshot_store(create=False)
         if store is None:

@@ -130,6 +130,11 @@ class SandboxBackend(Protocol):
         """This backend's snapshots, whoever took them."""
         ...
 
+    def image_id(self, image: str) -> str:
+        """What `image` is now: changes when it is rebuilt under the same name, so that what
+        was made from it can tell it is stale. `ImageMissing` when there is none."""
+        ...
+
     def remove_snapshot(self, snapshot_id: str) -> bool:
         """True when removed; False when there is no such snapshot or a running sandbox
         still uses it. Only an engine failure raises (`SandboxError`)."""

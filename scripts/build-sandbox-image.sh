@@ -48,8 +48,14 @@ echo "building sandbox image $IMAGE from Debian $release with debootstrap (about
 # The default image carries Debian's pytest; a per-Python image is a clean interpreter, as
 # python:X.Y-slim is, with pytest from PyPI (as deploy/sandbox/Dockerfile installs it) so
 # that what a task's spec pins replaces it instead of meeting Debian's copy.
+# It also has a C toolchain and Python's headers, as deploy/sandbox/Dockerfile does and as
+# SWE-bench's environments do: projects with C extensions build from source there.
 packages=python3,python3-venv,python3-pip,git,ca-certificates,procps
-[ -z "$python" ] && packages="$packages,python3-pytest"
+if [ -z "$python" ]; then
+    packages="$packages,python3-pytest"
+else
+    packages="$packages,build-essential,python3-dev"
+fi
 debootstrap --variant=minbase --include="$packages" \
     "$release" "$root" "$MIRROR" >"$log" 2>&1 \
     || { tail -20 "$log"; exit 1; }

@@ -25,6 +25,7 @@ from workers.eval.tasks import EvalTask, TaskSetError, junit_id, load_tasks
 from workers.settings import WorkerSettings
 
 TASKS = Path(__file__).parents[1] / "eval_tasks" / "tasks.jsonl"
+GROWN = ("scm-version", "python39-first-word", "unittest-title", "network-index")
 QWENFIX = str(Path(sys.executable).parent / "qwenfix")
 
 
@@ -49,6 +50,10 @@ def test_swe_bench_lines_are_read_as_swe_bench_writes_them(tmp_path: Path) -> No
         "text-slugify",
         "stack-peek",
         "broken-environment",
+        "scm-version",
+        "python39-first-word",
+        "unittest-title",
+        "network-index",
     ]
     assert tasks[0].FAIL_TO_PASS == ["tests/test_divide.py::test_divide_gives_a_float"]
     assert Path(tasks[0].repo_path or "").is_dir()  # resolved against the file
@@ -93,7 +98,7 @@ def test_the_oracle_resolves_every_buildable_task(
     assert done.returncode == 0, done.stderr[-2000:]
     figures = json.loads(done.stdout[done.stdout.index("{") :])
     assert (figures["resolved"], figures["env_error"], figures["resolved_of_buildable_pct"]) == (
-        3,
+        7,
         1,
         100.0,
     )
@@ -109,6 +114,20 @@ def test_the_oracle_resolves_every_buildable_task(
         "tests/test_calc.py::test_add": "passed",
     }
     assert "-    return a // b" in calc.diff and calc.turns == 2 and calc.prompt_tokens > 0
+    # The tasks of the grown set, each resolved through what it needs:
+    # setuptools_scm's version from the sandbox's history (its conftest refuses 0.1.dev1),
+    assert results["scm-version"].tests["tests/test_version.py::test_a_release_of_2_3"] == (
+        "passed"
+    )
+    # the Python it names (its own test checks 3.9), on that Python's image,
+    assert results["python39-first-word"].python == "3.9"
+    # unittest's log read by SWE-bench's Django parser (no JUnit report),
+    assert results["unittest-title"].tests == {
+        "test_title (tests.test_words.T.test_title)": "passed",
+        "test_shout (tests.test_words.T.test_shout)": "passed",
+    }
+    # and the network for the verdict's tests, recorded.
+    assert results["network-index"].tests_network and not calc.tests_network
 
 
 def test_noop_resolves_nothing_and_a_rerun_resumes(
@@ -139,6 +158,58 @@ def test_noop_resolves_nothing_and_a_rerun_resumes(
     assert seen == ["calc-divide", "text-slugify"]
     assert summary(results)["resolved"] == 0 and summary(results)["unresolved"] == 2
     assert len(out.read_text().splitlines()) == 2
+    # Nor on the tasks that need more than a plain checkout.
+    grown = [t for t in load_tasks(TASKS) if t.instance_id in GROWN]
+    results = run_eval(
+        grown,
+        tmp_path / "noop-grown.jsonl",
+        model_for=scripted(lambda t, c: noop_script()),
+        backend=DockerBackend(),
+        settings=eval_settings,
+    )
+    assert {r.instance_id: r.status for r in results} == dict.fromkeys(GROWN, "unresolved")
+    for result in results:  # each for its FAIL_TO_PASS test alone: the environment held
+        assert result.reason.startswith("1 of 2 tests do not pass"), result.reason
+
+
+def test_tests_that_need_the_network_fail_without_it(
+    tmp_path: Path, docker_client: Any, eval_settings: WorkerSettings
+) -> None:
+    [task] = [t for t in load_tasks(TASKS) if t.instance_id == "network-index"]
+    [result] = run_eval(
+        [task.model_copy(update={"network": False})],
+        tmp_path / "r.jsonl",
+        model_for=scripted(lambda t, c: oracle_script(c, t.patch)),
+        backend=DockerBackend(),
+        settings=eval_settings,
+    )
+    assert result.status == "unresolved" and not result.tests_network
+    assert result.tests == {
+        "tests/test_index.py::test_trailing_slash": "passed",
+        "tests/test_reachable.py::test_the_index_answers": "failed",
+    }
+
+
+def test_a_python_without_an_image_is_an_environment_failure_before_any_work(
+    tmp_path: Path, docker_client: Any, eval_settings: WorkerSettings
+) -> None:
+    [task] = [t for t in load_tasks(TASKS) if t.instance_id == "python39-first-word"]
+    asked: list[str] = []
+
+    def model_for(t: EvalTask, c: Path) -> Any:
+        asked.append(t.instance_id)
+        return scripted(lambda t, c: noop_script())(t, c)
+
+    [result] = run_eval(
+        [task.model_copy(update={"python": "3.4"})],
+        tmp_path / "r.jsonl",
+        model_for=model_for,
+        backend=DockerBackend(),
+        settings=eval_settings,
+    )
+    assert result.status == "env_error" and not asked
+    assert result.reason.startswith("Python 3.4 is not available: no sandbox image")
+    assert "build-sandbox-image.sh --python 3.4" in result.reason
 
 
 def test_a_failing_model_is_an_agent_error_not_an_environment_one(

@@ -20,15 +20,30 @@ from tests.conftest import SANDBOX_IMAGE
 from workers.eval.runner import TaskResult
 from workers.eval.tasks import load_tasks
 
-TASKS = Path(__file__).parents[1] / "eval_tasks" / "tasks.jsonl"
+TASK_SET = Path(__file__).parents[1] / "eval_tasks" / "tasks.jsonl"
+FOUR = ("calc-divide", "text-slugify", "stack-peek", "broken-environment")
 QWENFIX = str(Path(sys.executable).parent / "qwenfix")
 TIME = r"\d+ (?:s|min)"
 PROGRESS = re.compile(rf"^\[(\d)/4\] ([\w-]+) (resolved|env_error) \(.*\) {TIME}( · ETA {TIME})?$")
 
 
+def four_tasks(tmp_path: Path) -> Path:
+    """The task set's first four (three buildable, one not) as a file of their own, the
+    dataset SWE-bench's loader is given."""
+    path = tmp_path / "tasks.jsonl"
+    lines = []
+    for line in TASK_SET.read_text().splitlines():
+        task = json.loads(line)  # as SWE-bench writes it, its lists JSON in strings
+        if task["instance_id"] in FOUR:
+            task["repo_path"] = str(TASK_SET.parent / task["repo_path"])
+            lines.append(json.dumps(task))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def qwenfix_eval(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [QWENFIX, "eval", str(TASKS), "--model", "oracle", *args],
+        [QWENFIX, "eval", str(four_tasks(tmp_path)), "--model", "oracle", *args],
         capture_output=True,
         text=True,
         timeout=600,
@@ -96,7 +111,7 @@ def test_a_resumed_oracle_run_writes_predictions_swe_bench_accepts(
         for r in (TaskResult.model_validate_json(line) for line in out.read_text().splitlines())
     }
     written = [json.loads(line) for line in predictions.read_text().splitlines()]
-    tasks = load_tasks(TASKS)
+    tasks = load_tasks(tmp_path / "tasks.jsonl")
     assert [p["instance_id"] for p in written] == [t.instance_id for t in tasks]
     assert {p["model_name_or_path"] for p in written} == {"qwenfix-oracle"}
     for task, written_one in zip(tasks, written, strict=True):
@@ -112,13 +127,15 @@ def test_a_resumed_oracle_run_writes_predictions_swe_bench_accepts(
     # What SWE-bench's run_evaluation does with a predictions file before it builds any
     # image, with the task file as its dataset: no Docker Hub, no Hugging Face.
     monkeypatch.chdir(tmp_path)  # its record of finished runs is relative: logs/...
-    loaded = get_predictions_from_file(str(predictions), str(TASKS), "test")
+    loaded = get_predictions_from_file(str(predictions), str(tmp_path / "tasks.jsonl"), "test")
     by_id = {p[KEY_INSTANCE_ID]: p for p in loaded}
     assert {(p[KEY_MODEL], p[KEY_PREDICTION]) for p in loaded} == {
         (p["model_name_or_path"], p["model_patch"]) for p in written
     }
-    dataset = get_dataset_from_preds(str(TASKS), "test", [], by_id, "qwenfix-test", False)
-    full = load_swebench_dataset(str(TASKS), "test", None)
+    dataset = get_dataset_from_preds(
+        str(tmp_path / "tasks.jsonl"), "test", [], by_id, "qwenfix-test", False
+    )
+    full = load_swebench_dataset(str(tmp_path / "tasks.jsonl"), "test", None)
     # The empty patch is left to count as unresolved, as SWE-bench counts it.
     assert sorted(i[KEY_INSTANCE_ID] for i in dataset) == [
         "calc-divide",

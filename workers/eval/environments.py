@@ -81,7 +81,14 @@ class Environments:
         image = image_for(env.python, self.settings)
         snapshot, key, reused = None, None, False
         if env.dependencies:
-            key = env.environment_key(task.repo, task.version, image)
+            try:
+                identity = self.backend.image_id(image)
+            except ImageMissing as exc:
+                raise EnvironmentFailed(missing_python(env.python, exc.image)) from exc
+            except SandboxUnavailable as exc:
+                raise EnvironmentFailed(str(exc)) from exc
+            # The image's id, not its name: a rebuilt image makes new environments.
+            key = env.environment_key(task.repo, task.version, identity)
             snapshot, reused = self._environment(task, env, image, key, run_label)
         elif env.python is not None:
             # Said before any work, not when the agent's sandbox cannot start.

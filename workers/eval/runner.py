@@ -77,7 +77,7 @@ def checkout(task: EvalTask, work: Path, mirrors: Path | None) -> Path:
     if source is None and mirrors is not None:
         for name in (task.repo.replace("/", "__"), task.repo.split("/")[-1]):
             if (mirrors / name).exists():
-                source = str(mirrors / name)
+                source = str((mirrors / name).resolve())  # git runs in another directory
                 break
     if source is None:
         source = f"https://github.com/{task.repo}.git"

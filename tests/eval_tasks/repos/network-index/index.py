@@ -1,0 +1,2 @@
+def simple_url(name):
+    return f"https://pypi.org/simple/{name}"
