@@ -285,3 +285,34 @@ def test_a_mirror_of_a_real_repository_at_its_base_commit(
         settings=eval_settings,
     )
     assert gone.status == "env_error" and "cannot get the repository" in gone.reason
+
+
+def test_qwenfix_s_own_failure_on_a_task_loses_no_other_and_is_retried(
+    tmp_path: Path, docker_client: Any, eval_settings: WorkerSettings
+) -> None:
+    tasks = load_tasks(TASKS)[:2]
+    out = tmp_path / "r.jsonl"
+
+    def broken_for(task: EvalTask, checkout: Path) -> Any:
+        if task.instance_id == "calc-divide":
+            raise RuntimeError("a bug in the harness")
+        return scripted(lambda t, c: noop_script())(task, checkout)
+
+    results = run_eval(
+        tasks, out, model_for=broken_for, backend=DockerBackend(), settings=eval_settings
+    )
+    assert [(r.instance_id, r.status) for r in results] == [
+        ("calc-divide", "harness_error"),
+        ("text-slugify", "unresolved"),
+    ]
+    assert results[0].reason == "qwenfix failed: RuntimeError: a bug in the harness"
+    assert summary(results)["harness_error"] == 1
+    # Resumed, the task qwenfix failed on is tried again; the other is done.
+    again = run_eval(
+        tasks,
+        out,
+        model_for=scripted(lambda t, c: noop_script()),
+        backend=DockerBackend(),
+        settings=eval_settings,
+    )
+    assert [r.status for r in again] == ["unresolved", "unresolved"]

@@ -119,7 +119,10 @@ def read_blobs(repo: Path, shas: list[str]) -> dict[str, bytes]:
     pos = 0
     while pos < len(out):
         header_end = out.index(b"\n", pos)
-        sha, _kind, size = out[pos:header_end].decode().split()
+        fields = out[pos:header_end].decode().split()
+        if len(fields) != 3:  # "<sha> missing": an incomplete clone or mirror
+            raise GitError(["cat-file", "--batch"], 1, f"object {fields[0]} is missing from {repo}")
+        sha, _kind, size = fields
         start = header_end + 1
         blobs[sha] = out[start : start + int(size)]
         pos = start + int(size) + 1

@@ -73,7 +73,7 @@ def copy_in(sb: Sandbox, repo: Path, rev: str) -> None:
         sb.upload_tar(history, sb.spec.workdir)
         # The index built afresh from the files (they are the commit's), which writes the
         # blobs a partial history lacks: `git add` alone skips files the index matches.
-        start = "git rm -r -q --cached --ignore-unmatch . && git add -A -f"
+        start = "git rm -r -q -f --cached --ignore-unmatch . && git add -A -f"
     else:
         start = "git init -q"
     excludes = "\\n".join(EXCLUDES)

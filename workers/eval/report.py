@@ -113,12 +113,12 @@ class Progress:
         return text if eta is None else f"{text} · ETA {duration(eta)}"
 
 
-def _row(label: str, results: list[TaskResult]) -> list[str]:
+def _row(label: str, results: list[TaskResult], statuses: tuple[str, ...]) -> list[str]:
     # The runner's own summary, so the table and the JSON figures cannot disagree.
     figures = summary(results)
-    buildable = len(results) - int(figures["env_error"])
+    buildable = len(results) - int(figures["env_error"]) - int(figures["harness_error"])
     share = f"{figures['resolved_of_buildable_pct']:.1f}" if buildable else "—"
-    return [label, str(len(results)), *(str(figures[s]) for s in STATUSES), share]
+    return [label, str(len(results)), *(str(figures[s]) for s in statuses), share]
 
 
 def summary_table(results: list[TaskResult], tasks: Iterable[EvalTask]) -> str:
@@ -129,9 +129,13 @@ def summary_table(results: list[TaskResult], tasks: Iterable[EvalTask]) -> str:
         by_repo.setdefault(repo_of.get(result.instance_id, "(not in the task file)"), []).append(
             result
         )
-    header = ["repository", "tasks", *STATUSES, "resolved % of buildable"]
-    rows = [_row(repo, by_repo[repo]) for repo in sorted(by_repo)]
-    rows.append(_row("all", results))
+    # qwenfix's own failures get a column only when there are any.
+    statuses = STATUSES + (
+        ("harness_error",) if any(r.status == "harness_error" for r in results) else ()
+    )
+    header = ["repository", "tasks", *statuses, "resolved % of buildable"]
+    rows = [_row(repo, by_repo[repo], statuses) for repo in sorted(by_repo)]
+    rows.append(_row("all", results, statuses))
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def render(cells: list[str]) -> str:

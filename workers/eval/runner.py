@@ -9,6 +9,7 @@ written as it ends, so an interrupted evaluation resumes where it stopped.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import tempfile
 import threading
@@ -46,7 +47,11 @@ from workers.eval.environments import EnvironmentFailed, Environments
 from workers.eval.tasks import EvalTask, junit_id
 from workers.settings import WorkerSettings
 
-Status = Literal["resolved", "unresolved", "env_error", "agent_error"]
+log = logging.getLogger(__name__)
+
+Status = Literal["resolved", "unresolved", "env_error", "agent_error", "harness_error"]
+"""harness_error: qwenfix itself failed on the task (a bug to report); recorded, and tried
+again when the run is resumed."""
 ModelFor = Callable[[EvalTask, Path], AbstractContextManager[Model]]
 """The model for one task (the oracle's script depends on the task and its checkout)."""
 
@@ -285,6 +290,8 @@ def _evaluate(
                 )
         except subprocess.CalledProcessError as exc:  # the oracle's patch itself is broken
             return env_error(f"the gold patch does not apply: {exc}")
+        except gitops.GitError as exc:  # an incomplete mirror: objects the tree needs
+            return env_error(f"the repository cannot be read: {exc}")
         result = _from_fix(task, fixed)
         result.python, result.tests_network = env.python, env.network
         result.environment = box.environment_key
@@ -342,7 +349,8 @@ def run_eval(
         for line in results.read_text().splitlines():
             if line.strip():
                 earlier = TaskResult.model_validate_json(line)
-                done[earlier.instance_id] = earlier
+                if earlier.status != "harness_error":
+                    done[earlier.instance_id] = earlier
     todo = [t for t in tasks if t.instance_id not in done]
     lock = threading.Lock()
     results.parent.mkdir(parents=True, exist_ok=True)
@@ -350,15 +358,23 @@ def run_eval(
     environments = Environments(backend, settings)
 
     def one(task: EvalTask) -> TaskResult:
-        result = evaluate(
-            task,
-            model_for=model_for,
-            backend=backend,
-            settings=settings,
-            mirrors=mirrors,
-            specs=specs,
-            environments=environments,
-        )
+        try:
+            result = evaluate(
+                task,
+                model_for=model_for,
+                backend=backend,
+                settings=settings,
+                mirrors=mirrors,
+                specs=specs,
+                environments=environments,
+            )
+        except Exception as exc:  # one task's bug must not lose the others' hours
+            log.exception("evaluating %s failed", task.instance_id)
+            result = TaskResult(
+                instance_id=task.instance_id,
+                status="harness_error",
+                reason=f"qwenfix failed: {type(exc).__name__}: {exc}",
+            )
         with lock, results.open("a") as out:
             out.write(result.model_dump_json() + "\n")
         progress(result)
@@ -373,9 +389,9 @@ def run_eval(
 def summary(results: list[TaskResult]) -> dict[str, float | int]:
     counts = {
         s: sum(r.status == s for r in results)
-        for s in ("resolved", "unresolved", "env_error", "agent_error")
+        for s in ("resolved", "unresolved", "env_error", "agent_error", "harness_error")
     }
-    buildable = len(results) - counts["env_error"]
+    buildable = len(results) - counts["env_error"] - counts["harness_error"]
     return {
         "tasks": len(results),
         **counts,
