@@ -1,6 +1,6 @@
 # The two commands of the quick start: `make demo` and `make test`.
 .PHONY: demo test test-fast lint bootstrap services image clean-sandboxes bench bench-pack bench-webhook \
-	screenshots image-check test-vllm
+	screenshots image-check test-vllm eval-images
 
 VENV := .venv/bin
 
@@ -16,6 +16,10 @@ test-services: services
 
 image:
 	@bash scripts/build-sandbox-image.sh
+
+# The sandbox images of every Python `qwenfix eval` can build offline (Debian's releases).
+eval-images:
+	@for python in 3.9 3.11 3.13; do bash scripts/build-sandbox-image.sh --python $$python; done
 
 demo: services
 	$(VENV)/qwenfix demo

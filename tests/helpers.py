@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -258,3 +259,24 @@ def postgres_database(prefix: str) -> Iterator[str]:
             )
             connection.execute(sa.text(f'DROP DATABASE "{name}"'))
         admin.dispose()
+
+
+def qwenfix_eval(tmp_path: Path, tasks: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`qwenfix eval TASKS ARGS` as a user runs it, with nothing of this process's
+    environment but the test image and a home, cache and trajectories in `tmp_path`."""
+    from .conftest import SANDBOX_IMAGE
+
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "qwenfix"), "eval", str(tasks), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "QWENFIX_SANDBOX_IMAGE": SANDBOX_IMAGE,
+            "QWENFIX_SANDBOX_MEMORY_MB": "1024",
+            "QWENFIX_CACHE_DIR": str(tmp_path / "cache"),
+            "QWENFIX_TRAJECTORY_DIR": str(tmp_path / "trajectories"),
+        },
+    )

@@ -5,8 +5,6 @@ failures, mirrors of real git repositories, and resuming."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,9 +13,8 @@ from typing import Any
 import pytest
 
 from sandbox.docker_backend import DockerBackend
-from tests.conftest import SANDBOX_IMAGE
 from tests.fakes.model_server import ScriptedModelServer
-from tests.helpers import git, make_repo
+from tests.helpers import git, make_repo, qwenfix_eval
 from workers.engine.llm.client import OpenAICompatibleModel
 from workers.eval.models import noop_script, oracle_script
 from workers.eval.runner import TaskResult, run_eval, summary
@@ -26,7 +23,6 @@ from workers.settings import WorkerSettings
 
 TASKS = Path(__file__).parents[1] / "eval_tasks" / "tasks.jsonl"
 GROWN = ("scm-version", "python39-first-word", "unittest-title", "network-index")
-QWENFIX = str(Path(sys.executable).parent / "qwenfix")
 
 
 def scripted(script_for: Any) -> Any:
@@ -81,20 +77,7 @@ def test_the_oracle_resolves_every_buildable_task(
 ) -> None:
     """Through the command line, two tasks at a time."""
     out = tmp_path / "oracle.jsonl"
-    done = subprocess.run(
-        [QWENFIX, "eval", str(TASKS), "--model", "oracle", "--out", str(out), "--workers", "2"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "HOME": str(tmp_path),
-            "QWENFIX_SANDBOX_IMAGE": SANDBOX_IMAGE,
-            "QWENFIX_SANDBOX_MEMORY_MB": "1024",
-            "QWENFIX_CACHE_DIR": str(tmp_path / "cache"),
-            "QWENFIX_TRAJECTORY_DIR": str(tmp_path / "trajectories"),
-        },
-    )
+    done = qwenfix_eval(tmp_path, TASKS, "--model", "oracle", "--out", str(out), "--workers", "2")
     assert done.returncode == 0, done.stderr[-2000:]
     figures = json.loads(done.stdout[done.stdout.index("{") :])
     assert (figures["resolved"], figures["env_error"], figures["resolved_of_buildable_pct"]) == (

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +15,12 @@ from swebench.harness.constants import KEY_INSTANCE_ID, KEY_MODEL, KEY_PREDICTIO
 from swebench.harness.run_evaluation import get_dataset_from_preds
 from swebench.harness.utils import get_predictions_from_file, load_swebench_dataset
 
-from tests.conftest import SANDBOX_IMAGE
+from tests.helpers import qwenfix_eval as run_eval_cli
 from workers.eval.runner import TaskResult
 from workers.eval.tasks import load_tasks
 
 TASK_SET = Path(__file__).parents[1] / "eval_tasks" / "tasks.jsonl"
 FOUR = ("calc-divide", "text-slugify", "stack-peek", "broken-environment")
-QWENFIX = str(Path(sys.executable).parent / "qwenfix")
 TIME = r"\d+ (?:s|min)"
 PROGRESS = re.compile(rf"^\[(\d)/4\] ([\w-]+) (resolved|env_error) \(.*\) {TIME}( · ETA {TIME})?$")
 
@@ -42,20 +40,7 @@ def four_tasks(tmp_path: Path) -> Path:
 
 
 def qwenfix_eval(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [QWENFIX, "eval", str(four_tasks(tmp_path)), "--model", "oracle", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "HOME": str(tmp_path),
-            "QWENFIX_SANDBOX_IMAGE": SANDBOX_IMAGE,
-            "QWENFIX_SANDBOX_MEMORY_MB": "1024",
-            "QWENFIX_CACHE_DIR": str(tmp_path / "cache"),
-            "QWENFIX_TRAJECTORY_DIR": str(tmp_path / "trajectories"),
-        },
-    )
+    return run_eval_cli(tmp_path, four_tasks(tmp_path), "--model", "oracle", *args)
 
 
 def changed_lines(patch: str) -> list[str]:
