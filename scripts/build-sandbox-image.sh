@@ -85,7 +85,14 @@ chroot "$root" useradd --create-home --uid 1000 --shell /bin/bash sandbox
 mkdir -p "$root/workspace" && chroot "$root" chown sandbox:sandbox /workspace
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
 
-tar -C "$root" -c . | docker import \
+extra=()
+if [ -n "$python" ]; then
+    # Debian's Python installs into dist-packages, which PyPI's setuptools (a project's
+    # pinned one) does not know: its own distutils puts `pip install -e .` of an older
+    # project in site-packages, off sys.path. Debian's patched distutils knows.
+    extra=(-c 'ENV SETUPTOOLS_USE_DISTUTILS=stdlib')
+fi
+tar -C "$root" -c . | docker import "${extra[@]}" \
     -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     -c 'ENV LANG=C.UTF-8' \
     -c 'ENV PYTHONDONTWRITEBYTECODE=1' \
