@@ -288,13 +288,7 @@ class DockerBackend:
                     )
                 image = str(found.id)
             else:
-                client.images.get(spec.image)
-        except docker.errors.ImageNotFound as exc:
-            raise ImageMissing(
-                f"sandbox image {spec.image!r} is missing",
-                hint="build it with scripts/build-sandbox-image.sh or docker build deploy/sandbox",
-                image=spec.image,
-            ) from exc
+                self.image_id(spec.image)
         except ENGINE_ERRORS as exc:  # the client was fine once; the engine went away since
             raise SandboxUnavailable(
                 f"the Docker engine stopped answering: {exc}",

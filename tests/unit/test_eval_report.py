@@ -82,6 +82,10 @@ def test_already_done_counts_only_the_chosen_tasks_in_the_results(tmp_path: Path
         + "\n\n"
     )
     assert already_done(out, [task("a", "o/r"), task("b", "o/r")]) == 1
+    # As the runner resumes: what qwenfix failed on, and a line cut short, run again.
+    with out.open("a") as more:
+        more.write(result("b", "harness_error").model_dump_json() + "\n" + '{"instance_id": "c"')
+    assert already_done(out, [task("a", "o/r"), task("b", "o/r"), task("c", "o/r")]) == 1
 
 
 @pytest.mark.parametrize(

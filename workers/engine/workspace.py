@@ -60,6 +60,17 @@ def sandbox_spec(
     )
 
 
+def setup_environment(spec: SandboxSpec) -> dict[str, str]:
+    """What a setup command runs with: root's pip quiet about being root, and the CA
+    bundle named where the spec mounts one."""
+    return {
+        **ca_environment(spec),
+        "PIP_ROOT_USER_ACTION": "ignore",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "DEBIAN_FRONTEND": "noninteractive",
+    }
+
+
 def copy_in(sb: Sandbox, repo: Path, rev: str) -> None:
     """The commit's tree into the workspace as a git repository whose HEAD is the base, so
     `git diff` in the sandbox shows the agent its change. Its history reaches back to the
@@ -115,11 +126,7 @@ def prepare_workspace(
             config.setup,
             timeout=timeout,
             as_root=True,
-            env={
-                **ca_environment(sb.spec),
-                "PIP_ROOT_USER_ACTION": "ignore",
-                "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-            },
+            env=setup_environment(sb.spec),
         )
         trajectory.record(Event.SETUP, **setup.model_dump())
         if setup.timed_out or not setup.ok:

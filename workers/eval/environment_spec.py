@@ -92,10 +92,11 @@ def resolve(task: EvalTask, checkout: Path, specs: Specs) -> TaskEnvironment:
     if specs == "none" or not _in_swebench(task):
         return own
     spec = _swebench_spec(task)
+    files = _requirement_files(task, checkout, spec)
     return TaskEnvironment(
         python=task.python or spec.get("python"),
-        dependencies=_dependency_commands(spec, has_requirements=_requirements_wanted(spec)),
-        files=_requirement_files(task, checkout, spec),
+        dependencies=_dependency_commands(spec, has_requirements=bool(files)),
+        files=files,
         prepare=[*_repo_install(task.repo), *spec.get("pre_install", [])],
         setup=task.setup if task.setup is not None else spec.get("install"),
         test_cmd=task.test_cmd or spec.get("test_cmd") or DEFAULT_TEST_CMD,
@@ -141,10 +142,6 @@ def _repo_install(repo: str) -> list[str]:
 
     found = MAP_REPO_TO_INSTALL.get(repo)
     return [found] if found else []
-
-
-def _requirements_wanted(spec: dict[str, Any]) -> bool:
-    return spec.get("packages") in ("requirements.txt", "environment.yml")
 
 
 REQUIREMENTS = "/tmp/qwenfix-env/requirements.txt"
@@ -204,16 +201,7 @@ def _requirements(task: EvalTask, checkout: Path) -> str:
     from swebench.harness.test_spec.python import clean_requirements
 
     commit = _env_commit(task)
-    for path in MAP_REPO_TO_REQS_PATHS.get(task.repo, []):
-        text = _read(checkout, commit, path)
-        if text is not None:
-            break
-    else:
-        raise SpecUnavailable(
-            f"SWE-bench reads {task.repo}'s requirements from "
-            f"{', '.join(MAP_REPO_TO_REQS_PATHS.get(task.repo, [])) or 'no known path'}; "
-            f"none is in commit {commit[:12]}"
-        )
+    path, text = _first_file(checkout, commit, MAP_REPO_TO_REQS_PATHS.get(task.repo, []), task)
     directory = str(Path(path).parent)
 
     def keep(line: str) -> bool:
@@ -235,13 +223,9 @@ def _environment_yml(task: EvalTask, checkout: Path) -> str:
     import yaml
     from swebench.harness.constants import MAP_REPO_TO_ENV_YML_PATHS
 
-    commit = _env_commit(task)
-    for path in MAP_REPO_TO_ENV_YML_PATHS.get(task.repo, []):
-        text = _read(checkout, commit, path)
-        if text is not None:
-            break
-    else:
-        raise SpecUnavailable(f"{task.repo}'s environment.yml is not in commit {commit[:12]}")
+    _, text = _first_file(
+        checkout, _env_commit(task), MAP_REPO_TO_ENV_YML_PATHS.get(task.repo, []), task
+    )
     data = yaml.safe_load(text) or {}
     conda: list[str] = []
     pip: list[str] = []
@@ -251,6 +235,18 @@ def _environment_yml(task: EvalTask, checkout: Path) -> str:
         else:
             conda.append(str(dependency).replace(" ", ""))
     return "\n".join([*_conda_to_pip(conda), *pip]) + "\n"
+
+
+def _first_file(checkout: Path, commit: str, paths: list[str], task: EvalTask) -> tuple[str, str]:
+    """The first of `paths` in `commit`, where SWE-bench looks for it, and its text."""
+    for path in paths:
+        text = _read(checkout, commit, path)
+        if text is not None:
+            return path, text
+    raise SpecUnavailable(
+        f"SWE-bench reads {task.repo}'s dependencies from {', '.join(paths) or 'no known path'}; "
+        f"none is in commit {commit[:12]}"
+    )
 
 
 def _read(checkout: Path, commit: str, path: str) -> str | None:

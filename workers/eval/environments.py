@@ -13,10 +13,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox import ImageMissing, SandboxBackend, SandboxError, SandboxSpec, SandboxUnavailable
-from sandbox.protocol import Sandbox, ca_environment
+from sandbox import ImageMissing, SandboxBackend, SandboxError, SandboxUnavailable
+from sandbox.protocol import Sandbox
 from workers.engine import git as gitops
-from workers.engine.workspace import copy_in
+from workers.engine.repo_config import RepoConfig
+from workers.engine.workspace import copy_in, sandbox_spec, setup_environment
 from workers.eval.environment_spec import TaskEnvironment
 from workers.eval.tasks import EvalTask
 from workers.settings import WorkerSettings
@@ -80,20 +81,18 @@ class Environments:
     ) -> TaskSandbox:
         image = image_for(env.python, self.settings)
         snapshot, key, reused = None, None, False
+        # Asked first: a missing Python is said before any work, not when the agent's
+        # sandbox cannot start.
+        try:
+            identity = self.backend.image_id(image)
+        except ImageMissing as exc:
+            raise EnvironmentFailed(missing_python(env.python, exc.image)) from exc
+        except SandboxUnavailable as exc:
+            raise EnvironmentFailed(str(exc)) from exc
         if env.dependencies:
-            try:
-                identity = self.backend.image_id(image)
-            except ImageMissing as exc:
-                raise EnvironmentFailed(missing_python(env.python, exc.image)) from exc
-            except SandboxUnavailable as exc:
-                raise EnvironmentFailed(str(exc)) from exc
             # The image's id, not its name: a rebuilt image makes new environments.
             key = env.environment_key(task.repo, task.version, identity)
             snapshot, reused = self._environment(task, env, image, key, run_label)
-        elif env.python is not None:
-            # Said before any work, not when the agent's sandbox cannot start.
-            with self._sandbox(image, None, run_label, env.python):
-                pass
         base = gitops.resolve(checkout, "HEAD")
         if not env.prepare:
             return TaskSandbox(image, snapshot, base, key, reused)
@@ -195,18 +194,11 @@ class Environments:
     def _sandbox(
         self, image: str, snapshot: str | None, run_label: str, python: str | None
     ) -> Iterator[Sandbox]:
-        spec = SandboxSpec(
-            image=image,
-            snapshot=snapshot,
-            network=True,
-            memory_mb=self.settings.sandbox_memory_mb,
-            cpus=self.settings.sandbox_cpus,
-            pids_limit=self.settings.sandbox_pids_limit,
-            max_file_mb=self.settings.sandbox_max_file_mb,
-            max_disk_mb=self.settings.sandbox_max_disk_mb,
-            ca_bundle=self.settings.sandbox_ca_bundle or None,
-            labels={"io.qwenfix.run": run_label},
+        """A sandbox as a job's setup phase gets one, with the network it needs."""
+        settings = self.settings.model_copy(
+            update={"sandbox_image": image, "sandbox_snapshot": snapshot}
         )
+        spec = sandbox_spec(RepoConfig(), settings, run_label=run_label, needs_network=True)
         try:
             box = self.backend.start(spec)
         except ImageMissing as exc:
@@ -223,12 +215,7 @@ class Environments:
             command,
             timeout=self.settings.setup_timeout_s,
             as_root=True,
-            env={
-                **ca_environment(sb.spec),
-                "PIP_ROOT_USER_ACTION": "ignore",
-                "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-                "DEBIAN_FRONTEND": "noninteractive",
-            },
+            env=setup_environment(sb.spec),
         )
         if done.timed_out or not done.ok:
             how = "timed out" if done.timed_out else f"failed (exit {done.exit_code})"

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from workers.eval.runner import TaskResult, summary
+from workers.eval.runner import TaskResult, finished, summary
 from workers.eval.tasks import EvalTask
 
 STATUSES = ("resolved", "unresolved", "env_error", "agent_error")
@@ -54,17 +54,8 @@ def write_predictions(path: Path, results: Iterable[TaskResult], model_name: str
 
 
 def already_done(results: Path, tasks: Iterable[EvalTask]) -> int:
-    """How many of `tasks` the results file holds (the runner skips them on resume)."""
-    if not results.exists():
-        return 0
-    wanted = {t.instance_id for t in tasks}
-    found: set[str] = set()
-    for line in results.read_text(encoding="utf-8").splitlines():
-        try:
-            found.add(str(json.loads(line)["instance_id"]))
-        except (ValueError, KeyError, TypeError):
-            continue  # the runner itself reports a damaged line
-    return len(found & wanted)
+    """How many of `tasks` a resumed run skips, by the runner's own reading."""
+    return len(finished(results).keys() & {t.instance_id for t in tasks})
 
 
 def duration(seconds: float) -> str:

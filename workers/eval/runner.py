@@ -331,6 +331,25 @@ def _from_fix(task: EvalTask, fixed: FixResult) -> TaskResult:
     )
 
 
+def finished(results: Path) -> dict[str, TaskResult]:
+    """The tasks a results file holds as done: what a resumed run skips. A line qwenfix
+    failed on (`harness_error`), or one cut short when a run was killed, is done again."""
+    done: dict[str, TaskResult] = {}
+    if not results.exists():
+        return done
+    for number, line in enumerate(results.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            earlier = TaskResult.model_validate_json(line)
+        except ValueError:
+            log.warning("%s:%d is not a result; its task runs again", results, number)
+            continue
+        if earlier.status != "harness_error":
+            done[earlier.instance_id] = earlier
+    return done
+
+
 def run_eval(
     tasks: list[EvalTask],
     results: Path,
@@ -344,13 +363,7 @@ def run_eval(
     progress: Callable[[TaskResult], None] = lambda r: None,
 ) -> list[TaskResult]:
     """Every task not already in `results` (resuming), `workers` at a time."""
-    done = {}
-    if results.exists():
-        for line in results.read_text().splitlines():
-            if line.strip():
-                earlier = TaskResult.model_validate_json(line)
-                if earlier.status != "harness_error":
-                    done[earlier.instance_id] = earlier
+    done = finished(results)
     todo = [t for t in tasks if t.instance_id not in done]
     lock = threading.Lock()
     results.parent.mkdir(parents=True, exist_ok=True)
@@ -381,8 +394,8 @@ def run_eval(
         return result
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        finished = list(pool.map(one, todo))
-    by_id = {**done, **{r.instance_id: r for r in finished}}
+        ran = list(pool.map(one, todo))
+    by_id = {**done, **{r.instance_id: r for r in ran}}
     return [by_id[t.instance_id] for t in tasks if t.instance_id in by_id]
 
 
