@@ -7,7 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.helpers import git, make_repo
-from workers.eval.environment_spec import REQUIREMENTS, parse_log, resolve
+from workers.eval.environment_spec import (
+    INDEX_BEFORE,
+    REQUIREMENTS,
+    SWEBENCH_PACKAGES_BEFORE,
+    parse_log,
+    resolve,
+)
 from workers.eval.tasks import EvalTask
 
 TEST_PATCH = (
@@ -54,7 +60,7 @@ def stand_in(tmp_path: Path) -> Path:
 
 def test_a_known_repository_and_version_takes_swebench_specs(tmp_path: Path) -> None:
     repo = stand_in(tmp_path)
-    env = resolve(flask_task(repo), repo, "swebench")
+    env = resolve(flask_task(repo), repo, "swebench", packages_before="none")
     assert (env.source, env.python, env.setup) == ("swebench", "3.11", "python -m pip install -e .")
     # At the environment commit, `-r` followed, editable and comment lines left out:
     assert env.files[REQUIREMENTS].split() == ["pytest", "asgiref", "pre-commit"]
@@ -69,13 +75,33 @@ def test_a_known_repository_and_version_takes_swebench_specs(tmp_path: Path) -> 
 def test_a_task_s_own_fields_win_and_none_means_none(tmp_path: Path) -> None:
     repo = stand_in(tmp_path)
     own = flask_task(repo, python="3.13", setup="make dev", network=False)
-    env = resolve(own, repo, "swebench")
+    env = resolve(own, repo, "swebench", packages_before="none")
     assert (env.python, env.setup, env.network) == ("3.13", "make dev", False)
     plain = resolve(flask_task(repo), repo, "none")
     assert (plain.source, plain.python, plain.dependencies) == ("task", None, [])
     assert plain.test_command() == "python -m pytest -q tests/test_cli.py"
     unknown = resolve(flask_task(repo, version="0.0.1"), repo, "swebench")
     assert unknown.source == "task"
+
+
+def test_installs_from_swebench_specs_see_the_index_of_swebench_s_date(tmp_path: Path) -> None:
+    repo = stand_in(tmp_path)
+    env = resolve(flask_task(repo), repo, "swebench")
+    assert env.packages_before == SWEBENCH_PACKAGES_BEFORE
+    wrap = f"python3 {INDEX_BEFORE} {SWEBENCH_PACKAGES_BEFORE} -- bash -c "
+    assert env.setup == wrap + "'python -m pip install -e .'"
+    assert all(c.startswith(wrap) for c in [*env.dependencies, *env.prepare])
+    # The script travels in the environment's files, so its snapshot has it (and a
+    # different date or script is a different environment).
+    assert "def dated(" in env.files[INDEX_BEFORE]
+    undated = resolve(flask_task(repo), repo, "swebench", packages_before="none")
+    image = "sha256:1"
+    assert env.environment_key("r", "1", image) != undated.environment_key("r", "1", image)
+    # A task's own environment is dated only when asked.
+    own = resolve(flask_task(repo), repo, "none")
+    assert (own.packages_before, own.files) == (None, {})
+    asked = resolve(flask_task(repo, setup="pip install -e ."), repo, "none", "2020-06-01")
+    assert asked.setup == f"python3 {INDEX_BEFORE} 2020-06-01 -- bash -c 'pip install -e .'"
 
 
 def test_sympy_s_log_is_read_by_sympy_s_parser() -> None:

@@ -509,6 +509,17 @@ def _eval_options(
     return "swebench"
 
 
+def _packages_before(value: str) -> None:
+    import datetime
+
+    if value in ("auto", "none"):
+        return
+    try:
+        datetime.date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter("--packages-before is a date (YYYY-MM-DD), none or auto") from exc
+
+
 @app.command("eval")
 def evaluate(
     tasks: Annotated[Path, typer.Argument(help="Tasks in SWE-bench's JSONL format.")],
@@ -541,6 +552,17 @@ def evaluate(
             "for its harness or sb-cli."
         ),
     ] = None,
+    logs: Annotated[
+        Path | None,
+        typer.Option(help="Keep each task's test output in DIR/INSTANCE_ID/tests.log."),
+    ] = None,
+    packages_before: Annotated[
+        str,
+        typer.Option(
+            help="Installs see the package index as it was before this date (YYYY-MM-DD), "
+            "`none`, or `auto`: SWE-bench's date for environments from its specs."
+        ),
+    ] = "auto",
 ) -> None:
     """Measure fix quality: the agent on each task's problem statement, then the task's
     FAIL_TO_PASS and PASS_TO_PASS tests in a fresh sandbox. Prints a line per task and a
@@ -561,6 +583,7 @@ def evaluate(
 
     _logging(False)
     chosen_specs = _eval_options(model, specs, predictions, out)
+    _packages_before(packages_before)
     try:
         chosen = load_tasks(tasks)
     except TaskSetError as exc:
@@ -595,6 +618,8 @@ def evaluate(
         mirrors=repos,
         specs=chosen_specs,
         progress=lambda r: typer.echo(progress.line(r), err=True),
+        logs=logs,
+        packages_before=packages_before,
     )
     if predictions is not None:
         write_predictions(predictions, results, model_name(model, settings.llm_model))

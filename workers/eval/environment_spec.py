@@ -28,6 +28,12 @@ from workers.eval.tasks import EvalTask
 
 Specs = Literal["swebench", "none"]
 DEFAULT_TEST_CMD = "python -m pytest -q"
+SWEBENCH_PACKAGES_BEFORE = "2024-08-01"
+"""The package index SWE-bench's specs (4.x) were written against: their newest exact
+pin (tox 4.16.0) is of 2024-07-03, and what they leave unpinned has moved on since
+(docutils 0.22 dropped the `roman` module Sphinx 3 imports)."""
+INDEX_BEFORE = "/opt/qwenfix/index_before.py"
+"""Where the dated index's script sits in an environment that has one."""
 
 
 class SpecUnavailable(Exception):
@@ -63,6 +69,27 @@ class TaskEnvironment(BaseModel):
     network: bool = False
     """Whether the verdict's tests run with the network."""
     source: Literal["task", "swebench"] = "task"
+    packages_before: str | None = None
+    """A date: the installs see only what the package index held before it."""
+
+    def dated(self, before: str | None) -> TaskEnvironment:
+        """This environment with every install run through the index as it was before
+        `before` (workers/eval/index_before.py, kept in the environment's snapshot)."""
+        if before is None:
+            return self
+
+        def wrap(command: str) -> str:
+            return f"python3 {INDEX_BEFORE} {shlex.quote(before)} -- bash -c {shlex.quote(command)}"
+
+        return self.model_copy(
+            update={
+                "packages_before": before,
+                "files": {**self.files, INDEX_BEFORE: _index_script()},
+                "dependencies": [wrap(c) for c in self.dependencies],
+                "prepare": [wrap(c) for c in self.prepare],
+                "setup": wrap(self.setup) if self.setup else self.setup,
+            }
+        )
 
     def environment_key(self, repo: str, version: str | None, image: str) -> str:
         """The same for every task that can share the dependencies' snapshot."""
@@ -78,9 +105,24 @@ class TaskEnvironment(BaseModel):
         return "\n".join([*self.test_env, command])
 
 
-def resolve(task: EvalTask, checkout: Path, specs: Specs) -> TaskEnvironment:
+def resolve(
+    task: EvalTask, checkout: Path, specs: Specs, packages_before: str = "auto"
+) -> TaskEnvironment:
     """The task's environment: its own fields, completed from SWE-bench's specs when
-    `specs` is "swebench" and the task's repository and version are in them."""
+    `specs` is "swebench" and the task's repository and version are in them, its installs
+    dated by `packages_before` (a date, "none", or "auto": SWE-bench's date for an
+    environment from its specs, none for a task's own)."""
+    env = _resolve(task, checkout, specs)
+    if packages_before == "auto":
+        return env.dated(SWEBENCH_PACKAGES_BEFORE if env.source == "swebench" else None)
+    return env.dated(None if packages_before == "none" else packages_before)
+
+
+def _index_script() -> str:
+    return (Path(__file__).parent / "index_before.py").read_text(encoding="utf-8")
+
+
+def _resolve(task: EvalTask, checkout: Path, specs: Specs) -> TaskEnvironment:
     own = TaskEnvironment(
         python=task.python,
         setup=task.setup,

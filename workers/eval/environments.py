@@ -89,7 +89,7 @@ class Environments:
             raise EnvironmentFailed(missing_python(env.python, exc.image)) from exc
         except SandboxUnavailable as exc:
             raise EnvironmentFailed(str(exc)) from exc
-        if env.dependencies:
+        if env.dependencies or env.files:
             # The image's id, not its name: a rebuilt image makes new environments.
             key = env.environment_key(task.repo, task.version, identity)
             snapshot, reused = self._environment(task, env, image, key, run_label)

@@ -10,6 +10,7 @@ written as it ends, so an interrupted evaluation resumes where it stopped.
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -74,6 +75,8 @@ class TaskResult(BaseModel):
     """Whether the verdict's tests had the network."""
     environment: str | None = None
     """The key of the shared dependencies' snapshot, when the task had one."""
+    packages_before: str | None = None
+    """The date the installs saw the package index as of, when they were dated."""
 
 
 def checkout(task: EvalTask, work: Path, mirrors: Path | None) -> Path:
@@ -140,18 +143,62 @@ def judge_task(
     the setup snapshot, exactly the change, the base commit's tests and test configuration
     put back over it), then the task's test patch and its FAIL_TO_PASS and PASS_TO_PASS
     tests, read from JUnit where the runner writes it, else from the test log with
-    SWE-bench's parser for the repository."""
+    SWE-bench's parser for the repository.
+
+    PASS_TO_PASS tests pass before the fix by the benchmark's construction. When some fail
+    after the change, they are run once more without it: failing there too, they say the
+    environment is not the task's (dependencies that moved on, a host the tests need),
+    which is `EnvironmentFailed`, not a verdict on the change."""
+    wanted = [*task.FAIL_TO_PASS, *task.PASS_TO_PASS]
+    outcomes, why = _task_tests(task, env, repo, diff, backend, settings, work / "tests.log")
+    if outcomes is None:
+        return False, {}, why
+    failing = [w for w, o in outcomes.items() if o not in PASSING]
+    broken = [w for w in task.PASS_TO_PASS if w in failing]
+    if broken and diff.strip():
+        before, _ = _task_tests(task, env, repo, "", backend, settings, work / "tests-before.log")
+        already = [w for w in broken if before is not None and before[w] not in PASSING]
+        if already:
+            raise EnvironmentFailed(
+                f"the environment does not reproduce the task: {len(already)} of "
+                f"{len(task.PASS_TO_PASS)} PASS_TO_PASS tests fail without any change "
+                f"({', '.join(already[:3])}); dependencies newer than the task's "
+                "(--packages-before) or a service the tests need; the test log "
+                "(--logs) says which"
+            )
+    return (
+        not failing,
+        outcomes,
+        (
+            f"{len(failing)} of {len(wanted)} tests do not pass: {', '.join(failing[:5])}"
+            if failing
+            else f"all {len(wanted)} tests pass"
+        ),
+    )
+
+
+def _task_tests(
+    task: EvalTask,
+    env: TaskEnvironment,
+    repo: Path,
+    diff: str,
+    backend: SandboxBackend,
+    settings: WorkerSettings,
+    keep_log: Path,
+) -> tuple[dict[str, str] | None, str]:
+    """The FAIL_TO_PASS and PASS_TO_PASS outcomes with `diff` laid over the base in a
+    fresh sandbox, or None and why the change could not be laid. The test output is kept
+    in `keep_log`."""
     config = RepoConfig(test=env.test_cmd, setup=env.setup)
     base = gitops.resolve(repo, "HEAD")
-    wanted = [*task.FAIL_TO_PASS, *task.PASS_TO_PASS]
     try:
         change = materialise(repo, base, diff)
     except ChangeUnreadable as exc:
-        return False, {}, exc.reason
+        return None, exc.reason
     controls = test_controls(change.files, lambda p: gitops.read_blob(repo, base, p), change.new)
     overlay = base_overlay(controls, lambda p: gitops.read_blob(repo, base, p), change.new)
     label = f"eval-{uuid.uuid4().hex[:8]}"
-    with Trajectory(work / "judge.jsonl") as trajectory:
+    with Trajectory(keep_log.with_suffix(".jsonl")) as trajectory:
         try:
             with (
                 working_sandbox(
@@ -180,13 +227,9 @@ def judge_task(
                         "git apply --whitespace=nowarn /tmp/qwenfix-eval.patch", timeout=120
                     )
                     if not applied.ok:
-                        return (
-                            False,
-                            {},
-                            (
-                                "the test patch does not apply over the change: "
-                                f"{applied.output[-300:]}"
-                            ),
+                        return None, (
+                            "the test patch does not apply over the change: "
+                            f"{applied.output[-300:]}"
                         )
                 exports = "".join(
                     f"export {name}={value}\n" for name, value in ca_environment(sb.spec).items()
@@ -199,23 +242,14 @@ def judge_task(
                     log = ""
         except WorkspaceFailed as exc:
             raise EnvironmentFailed(exc.reason) from exc
-    (work / "tests.log").write_text(log)
+    keep_log.write_text(log)
     found = _outcomes(task, env, ran.tests, log)
     if found is None:
         raise EnvironmentFailed(
             f"the tests gave no per-test results ({ran.summary()}): {log[-300:]}"
         )
-    outcomes = {w: found.get(junit_id(w), found.get(w, "missing")) for w in wanted}
-    failing = [w for w, o in outcomes.items() if o not in PASSING]
-    return (
-        not failing,
-        outcomes,
-        (
-            f"{len(failing)} of {len(wanted)} tests do not pass: {', '.join(failing[:5])}"
-            if failing
-            else f"all {len(wanted)} tests pass"
-        ),
-    )
+    wanted = [*task.FAIL_TO_PASS, *task.PASS_TO_PASS]
+    return {w: found.get(junit_id(w), found.get(w, "missing")) for w in wanted}, ""
 
 
 def _outcomes(
@@ -239,12 +273,30 @@ def evaluate(
     mirrors: Path | None,
     specs: Specs = "swebench",
     environments: Environments | None = None,
+    logs: Path | None = None,
+    packages_before: str = "auto",
 ) -> TaskResult:
+    """One task's result; with `logs`, its test output is kept in logs/INSTANCE_ID/
+    (`tests.log`, and `tests-before.log` when the tests also ran without the change)."""
     started = time.monotonic()
     environments = environments or Environments(backend, settings)
     with tempfile.TemporaryDirectory(prefix="qwenfix-eval-") as tmp:
         work = Path(tmp)
-        result = _evaluate(task, work, model_for, backend, settings, mirrors, specs, environments)
+        try:
+            result = _evaluate(
+                task,
+                work,
+                model_for,
+                backend,
+                settings,
+                mirrors,
+                specs,
+                environments,
+                packages_before,
+            )
+        finally:
+            if logs is not None:
+                _keep_logs(work, logs / task.instance_id)
     result.wall_s = round(time.monotonic() - started, 2)
     return result
 
@@ -258,6 +310,7 @@ def _evaluate(
     mirrors: Path | None,
     specs: Specs,
     environments: Environments,
+    packages_before: str,
 ) -> TaskResult:
     def env_error(reason: str) -> TaskResult:
         return TaskResult(instance_id=task.instance_id, status="env_error", reason=reason)
@@ -267,7 +320,7 @@ def _evaluate(
     except (EnvironmentFailed, subprocess.CalledProcessError) as exc:
         return env_error(f"cannot get the repository: {exc}")
     try:
-        env = resolve(task, repo, specs)
+        env = resolve(task, repo, specs, packages_before)
         box = environments.for_task(task, env, repo, run_label=f"eval-{uuid.uuid4().hex[:8]}")
     except SpecUnavailable as exc:
         return env_error(exc.reason)
@@ -295,6 +348,7 @@ def _evaluate(
         result = _from_fix(task, fixed)
         result.python, result.tests_network = env.python, env.network
         result.environment = box.environment_key
+        result.packages_before = env.packages_before
         if fixed.status != "error":
             try:
                 resolved, outcomes, why = judge_task(
@@ -307,6 +361,14 @@ def _evaluate(
         return result
     finally:
         environments.release(box)
+
+
+def _keep_logs(work: Path, into: Path) -> None:
+    kept = sorted(work.glob("tests*.log"))
+    if kept:
+        into.mkdir(parents=True, exist_ok=True)
+        for found in kept:
+            shutil.copyfile(found, into / found.name)
 
 
 def _present(repo: Path, env: TaskEnvironment) -> list[str]:
@@ -361,6 +423,8 @@ def run_eval(
     mirrors: Path | None = None,
     specs: Specs = "swebench",
     progress: Callable[[TaskResult], None] = lambda r: None,
+    logs: Path | None = None,
+    packages_before: str = "auto",
 ) -> list[TaskResult]:
     """Every task not already in `results` (resuming), `workers` at a time."""
     done = finished(results)
@@ -380,6 +444,8 @@ def run_eval(
                 mirrors=mirrors,
                 specs=specs,
                 environments=environments,
+                logs=logs,
+                packages_before=packages_before,
             )
         except Exception as exc:  # one task's bug must not lose the others' hours
             log.exception("evaluating %s failed", task.instance_id)
