@@ -96,14 +96,10 @@ def download(upstream: str, before: str, into: Path) -> subprocess.CompletedProc
 def test_pip_gets_the_release_of_before_the_date(upstream: str, tmp_path: Path) -> None:
     done = download(upstream, "2021-01-01", tmp_path / "2021")
     assert done.returncode == 0, done.stderr
-    assert [p.name for p in (tmp_path / "2021").iterdir()] == [
-        "qwenfix_dated-1.0-py3-none-any.whl"
-    ]
+    assert [p.name for p in (tmp_path / "2021").iterdir()] == ["qwenfix_dated-1.0-py3-none-any.whl"]
     later = download(upstream, "2023-01-01", tmp_path / "2023")
     assert later.returncode == 0, later.stderr
-    assert [p.name for p in (tmp_path / "2023").iterdir()] == [
-        "qwenfix_dated-2.0-py3-none-any.whl"
-    ]
+    assert [p.name for p in (tmp_path / "2023").iterdir()] == ["qwenfix_dated-2.0-py3-none-any.whl"]
 
 
 def test_before_any_release_pip_says_nothing_matches(upstream: str, tmp_path: Path) -> None:
