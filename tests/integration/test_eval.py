@@ -155,22 +155,53 @@ def test_noop_resolves_nothing_and_a_rerun_resumes(
         assert result.reason.startswith("1 of 2 tests do not pass"), result.reason
 
 
-def test_tests_that_need_the_network_fail_without_it(
+def test_tests_that_fail_without_any_change_say_the_environment_is_not_the_task_s(
     tmp_path: Path, docker_client: Any, eval_settings: WorkerSettings
 ) -> None:
+    """Without the network it needs, a PASS_TO_PASS test fails with the gold patch and
+    without it: that is the environment, not the change, and the logs show both runs."""
     [task] = [t for t in load_tasks(TASKS) if t.instance_id == "network-index"]
+    logs = tmp_path / "logs"
     [result] = run_eval(
         [task.model_copy(update={"network": False})],
         tmp_path / "r.jsonl",
         model_for=scripted(lambda t, c: oracle_script(c, t.patch)),
         backend=DockerBackend(),
         settings=eval_settings,
+        logs=logs,
     )
-    assert result.status == "unresolved" and not result.tests_network
-    assert result.tests == {
-        "tests/test_index.py::test_trailing_slash": "passed",
-        "tests/test_reachable.py::test_the_index_answers": "failed",
-    }
+    assert result.status == "env_error" and not result.tests_network
+    assert "does not reproduce the task: 1 of 1 PASS_TO_PASS tests fail without any change" in (
+        result.reason
+    )
+    assert "tests/test_reachable.py::test_the_index_answers" in result.reason
+    after = (logs / "network-index" / "tests.log").read_text()
+    before = (logs / "network-index" / "tests-before.log").read_text()
+    # Without the change, the FAIL_TO_PASS test fails as well.
+    assert "1 failed, 1 passed" in after and "2 failed" in before
+
+
+def test_a_change_that_breaks_a_passing_test_is_unresolved(
+    tmp_path: Path, docker_client: Any, eval_settings: WorkerSettings
+) -> None:
+    """The same check finds the PASS_TO_PASS test passing without the change: the
+    change broke it, and the verdict stands."""
+    [task] = load_tasks(TASKS)[:1]
+    breaks_add = (
+        "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n@@ -1,4 +1,4 @@\n"
+        " def add(a, b):\n-    return a + b\n+    return a - b\n \n \n"
+    )
+    [result] = run_eval(
+        [task],
+        tmp_path / "r.jsonl",
+        model_for=scripted(lambda t, c: oracle_script(c, breaks_add)),
+        backend=DockerBackend(),
+        settings=eval_settings,
+        logs=tmp_path / "logs",
+    )
+    assert result.status == "unresolved"
+    assert result.tests["tests/test_calc.py::test_add"] == "failed"
+    assert (tmp_path / "logs" / task.instance_id / "tests-before.log").exists()
 
 
 def test_a_python_without_an_image_is_an_environment_failure_before_any_work(

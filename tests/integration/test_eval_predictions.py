@@ -141,3 +141,10 @@ def test_a_predictions_file_swe_bench_cannot_read_is_refused_before_the_run(
         refused = qwenfix_eval(tmp_path, "--out", str(out), "--predictions", str(path))
         assert refused.returncode == 2 and why in refused.stderr, refused.stderr
         assert not out.exists() and not path.exists()
+
+
+def test_a_packages_date_that_is_not_one_is_refused_before_the_run(tmp_path: Path) -> None:
+    out = tmp_path / "results.jsonl"
+    refused = qwenfix_eval(tmp_path, "--out", str(out), "--packages-before", "last summer")
+    assert refused.returncode == 2 and "is a date (YYYY-MM-DD)" in refused.stderr, refused.stderr
+    assert not out.exists()
