@@ -1,5 +1,6 @@
-"""Schedules: cron, `maintenance:` configs, and the scheduler tick against real SQLite,
-the fake GitHub over HTTP (config read through the contents API) and a webhook push."""
+"""Schedules: `maintenance:` configs, and the scheduler tick against real SQLite, the fake
+GitHub over HTTP (config read through the contents API) and a webhook push. (Cron itself:
+tests/unit/test_cron.py.)"""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from bot.receiver.routing import ConfigChanged, Ignored, route
 from bot.settings import BotSettings
 from tests.fakes.github import FakeGitHub
 from tests.helpers import git, make_repo
-from workers.engine.cron import Cron, CronError
 from workers.engine.maintenance_tasks import MaintenanceTask, find_task
 from workers.engine.repo_config import RepoConfigError, parse_repo_config
 from workers.github.app_auth import AppCredentials, GitHubApp
@@ -36,44 +36,15 @@ def at(text: str) -> datetime:
 
 
 @pytest.mark.parametrize(
-    ("expression", "moment", "fires"),
-    [
-        ("0 4 * * *", "2026-11-30T04:00", True),
-        ("0 4 * * *", "2026-11-30T04:01", False),
-        ("*/15 * * * *", "2026-11-30T10:45", True),
-        ("0 4 * * mon-fri", "2026-11-29T04:00", False),  # a Sunday
-        ("0 4 * * 7", "2026-11-29T04:00", True),  # 7 is Sunday too
-        ("0 0 1 * 1", "2026-12-01T00:00", True),  # both day fields: either matches
-        ("0 0 1 * 1", "2026-11-30T00:00", True),
-        ("0 0 1 * 1", "2026-12-02T00:00", False),
-        ("@weekly", "2026-11-29T00:00", True),
-        ("30 2 * jan,jul *", "2026-07-09T02:30", True),
-    ],
-)
-def test_cron_matches_like_crontab(expression: str, moment: str, fires: bool) -> None:
-    assert Cron.parse(expression).matches(at(moment)) is fires
-
-
-@pytest.mark.parametrize("expression", ["0 25 * * *", "* * *", "every day", "0 4 * 13 *"])
-def test_bad_cron_names_the_problem(expression: str) -> None:
-    with pytest.raises(CronError, match=repr(expression).replace("*", r"\*")):
-        Cron.parse(expression)
-
-
-def test_latest_fire_in_a_window() -> None:
-    cron = Cron.parse("*/20 * * * *")
-    assert cron.latest_fire(at("2026-11-30T03:55"), at("2026-11-30T04:45:10")) == at(
-        "2026-11-30T04:40"
-    )
-    assert cron.latest_fire(at("2026-11-30T04:40"), at("2026-11-30T04:59")) is None
-
-
-@pytest.mark.parametrize(
     ("text", "problem"),
     [
         (
             "maintenance:\n  - task: fix-failing-tests\n    schedule: '0 25 * * *'\n",
             "maintenance.0.schedule: .*bad hour field",
+        ),
+        (
+            "maintenance:\n  - task: lint-fix\n    schedule: '0 0 31 2 *'\n",
+            "maintenance.0.schedule: .*'0 0 31 2 \\*' never fires",
         ),
         (
             "maintenance:\n  - task: custom\n    schedule: '@daily'\n",

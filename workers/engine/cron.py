@@ -1,15 +1,21 @@
 """Five-field cron expressions (minute hour day-of-month month day-of-week), in UTC.
 
 Fields take what crontab(5) takes: `*`, numbers, ranges, lists, steps and month or day
-names, plus the @hourly, @daily, @weekly and @monthly shorthands. As in cron, when both
-day fields are restricted a day matches if either does.
+names, plus the @hourly, @daily, @weekly and @monthly shorthands, each read as Celery's
+crontab parser reads it. The days are Vixie (and Debian) cron's: when both day fields
+are restricted a day matches if either does, but when either starts with `*` (`*/2`,
+say) a day must match both. cronsim, which follows Debian's cron, says when a schedule
+fires; one that never can (`0 0 31 2 *`) is refused.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+
+from cronsim import CronSim, CronSimError
 
 ALIASES = {
     "@hourly": "0 * * * *",
@@ -92,8 +98,36 @@ def parse_field(value: str, top: int, bottom: int) -> set[int]:
     return values
 
 
+# Where the check that a schedule fires at all starts. A cron schedule repeats every 400
+# years, and its longest gap (the 29th of February on one weekday, across 2100) is 40
+# years: cronsim's search, 50 years ahead, finds a firing if there is any.
+_SINCE = datetime(2000, 1, 1)
+
+
+def _listed(values: frozenset[int]) -> str:
+    return ",".join(map(str, sorted(values)))
+
+
+def _starred(values: frozenset[int], bottom: int, top: int) -> str:
+    """A day field that starts with `*` and means `values`, in cronsim's syntax: the star
+    is what makes cron AND the two day fields. (`*/top` is the bottom value alone, which
+    a field that starts with `*` always holds.)"""
+    if values == frozenset(range(bottom, bottom + top)):
+        return "*"
+    return ",".join([f"*/{top}", *map(str, sorted(values - {bottom}))])
+
+
+def _utc(moment: datetime) -> datetime:
+    """The minute of `moment`, in UTC (a naive one is taken as UTC already)."""
+    moment = moment.replace(second=0, microsecond=0)
+    return moment.astimezone(UTC) if moment.tzinfo else moment
+
+
 @dataclass(frozen=True)
 class Cron:
+    """A schedule as `parse` reads it. `any_day` and `any_weekday` say that the day field
+    starts with `*` (Vixie cron's DOM_STAR and DOW_STAR): then a day must match both."""
+
     expression: str
     minutes: frozenset[int]
     hours: frozenset[int]
@@ -123,35 +157,59 @@ class Cron:
             sets.append(
                 frozenset(v % 7 for v in parsed) if name == "day of week" else frozenset(parsed)
             )
-        return cls(
+        cron = cls(
             expression=expression,
             minutes=sets[0],
             hours=sets[1],
             days=sets[2],
             months=sets[3],
             weekdays=sets[4],
-            any_day=fields[2] == "*",
-            any_weekday=fields[4] == "*",
+            any_day=fields[2].startswith("*"),
+            any_weekday=fields[4].startswith("*"),
+        )
+        cron._check_it_fires()
+        return cron
+
+    @cached_property
+    def _cronsim_text(self) -> str:
+        """This schedule in cronsim's syntax, which lacks some of Celery's (ranges that
+        wrap around, names in any field, ...): every field a list of numbers, but for a
+        day field that starts with `*`."""
+        days, weekdays = _listed(self.days), _listed(self.weekdays)
+        if self.any_day:
+            days = _starred(self.days, 1, 31)
+        if self.any_weekday:
+            weekdays = _starred(self.weekdays, 0, 7)
+        return " ".join(
+            [_listed(self.minutes), _listed(self.hours), days, _listed(self.months), weekdays]
         )
 
+    def _check_it_fires(self) -> None:
+        try:
+            next(CronSim(self._cronsim_text, _SINCE))
+        except CronSimError as exc:
+            # What it refuses of a text in its own syntax: days that none of the months
+            # has, with the day fields ANDed.
+            days = " or ".join(map(str, sorted(self.days)))
+            raise CronError(
+                f"{self.expression!r} never fires: none of its months has day {days}"
+            ) from exc
+        except StopIteration as exc:
+            raise CronError(f"{self.expression!r} never fires (not once in 50 years)") from exc
+
     def matches(self, moment: datetime) -> bool:
-        if (
-            moment.minute not in self.minutes
-            or moment.hour not in self.hours
-            or moment.month not in self.months
-        ):
+        """Whether this schedule fires in the minute of `moment`."""
+        minute = _utc(moment)
+        try:
+            return next(CronSim(self._cronsim_text, minute - timedelta(minutes=1))) == minute
+        except StopIteration:
             return False
-        day = moment.day in self.days
-        weekday = (moment.isoweekday() % 7) in self.weekdays
-        if self.any_day or self.any_weekday:
-            return day and weekday
-        return day or weekday
 
     def latest_fire(self, after: datetime, upto: datetime) -> datetime | None:
         """The last minute in (after, upto] at which this schedule fires, if any."""
-        moment = upto.replace(second=0, microsecond=0)
-        while moment > after:
-            if self.matches(moment):
-                return moment
-            moment -= timedelta(minutes=1)
-        return None
+        start = _utc(upto) + timedelta(minutes=1)  # cronsim looks back from before start
+        try:
+            fire = next(CronSim(self._cronsim_text, start, reverse=True))
+        except StopIteration:
+            return None
+        return fire if fire > after else None
