@@ -134,6 +134,15 @@ def wheel(name: str, version: str, module: str) -> bytes:
     return buffer.getvalue()
 
 
+def send_body(handler: Any, body: bytes, kind: str) -> None:
+    """A 200 answer of `body` from a `http.server` handler."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", kind)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 def wait_for(check: Callable[[], Any], what: str, timeout: float = 120) -> Any:
     deadline = time.monotonic() + timeout
     while not (value := check()):

@@ -12,6 +12,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.helpers import send_body
+
 
 def tarball(name: str, version: str, index_js: str) -> bytes:
     files = {
@@ -82,11 +84,7 @@ class NpmRegistry:
                 if body is None:
                     self.send_error(404)
                     return
-                self.send_response(200)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_body(self, body, kind)
 
             def log_message(self, *args: Any) -> None:
                 return None

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import threading
-import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,32 +16,22 @@ from pathlib import Path
 import pytest
 
 import workers.eval.index_before as index_before
+from tests.helpers import send_body, wheel
 
 SCRIPT = Path(index_before.__file__)
 UPLOADED = {"1.0": "2020-05-01T10:00:00.000000Z", "2.0": "2022-05-01T10:00:00.000000Z"}
 
 
-def wheel(directory: Path, version: str) -> Path:
+def wheel_file(directory: Path, version: str) -> Path:
     path = directory / f"qwenfix_dated-{version}-py3-none-any.whl"
-    info = f"qwenfix_dated-{version}.dist-info"
-    with zipfile.ZipFile(path, "w") as whl:
-        whl.writestr("qwenfix_dated.py", f"VERSION = {version!r}\n")
-        whl.writestr(
-            f"{info}/METADATA",
-            f"Metadata-Version: 2.1\nName: qwenfix-dated\nVersion: {version}\n",
-        )
-        whl.writestr(
-            f"{info}/WHEEL",
-            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        )
-        whl.writestr(f"{info}/RECORD", "")
+    path.write_bytes(wheel("qwenfix_dated", version, f"VERSION = {version!r}\n"))
     return path
 
 
 @pytest.fixture
 def upstream(tmp_path: Path) -> Iterator[str]:
     """An index of one project with a release of 2020 and one of 2022 (PEP 691 + 700)."""
-    wheels = {p.name: p for p in (wheel(tmp_path, v) for v in UPLOADED)}
+    wheels = {p.name: p for p in (wheel_file(tmp_path, v) for v in UPLOADED)}
 
     class Index(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -64,11 +53,7 @@ def upstream(tmp_path: Path) -> Iterator[str]:
             else:
                 self.send_error(404)
                 return
-            self.send_response(200)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send_body(self, body, kind)
 
         def log_message(self, format: str, *args: object) -> None:
             pass
