@@ -17,7 +17,7 @@ from tests.fakes.model_server import ScriptedModelServer
 from tests.helpers import git, make_repo, qwenfix_eval
 from workers.engine.llm.client import OpenAICompatibleModel
 from workers.eval.models import noop_script, oracle_script
-from workers.eval.runner import TaskResult, run_eval, summary
+from workers.eval.runner import EvalOptions, TaskResult, run_eval, summary
 from workers.eval.tasks import EvalTask, TaskSetError, junit_id, load_tasks
 from workers.settings import WorkerSettings
 
@@ -168,7 +168,7 @@ def test_tests_that_fail_without_any_change_say_the_environment_is_not_the_task_
         model_for=scripted(lambda t, c: oracle_script(c, t.patch)),
         backend=DockerBackend(),
         settings=eval_settings,
-        logs=logs,
+        options=EvalOptions(logs=logs),
     )
     assert result.status == "env_error" and not result.tests_network
     assert "does not reproduce the task: 1 of 1 PASS_TO_PASS tests fail without any change" in (
@@ -197,7 +197,7 @@ def test_a_change_that_breaks_a_passing_test_is_unresolved(
         model_for=scripted(lambda t, c: oracle_script(c, breaks_add)),
         backend=DockerBackend(),
         settings=eval_settings,
-        logs=tmp_path / "logs",
+        options=EvalOptions(logs=tmp_path / "logs"),
     )
     assert result.status == "unresolved"
     assert result.tests["tests/test_calc.py::test_add"] == "failed"
@@ -287,7 +287,7 @@ def test_a_mirror_of_a_real_repository_at_its_base_commit(
         model_for=scripted(lambda t, c: oracle_script(c, t.patch)),
         backend=DockerBackend(),
         settings=eval_settings,
-        mirrors=tmp_path / "mirrors",
+        options=EvalOptions(mirrors=tmp_path / "mirrors"),
     )
     assert (result.status, result.reason) == ("resolved", "all 2 tests pass")
     missing = task.model_copy(update={"instance_id": "gone", "repo_path": str(tmp_path / "absent")})

@@ -578,7 +578,7 @@ def evaluate(
         summary_table,
         write_predictions,
     )
-    from workers.eval.runner import run_eval, summary
+    from workers.eval.runner import EvalOptions, run_eval, summary
     from workers.eval.tasks import TaskSetError, load_tasks
 
     _logging(False)
@@ -614,12 +614,11 @@ def evaluate(
         model_for=model_for,
         backend=make_backend(settings),
         settings=settings,
+        options=EvalOptions(
+            mirrors=repos, specs=chosen_specs, logs=logs, packages_before=packages_before
+        ),
         workers=workers,
-        mirrors=repos,
-        specs=chosen_specs,
         progress=lambda r: typer.echo(progress.line(r), err=True),
-        logs=logs,
-        packages_before=packages_before,
     )
     if predictions is not None:
         write_predictions(predictions, results, model_name(model, settings.llm_model))

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -79,6 +80,18 @@ class TaskResult(BaseModel):
     """The date the installs saw the package index as of, when they were dated."""
 
 
+class EvalOptions(BaseModel):
+    """How every task of one evaluation is prepared and what is kept of it."""
+
+    mirrors: Path | None = None
+    """Local clones (owner__name.git) used instead of fetching each repository."""
+    specs: Specs = "swebench"
+    logs: Path | None = None
+    """Keep each task's test output in logs/INSTANCE_ID/."""
+    packages_before: str = "auto"
+    """Installs see the package index as of this date (`auto`: SWE-bench's specs)."""
+
+
 def checkout(task: EvalTask, work: Path, mirrors: Path | None) -> Path:
     """The task's repository at `base_commit`, in `work`."""
     source = task.repo_path
@@ -129,127 +142,125 @@ PASSING = frozenset({"passed", "xfailed"})
 TEST_LOG = "/tmp/qwenfix/eval-tests.log"
 
 
-def judge_task(
-    task: EvalTask,
-    env: TaskEnvironment,
-    repo: Path,
-    diff: str,
-    *,
-    backend: SandboxBackend,
-    settings: WorkerSettings,
-    work: Path,
-) -> tuple[bool, dict[str, str], str]:
-    """(resolved, outcomes, why): the same judge as a fix's verdict (a fresh sandbox from
-    the setup snapshot, exactly the change, the base commit's tests and test configuration
-    put back over it), then the task's test patch and its FAIL_TO_PASS and PASS_TO_PASS
-    tests, read from JUnit where the runner writes it, else from the test log with
-    SWE-bench's parser for the repository.
+@dataclass(frozen=True)
+class TaskJudge:
+    """The same judge as a fix's verdict, for one task in its environment."""
 
-    PASS_TO_PASS tests pass before the fix by the benchmark's construction. When some fail
-    after the change, they are run once more without it: failing there too, they say the
-    environment is not the task's (dependencies that moved on, a host the tests need),
-    which is `EnvironmentFailed`, not a verdict on the change."""
-    wanted = [*task.FAIL_TO_PASS, *task.PASS_TO_PASS]
-    outcomes, why = _task_tests(task, env, repo, diff, backend, settings, work / "tests.log")
-    if outcomes is None:
-        return False, {}, why
-    failing = [w for w, o in outcomes.items() if o not in PASSING]
-    broken = [w for w in task.PASS_TO_PASS if w in failing]
-    if broken and diff.strip():
-        before, _ = _task_tests(task, env, repo, "", backend, settings, work / "tests-before.log")
-        already = [w for w in broken if before is not None and before[w] not in PASSING]
-        if already:
-            raise EnvironmentFailed(
-                f"the environment does not reproduce the task: {len(already)} of "
-                f"{len(task.PASS_TO_PASS)} PASS_TO_PASS tests fail without any change "
-                f"({', '.join(already[:3])}); dependencies newer than the task's "
-                "(--packages-before) or a service the tests need; the test log "
-                "(--logs) says which"
-            )
-    return (
-        not failing,
-        outcomes,
-        (
-            f"{len(failing)} of {len(wanted)} tests do not pass: {', '.join(failing[:5])}"
-            if failing
-            else f"all {len(wanted)} tests pass"
-        ),
-    )
+    task: EvalTask
+    env: TaskEnvironment
+    repo: Path
+    backend: SandboxBackend
+    settings: WorkerSettings
 
+    def judge(self, diff: str, work: Path) -> tuple[bool, dict[str, str], str]:
+        """(resolved, outcomes, why): a fresh sandbox from the setup snapshot, exactly the
+        change, the base commit's tests and test configuration put back over it, then the
+        task's test patch and its FAIL_TO_PASS and PASS_TO_PASS tests, read from JUnit
+        where the runner writes it, else from the test log with SWE-bench's parser for the
+        repository.
 
-def _task_tests(
-    task: EvalTask,
-    env: TaskEnvironment,
-    repo: Path,
-    diff: str,
-    backend: SandboxBackend,
-    settings: WorkerSettings,
-    keep_log: Path,
-) -> tuple[dict[str, str] | None, str]:
-    """The FAIL_TO_PASS and PASS_TO_PASS outcomes with `diff` laid over the base in a
-    fresh sandbox, or None and why the change could not be laid. The test output is kept
-    in `keep_log`."""
-    config = RepoConfig(test=env.test_cmd, setup=env.setup)
-    base = gitops.resolve(repo, "HEAD")
-    try:
-        change = materialise(repo, base, diff)
-    except ChangeUnreadable as exc:
-        return None, exc.reason
-    controls = test_controls(change.files, lambda p: gitops.read_blob(repo, base, p), change.new)
-    overlay = base_overlay(controls, lambda p: gitops.read_blob(repo, base, p), change.new)
-    label = f"eval-{uuid.uuid4().hex[:8]}"
-    with Trajectory(keep_log.with_suffix(".jsonl")) as trajectory:
-        try:
-            with (
-                working_sandbox(
-                    backend,
-                    repo,
-                    base,
-                    config=config,
-                    settings=settings,
-                    trajectory=trajectory,
-                    run_label=label,
-                ) as (_, prepared),
-                fresh_sandbox(
-                    backend,
-                    prepared,
-                    repo,
-                    config=config,
-                    settings=settings,
-                    run_label=label,
-                    network=env.network,
-                ) as sb,
-            ):
-                lay(sb, change, overlay)
-                if task.test_patch.strip():
-                    sb.write_file("/tmp/qwenfix-eval.patch", task.test_patch.encode())
-                    applied = sb.run(
-                        "git apply --whitespace=nowarn /tmp/qwenfix-eval.patch", timeout=120
-                    )
-                    if not applied.ok:
-                        return None, (
-                            "the test patch does not apply over the change: "
-                            f"{applied.output[-300:]}"
-                        )
-                exports = "".join(
-                    f"export {name}={value}\n" for name, value in ca_environment(sb.spec).items()
+        PASS_TO_PASS tests pass before the fix by the benchmark's construction. When some fail
+        after the change, they are run once more without it: failing there too, they say the
+        environment is not the task's (dependencies that moved on, a host the tests need),
+        which is `EnvironmentFailed`, not a verdict on the change."""
+        task = self.task
+        wanted = [*task.FAIL_TO_PASS, *task.PASS_TO_PASS]
+        outcomes, why = self.tests(diff, work / "tests.log")
+        if outcomes is None:
+            return False, {}, why
+        failing = [w for w, o in outcomes.items() if o not in PASSING]
+        broken = [w for w in task.PASS_TO_PASS if w in failing]
+        if broken and diff.strip():
+            before, _ = self.tests("", work / "tests-before.log")
+            already = [w for w in broken if before is not None and before[w] not in PASSING]
+            if already:
+                raise EnvironmentFailed(
+                    f"the environment does not reproduce the task: {len(already)} of "
+                    f"{len(task.PASS_TO_PASS)} PASS_TO_PASS tests fail without any change "
+                    f"({', '.join(already[:3])}); dependencies newer than the task's "
+                    "(--packages-before) or a service the tests need; the test log "
+                    "(--logs) says which"
                 )
-                command = f"{{\n{exports}{env.test_command()}\n}} > {TEST_LOG} 2>&1"
-                ran = run_tests(sb, command, timeout=settings.test_timeout_s, label="eval")
-                try:
-                    log = sb.read_file(TEST_LOG).decode(errors="replace")
-                except (FileNotFoundError, SandboxError):
-                    log = ""
-        except WorkspaceFailed as exc:
-            raise EnvironmentFailed(exc.reason) from exc
-    keep_log.write_text(log)
-    found = _outcomes(task, env, ran.tests, log)
-    if found is None:
-        raise EnvironmentFailed(
-            f"the tests gave no per-test results ({ran.summary()}): {log[-300:]}"
+        return (
+            not failing,
+            outcomes,
+            (
+                f"{len(failing)} of {len(wanted)} tests do not pass: {', '.join(failing[:5])}"
+                if failing
+                else f"all {len(wanted)} tests pass"
+            ),
         )
-    wanted = [*task.FAIL_TO_PASS, *task.PASS_TO_PASS]
-    return {w: found.get(junit_id(w), found.get(w, "missing")) for w in wanted}, ""
+
+    def tests(self, diff: str, keep_log: Path) -> tuple[dict[str, str] | None, str]:
+        """The FAIL_TO_PASS and PASS_TO_PASS outcomes with `diff` laid over the base in a
+        fresh sandbox, or None and why the change could not be laid. The test output is kept
+        in `keep_log`."""
+        task, env, repo, settings = self.task, self.env, self.repo, self.settings
+        backend = self.backend
+        config = RepoConfig(test=env.test_cmd, setup=env.setup)
+        base = gitops.resolve(repo, "HEAD")
+        try:
+            change = materialise(repo, base, diff)
+        except ChangeUnreadable as exc:
+            return None, exc.reason
+        controls = test_controls(
+            change.files, lambda p: gitops.read_blob(repo, base, p), change.new
+        )
+        overlay = base_overlay(controls, lambda p: gitops.read_blob(repo, base, p), change.new)
+        label = f"eval-{uuid.uuid4().hex[:8]}"
+        with Trajectory(keep_log.with_suffix(".jsonl")) as trajectory:
+            try:
+                with (
+                    working_sandbox(
+                        backend,
+                        repo,
+                        base,
+                        config=config,
+                        settings=settings,
+                        trajectory=trajectory,
+                        run_label=label,
+                    ) as (_, prepared),
+                    fresh_sandbox(
+                        backend,
+                        prepared,
+                        repo,
+                        config=config,
+                        settings=settings,
+                        run_label=label,
+                        network=env.network,
+                    ) as sb,
+                ):
+                    lay(sb, change, overlay)
+                    if task.test_patch.strip():
+                        sb.write_file("/tmp/qwenfix-eval.patch", task.test_patch.encode())
+                        applied = sb.run(
+                            "git apply --whitespace=nowarn /tmp/qwenfix-eval.patch", timeout=120
+                        )
+                        if not applied.ok:
+                            return None, (
+                                "the test patch does not apply over the change: "
+                                f"{applied.output[-300:]}"
+                            )
+                    exports = "".join(
+                        f"export {name}={value}\n"
+                        for name, value in ca_environment(sb.spec).items()
+                    )
+                    command = f"{{\n{exports}{env.test_command()}\n}} > {TEST_LOG} 2>&1"
+                    ran = run_tests(sb, command, timeout=settings.test_timeout_s, label="eval")
+                    try:
+                        log = sb.read_file(TEST_LOG).decode(errors="replace")
+                    except (FileNotFoundError, SandboxError):
+                        log = ""
+            except WorkspaceFailed as exc:
+                raise EnvironmentFailed(exc.reason) from exc
+        keep_log.write_text(log)
+        found = _outcomes(task, env, ran.tests, log)
+        if found is None:
+            raise EnvironmentFailed(
+                f"the tests gave no per-test results ({ran.summary()}): {log[-300:]}"
+            )
+        wanted = [*task.FAIL_TO_PASS, *task.PASS_TO_PASS]
+        return {w: found.get(junit_id(w), found.get(w, "missing")) for w in wanted}, ""
 
 
 def _outcomes(
@@ -270,11 +281,8 @@ def evaluate(
     model_for: ModelFor,
     backend: SandboxBackend,
     settings: WorkerSettings,
-    mirrors: Path | None,
-    specs: Specs = "swebench",
+    options: EvalOptions,
     environments: Environments | None = None,
-    logs: Path | None = None,
-    packages_before: str = "auto",
 ) -> TaskResult:
     """One task's result; with `logs`, its test output is kept in logs/INSTANCE_ID/
     (`tests.log`, and `tests-before.log` when the tests also ran without the change)."""
@@ -283,20 +291,10 @@ def evaluate(
     with tempfile.TemporaryDirectory(prefix="qwenfix-eval-") as tmp:
         work = Path(tmp)
         try:
-            result = _evaluate(
-                task,
-                work,
-                model_for,
-                backend,
-                settings,
-                mirrors,
-                specs,
-                environments,
-                packages_before,
-            )
+            result = _evaluate(task, work, model_for, backend, settings, options, environments)
         finally:
-            if logs is not None:
-                _keep_logs(work, logs / task.instance_id)
+            if options.logs is not None:
+                _keep_logs(work, options.logs / task.instance_id)
     result.wall_s = round(time.monotonic() - started, 2)
     return result
 
@@ -307,20 +305,18 @@ def _evaluate(
     model_for: ModelFor,
     backend: SandboxBackend,
     settings: WorkerSettings,
-    mirrors: Path | None,
-    specs: Specs,
+    options: EvalOptions,
     environments: Environments,
-    packages_before: str,
 ) -> TaskResult:
     def env_error(reason: str) -> TaskResult:
         return TaskResult(instance_id=task.instance_id, status="env_error", reason=reason)
 
     try:
-        repo = checkout(task, work, mirrors)
+        repo = checkout(task, work, options.mirrors)
     except (EnvironmentFailed, subprocess.CalledProcessError) as exc:
         return env_error(f"cannot get the repository: {exc}")
     try:
-        env = resolve(task, repo, specs, packages_before)
+        env = resolve(task, repo, options.specs, options.packages_before)
         box = environments.for_task(task, env, repo, run_label=f"eval-{uuid.uuid4().hex[:8]}")
     except SpecUnavailable as exc:
         return env_error(exc.reason)
@@ -351,9 +347,8 @@ def _evaluate(
         result.packages_before = env.packages_before
         if fixed.status != "error":
             try:
-                resolved, outcomes, why = judge_task(
-                    task, env, repo, fixed.diff, backend=backend, settings=task_settings, work=work
-                )
+                judge = TaskJudge(task, env, repo, backend, task_settings)
+                resolved, outcomes, why = judge.judge(fixed.diff, work)
                 result.status, result.reason = ("resolved" if resolved else "unresolved"), why
                 result.tests = outcomes
             except (EnvironmentFailed, SandboxError, SandboxUnavailable) as exc:
@@ -419,12 +414,9 @@ def run_eval(
     model_for: ModelFor,
     backend: SandboxBackend,
     settings: WorkerSettings,
+    options: EvalOptions | None = None,
     workers: int = 1,
-    mirrors: Path | None = None,
-    specs: Specs = "swebench",
     progress: Callable[[TaskResult], None] = lambda r: None,
-    logs: Path | None = None,
-    packages_before: str = "auto",
 ) -> list[TaskResult]:
     """Every task not already in `results` (resuming), `workers` at a time."""
     done = finished(results)
@@ -433,6 +425,7 @@ def run_eval(
     results.parent.mkdir(parents=True, exist_ok=True)
 
     environments = Environments(backend, settings)
+    chosen = options or EvalOptions()
 
     def one(task: EvalTask) -> TaskResult:
         try:
@@ -441,11 +434,8 @@ def run_eval(
                 model_for=model_for,
                 backend=backend,
                 settings=settings,
-                mirrors=mirrors,
-                specs=specs,
+                options=chosen,
                 environments=environments,
-                logs=logs,
-                packages_before=packages_before,
             )
         except Exception as exc:  # one task's bug must not lose the others' hours
             log.exception("evaluating %s failed", task.instance_id)
