@@ -21,7 +21,8 @@ from bot.settings import BotSettings, load_bot_settings
 
 def build_receiver(settings: BotSettings) -> Receiver:
     engine = make_engine(settings.database_url)
-    migrate(engine)
+    if settings.migrate_on_start:
+        migrate(engine)
     # One client and one pipeline for dedup and queueing: a delivery's commands travel
     # with those of every other delivery in flight.
     client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)

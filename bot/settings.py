@@ -50,6 +50,10 @@ class BotSettings(BaseSettings):
     again (its receiver died half-way, or Redis restarted). Longer than any request."""
     agent_queue: str = "agent"
     quick_queue: str = "quick"
+    migrate_on_start: bool = True
+    """`qwenfix serve` brings the schema to the newest migration as it starts: convenient
+    for one receiver on SQLite. Deployments set it false and run `qwenfix migrate` once
+    before any receiver starts, so that two replicas never migrate at the same time."""
 
     @field_validator("webhook_secret", mode="before")
     @classmethod

@@ -10,11 +10,15 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 stamp=.venv/.qwenfix-installed
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+want="$(cat pyproject.toml uv.lock | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "installing qwenfix and its dependencies into .venv"
+    echo "installing qwenfix and the dependencies uv.lock pins into .venv"
     .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-    .venv/bin/python -m pip install -q -e '.[dev,eval]' 2>&1 | grep -v '^WARNING: Location' || true
+    # The uv that wrote uv.lock (deploy/Dockerfile installs the same); it then installs
+    # exactly the locked versions, hashes checked, as the image does. --inexact leaves pip
+    # and whatever else is in the venv alone.
+    .venv/bin/python -m pip install -q "uv==0.13.9" 2>&1 | grep -v '^WARNING: Location' || true
+    UV_PROJECT_ENVIRONMENT=.venv .venv/bin/uv sync -q --frozen --inexact --extra dev --extra eval
     .venv/bin/python -c 'import workers, bot, sandbox, githubkit, tokenizers' \
         || { echo "installing Python dependencies failed" >&2; exit 1; }
     echo "$want" > "$stamp"

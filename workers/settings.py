@@ -29,6 +29,9 @@ class WorkerSettings(BaseSettings):
     # Model server (vLLM serving Qwen3-Coder, or any OpenAI-compatible server).
     llm_base_url: str = "http://127.0.0.1:8000/v1"
     llm_model: str = "Qwen/Qwen3-Coder-30B-A3B-Instruct"
+    tokenizer_path: Path | None = None
+    """The served model's `tokenizer.json`, or its model directory, for exact token
+    counts; unset: the copy of Qwen3's that ships with qwenfix (Qwen3-Coder's vocabulary)."""
     llm_api_key: str = "EMPTY"
     llm_timeout_s: float = 600.0
     llm_max_retries: int = Field(default=4, ge=0)
@@ -95,6 +98,9 @@ class WorkerSettings(BaseSettings):
     github_private_key_file: Path | None = None
     bot_login: str = "qwenfix[bot]"
     trigger: str = "qwenfix"
+    public_url: str | None = None
+    """Where people reach `qwenfix serve` (e.g. https://qwenfix.example.com): status
+    comments then link to the job's page on the dashboard."""
     on_refusal: Literal["comment", "silent"] = "comment"
     """What a person without write access hears: a polite comment, or nothing."""
     agent_queue: str = "agent"
@@ -138,6 +144,18 @@ class WorkerSettings(BaseSettings):
     """Scheduled pull requests (opened or updated) per repository per day."""
     beat_lease_s: int = Field(default=30, ge=3)
     """A second beat takes over this long after the first stops renewing its lease."""
+
+    # Redelivery sweep: GitHub does not redeliver the deliveries answered 503 by itself.
+    redeliver_every_s: float = Field(default=300.0, ge=0)
+    """How often beat asks a worker to redeliver failed webhook deliveries; 0: never."""
+    redeliver_window_s: int = Field(default=71 * 3600, ge=60, le=3 * 24 * 3600)
+    """Only deliveries this recent are asked for again (GitHub keeps them for 3 days)."""
+    redeliver_interval_s: int = Field(default=900, ge=1)
+    """A failed delivery is asked for again at most once in this long."""
+    redeliver_max_pages: int = Field(default=50, ge=1)
+    """Pages of 100 delivery attempts one sweep lists at most (newest first)."""
+    redeliver_max_requests: int = Field(default=500, ge=1)
+    """Redeliveries one sweep asks for at most; the rest wait for the next sweep."""
 
     @property
     def longest_job_s(self) -> float:

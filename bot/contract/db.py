@@ -44,6 +44,10 @@ class Job(Base):
     """The maintenance task of a maintenance job (its name in `.qwenfix.yml`)."""
     status: Mapped[str] = mapped_column(String(32), index=True, default="queued")
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    stopped_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    """Who asked the job to stop; the running worker reads it before each model request."""
+    stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The sentence the status comment says it with ("@alice closed this issue")."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

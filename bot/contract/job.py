@@ -10,6 +10,10 @@ from pydantic import BaseModel
 CONFIG_FILE = ".qwenfix.yml"
 """A repository's qwenfix configuration, read from its default branch (workers) and
 watched in pushes (the receiver)."""
+CONFIG_FILES = (CONFIG_FILE, ".github/qwenfix.yml")
+"""Where the configuration may be, in order of precedence: the first present is the
+configuration, and the others are ignored (`qwenfix config check` says so). The same
+paths in the owner's `.github` repository hold the owner-wide defaults."""
 
 
 class JobKind(StrEnum):
@@ -18,6 +22,14 @@ class JobKind(StrEnum):
     ADDRESS_FEEDBACK = "address-feedback"
     FIX_CI = "fix-ci"
     MAINTENANCE = "maintenance"
+    HELP = "help"
+    STOP = "stop"
+    RETRY = "retry"
+
+
+COMMAND_KINDS = frozenset({JobKind.HELP, JobKind.STOP, JobKind.RETRY})
+"""Commands about other jobs, answered on the quick queue by the worker that acknowledges
+them: never run by the agent, never stopped or retried themselves."""
 
 
 class JobStatus(StrEnum):
@@ -38,6 +50,10 @@ class JobStatus(StrEnum):
     SKIPPED = "skipped"
     ERROR = "error"
     FAILED = "failed"
+    STOPPED = "stopped"
+    """Someone asked it to stop (`@qwenfix stop`), or closed the issue or pull request."""
+    DONE = "done"
+    """A command (help, stop, retry) carried out."""
 
     @property
     def final(self) -> bool:
@@ -55,6 +71,7 @@ class TaskName(StrEnum):
     ACKNOWLEDGE = "qwenfix.acknowledge"
     RUN = "qwenfix.run"
     MAINTENANCE_TICK = "qwenfix.maintenance.tick"
+    REDELIVER = "qwenfix.redeliver"
 
 
 class Trigger(BaseModel):
@@ -71,6 +88,13 @@ class Trigger(BaseModel):
     head_sha: str | None = None
     task: str | None = None
     """The maintenance task asked for (`@qwenfix maintain TASK`, or the schedule's)."""
+
+
+class StopRequest(BaseModel):
+    """Who asked a job to stop, and the sentence that says so on GitHub."""
+
+    by: str
+    why: str
 
 
 class Record(BaseModel):

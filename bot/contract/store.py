@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.contract.db import Installation, InstalledRepository, Job, JobEvent, JobRecord, utcnow
-from bot.contract.job import JobStatus, Record, Trigger
+from bot.contract.job import COMMAND_KINDS, ON_THE_WAY, JobStatus, Record, StopRequest, Trigger
 
 # A finished attempt at a change (what attempt caps count).
 ATTEMPTED = (
@@ -212,6 +212,65 @@ class JobStore:
                     insert(JobEvent).values(job_id=job_id, at=now, status=status, reason=reason)
                 )
         return bool(changed)
+
+    def request_stop(
+        self, repo: str, number: int, stop: StopRequest, *, before: int
+    ) -> tuple[list[int], list[int]]:
+        """Ask every job on repo#number recorded before job `before` that has not finished to
+        stop: (the ids asked, those of them stopped before they started). A job not yet
+        running is stopped here, so it never runs; a running one finds the flag before its
+        next model request. The first request to stop a job is the one it names."""
+        on_target = (
+            Job.repo == repo,
+            Job.number == number,
+            Job.id < before,
+            Job.kind.not_in([k.value for k in COMMAND_KINDS]),
+            Job.status.in_([s.value for s in ON_THE_WAY]),
+        )
+        with self._writing(), self.engine.begin() as connection:
+            connection.execute(
+                update(Job)
+                .where(*on_target, Job.stopped_by.is_(None))
+                .values(stopped_by=stop.by, stop_reason=stop.why)
+            )
+            asked = [int(i) for i in connection.execute(select(Job.id).where(*on_target)).scalars()]
+        not_started = [
+            job_id
+            for job_id in asked
+            if any(
+                self.set_status(job_id, JobStatus.STOPPED, reason=stop.why, expected=status)
+                for status in (JobStatus.QUEUED, JobStatus.ACKNOWLEDGED)
+            )
+        ]
+        return asked, not_started
+
+    def stop_request(self, job_id: int) -> StopRequest | None:
+        """Who asked job `job_id` to stop, if anyone: polled by the running worker."""
+        query = select(Job.stopped_by, Job.stop_reason).where(Job.id == job_id)
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        if row is None or row.stopped_by is None:
+            return None
+        return StopRequest(
+            by=row.stopped_by, why=row.stop_reason or f"@{row.stopped_by} stopped it"
+        )
+
+    def last_job(self, repo: str, number: int, *, before: int) -> Job | None:
+        """The newest job on repo#number recorded before job `before` that is not a command
+        (what `@qwenfix retry` runs again)."""
+        query = (
+            select(Job)
+            .where(
+                Job.repo == repo,
+                Job.number == number,
+                Job.id < before,
+                Job.kind.not_in([k.value for k in COMMAND_KINDS]),
+            )
+            .order_by(Job.id.desc())
+            .limit(1)
+        )
+        with Session(self.engine, expire_on_commit=False) as session:
+            return session.scalars(query).first()
 
     def add_record(self, job_id: int, event: str, data: str) -> int:
         """A trajectory record of the job's run (JSON text); its id orders the records."""

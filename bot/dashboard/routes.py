@@ -1,4 +1,5 @@
-"""The dashboard's pages: jobs, one job (live), its trajectory, its diff, the queues.
+"""The dashboard's pages: jobs, one job (live), its trajectory, its diff, the queues, the
+webhook redeliveries.
 
 Server-rendered; each live part is a fragment the page fetches again every two seconds
 until the job is finished. Behind the operator token: a login form sets a session cookie
@@ -20,8 +21,10 @@ import jinja2
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from redis.exceptions import RedisError
 
 from bot.contract.db import as_utc
+from bot.contract.deliveries import sweep_summary
 from bot.contract.job import FINISHED, JobKind, JobStatus
 from bot.contract.queues import in_flight, queue_depths, workers_online
 from bot.contract.store import JobStore, JobView
@@ -246,6 +249,18 @@ def add_dashboard(  # noqa: C901
         if (refused := guard(request)) is not None:
             return refused
         return page("queues_live.html", request, **await queues_context())
+
+    @app.get("/deliveries", include_in_schema=False)
+    async def deliveries_page(request: Request) -> Response:
+        if (refused := guard(request)) is not None:
+            return refused
+        try:
+            runs, asked = await sweep_summary(redis)
+        except RedisError as exc:  # the page still says what it would show
+            return page(
+                "deliveries.html", request, runs=[], asked=[], error=f"Redis unavailable: {exc}"
+            )
+        return page("deliveries.html", request, runs=runs, asked=asked, error=None)
 
 
 def _safe(target: str) -> str:

@@ -10,12 +10,23 @@ _INLINE_CODE = re.compile(r"`[^`\n]*`")
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
 
 
+VERBS = ("fix", "review", "maintain", "help", "stop", "retry")
+# What may follow a word for it to stand alone, as a command does.
+_PUNCTUATION = re.compile(r"[.!?]*")
+
+
 @dataclass(frozen=True)
 class Command:
     verb: str
-    """fix | review | maintain | "" (a bare mention)."""
+    """One of VERBS, or "" (a bare mention: no verb, or a sentence)."""
     text: str
-    """Free text after the verb: extra instructions."""
+    """Free text after the verb: extra instructions (for a bare mention, all of it)."""
+    unknown: str = ""
+    """The word given as a verb that is none (`@qwenfix frobnicate`); the verb is then
+    "help", which answers with the list of commands."""
+    leading: bool = True
+    """The mention opens its line: addressed to qwenfix, not a mention in passing
+    ("thanks @qwenfix"). `/qwenfix` always does."""
 
 
 def visible_text(body: str) -> str:
@@ -55,6 +66,11 @@ def find_command(body: str | None, trigger: str) -> Command | None:
     after = text[match.end() :].strip()
     if after:
         rest = f"{rest}\n{after}".strip()
-    if verb not in ("fix", "review", "maintain"):
-        return Command(verb="", text=f"{match.group('verb')} {rest}".strip())
-    return Command(verb=verb, text=rest)
+    if verb in VERBS:
+        return Command(verb=verb, text=rest)
+    line_start = text.rfind("\n", 0, match.start()) + 1
+    leading = not text[line_start : match.start()].strip()
+    said = f"{match.group('verb')} {rest}".strip()
+    if leading and verb[:1].isalpha() and _PUNCTUATION.fullmatch(rest):
+        return Command(verb="help", text="", unknown=match.group("verb"))
+    return Command(verb="", text=said, leading=leading)

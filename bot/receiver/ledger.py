@@ -7,9 +7,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from bot.contract.deliveries import DELIVERY_PREFIX
 from bot.receiver.redis_batch import AutoPipeline
 
-PREFIX = "qwenfix:delivery:"
+# The redelivery sweep reads the same keys (through the contract).
+PREFIX = DELIVERY_PREFIX
 
 
 class DeliveryLedger:

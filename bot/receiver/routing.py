@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from bot.contract.job import CONFIG_FILE, JobKind, Record, Trigger
-from bot.receiver.commands import find_command
+from bot.contract.job import CONFIG_FILES, JobKind, Record, Trigger
+from bot.receiver.commands import Command, find_command
 from bot.settings import BotSettings
 
 Payload = dict[str, Any]
@@ -87,6 +87,28 @@ def _ours(pull: Any, settings: BotSettings) -> bool:
     return _login((pull or {}).get("user")).lower() == settings.bot_login.lower()
 
 
+# Commands about the jobs on an issue or pull request, wherever they are asked.
+JOB_COMMANDS = {"help": JobKind.HELP, "stop": JobKind.STOP, "retry": JobKind.RETRY}
+
+
+def _job_command(
+    payload: Payload, command: Command, number: Any, comment_id: Any, comment_kind: str
+) -> Trigger | None:
+    """help (also for a word that is no command: the list is the answer), stop, retry."""
+    kind = JOB_COMMANDS.get(command.verb)
+    if kind is None:
+        return None
+    return _trigger(
+        payload,
+        kind,
+        number,
+        # For help, the word that was not understood, which the answer names.
+        instructions=command.unknown,
+        comment_id=comment_id,
+        comment_kind=comment_kind,
+    )
+
+
 def on_issue_comment(payload: Payload, settings: BotSettings) -> Decision:
     comment, issue = payload.get("comment") or {}, payload.get("issue") or {}
     command = find_command(comment.get("body"), settings.trigger)
@@ -97,12 +119,17 @@ def on_issue_comment(payload: Payload, settings: BotSettings) -> Decision:
         return refused
     number = issue.get("number")
     on_pull = "pull_request" in issue
+    asked = _job_command(payload, command, number, comment.get("id"), "issue_comment")
+    if asked is not None:
+        return asked
     extra = {
         "instructions": command.text,
         "comment_id": comment.get("id"),
         "comment_kind": "issue_comment",
     }
-    if command.verb == "fix" and not on_pull:
+    # A bare mention that opens its line asks for a fix, the rest of the comment its
+    # instructions; one in passing ("thanks @qwenfix") asks for nothing.
+    if not on_pull and (command.verb == "fix" or (command.verb == "" and command.leading)):
         return _trigger(payload, JobKind.FIX, number, **extra)
     if command.verb == "review" and on_pull:
         return _trigger(payload, JobKind.REVIEW, number, **extra)
@@ -123,9 +150,18 @@ def on_issue_comment(payload: Payload, settings: BotSettings) -> Decision:
     if on_pull and _ours(issue, settings):
         return _trigger(payload, JobKind.ADDRESS_FEEDBACK, number, **extra)
     where = "a pull request" if on_pull else "an issue"
-    return Ignored(
-        reason=f"ignored: @{settings.trigger} {command.verb or '(no verb)'} does nothing on {where}"
-    )
+    what = command.verb or ("(no verb)" if command.leading else "(a mention in passing)")
+    return Ignored(reason=f"ignored: @{settings.trigger} {what} does nothing on {where}")
+
+
+def on_closed(payload: Payload, settings: BotSettings) -> Decision:
+    """An issue or pull request closed (or merged): its unfinished jobs stop."""
+    item = payload.get("issue") or payload.get("pull_request") or {}
+    # No association check: only its author or someone with triage access can close it.
+    refused = _gate(payload, settings, None)
+    if refused:
+        return refused
+    return _trigger(payload, JobKind.STOP, item.get("number"))
 
 
 def on_issue_labeled(payload: Payload, settings: BotSettings) -> Decision:
@@ -173,6 +209,10 @@ def on_review(payload: Payload, settings: BotSettings) -> Decision:
     refused = _gate(payload, settings, str(review.get("author_association") or "NONE"))
     if refused:
         return refused
+    if command is not None:
+        asked = _job_command(payload, command, pull.get("number"), review.get("id"), "review")
+        if asked is not None:
+            return asked
     return _trigger(
         payload,
         JobKind.ADDRESS_FEEDBACK,
@@ -194,6 +234,9 @@ def on_review_comment(payload: Payload, settings: BotSettings) -> Decision:
     refused = _gate(payload, settings, str(comment.get("author_association") or "NONE"))
     if refused:
         return refused
+    asked = _job_command(payload, command, pull.get("number"), comment.get("id"), "review_comment")
+    if asked is not None:
+        return asked
     return _trigger(
         payload,
         JobKind.ADDRESS_FEEDBACK,
@@ -266,11 +309,11 @@ def on_push(payload: Payload, settings: BotSettings) -> Decision:
     # GitHub lists at most 2048 commits' files; a forced push may list none. Either way
     # the schedule is read again, which costs one API call.
     if (
-        CONFIG_FILE not in touched
+        touched.isdisjoint(CONFIG_FILES)
         and not payload.get("forced")
         and len(payload.get("commits") or []) < 2048
     ):
-        return Ignored(reason=f"ignored: the push did not change {CONFIG_FILE}")
+        return Ignored(reason=f"ignored: the push did not change {' or '.join(CONFIG_FILES)}")
     return ConfigChanged(repo=_repo(payload))
 
 
@@ -282,6 +325,8 @@ def on_ping(payload: Payload, settings: BotSettings) -> Decision:
 ROUTES: dict[tuple[str, str | None], Route] = {
     ("issue_comment", "created"): on_issue_comment,
     ("issues", "labeled"): on_issue_labeled,
+    ("issues", "closed"): on_closed,
+    ("pull_request", "closed"): on_closed,
     ("pull_request", "review_requested"): on_review_requested,
     ("pull_request_review", "submitted"): on_review,
     ("pull_request_review_comment", "created"): on_review_comment,

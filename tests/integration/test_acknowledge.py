@@ -149,13 +149,21 @@ def test_no_write_access_is_refused_politely_or_silently(github: Any, jobs: JobS
     assert len([c for c in fake.issue_comments(REPO, 7) if c["author"] == fake.bot_login]) == 1
 
 
-def test_server_errors_are_retried_by_the_client(github: Any, jobs: JobStore) -> None:
+def test_server_errors_are_retried_by_the_task_not_the_client(github: Any, jobs: JobStore) -> None:
+    from githubkit.exception import RequestFailed
+
+    from workers.runtime.retry import transient_delay
+
     fake, app = github
     fake.fail_next("GET", r"/collaborators/.*/permission$", 502, times=1, message="Bad Gateway")
     job_id = new_job(jobs, fake)
+    # One retry layer: githubkit hands the 502 up at once, the task's policy retries it.
+    with pytest.raises(RequestFailed) as failed:
+        run(job_id, jobs, fake, app, [])
+    assert len([p for m, p in fake.requests if p.endswith("/permission")]) == 1
+    assert transient_delay(failed.value, 0) is not None
     assert run(job_id, jobs, fake, app, []) == Acknowledged.ACKNOWLEDGED
-    permission_calls = [p for m, p in fake.requests if p.endswith("/permission")]
-    assert len(permission_calls) == 2
+    assert len([p for m, p in fake.requests if p.endswith("/permission")]) == 2
 
 
 def test_missing_job_and_bad_credentials(github: Any, jobs: JobStore) -> None:

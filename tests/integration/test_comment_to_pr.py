@@ -197,6 +197,9 @@ def test_comment_becomes_one_pull_request_with_the_evidence(stack: Callable[...,
     assert "return x * 2" in s.git("show", "qwenfix/issue-7:mathlib.py")
     log = s.git("log", "-1", "--format=%an%n%B", "qwenfix/issue-7")
     assert log.startswith(s.fake.bot_login)
+    # Author and committer are the bot user (its id, not the App's), as GitHub attributes.
+    email = f"{s.fake.user(s.fake.bot_login)['id']}+{s.fake.bot_login}@users.noreply.github.com"
+    assert s.git("log", "-1", "--format=%ae %ce", "qwenfix/issue-7").split() == [email, email]
     assert "Co-authored-by: octocat <octocat@users.noreply.github.com>" in log
     assert s.git("rev-list", "--count", "main..qwenfix/issue-7").strip() == "1"
     # One status comment, now pointing at the pull request; the model saw the instructions.

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from pydantic import SecretStr
 
 from bot.contract.db import make_engine, migrate
@@ -19,7 +20,9 @@ from tests.conftest import SANDBOX_IMAGE, fresh_redis
 from tests.fakes.github import FakeGitHub
 from tests.fakes.model_server import ScriptedModelServer
 from tests.helpers import call, step
-from workers.cli.doctor import run_checks
+from workers.cli.doctor import Failed, check_beat, check_time_limits, check_workers, run_checks
+from workers.runtime.beat import BeatLease
+from workers.runtime.heartbeat import Heartbeat
 from workers.settings import WorkerSettings
 
 PROBE = [step(call("qwenfix_probe"))]
@@ -51,10 +54,23 @@ def by_name(settings: WorkerSettings) -> dict[str, Any]:
     return {c.name: c for c in run_checks(settings)}
 
 
+def running_parts(redis_url: str, pool: str = "prefork") -> None:
+    """Heartbeats as a quick worker, an agent worker and the leading beat write them."""
+    client = redis.Redis.from_url(redis_url)
+    for queue in ("quick", "agent"):
+        Heartbeat(
+            client, f"celery@{queue}", [queue], 2, pool=pool, time_limits=pool == "prefork"
+        ).beat()
+    lease = BeatLease(client, "beat-1", 30)
+    assert lease.hold()
+    lease.alive(True)
+
+
 def test_a_ready_machine_passes_every_check(
     machine: tuple[WorkerSettings, FakeGitHub], tmp_path: Path
 ) -> None:
     settings, fake = machine
+    running_parts(settings.redis_url)
     with ScriptedModelServer({"steps": PROBE}) as model:
         env = {
             "QWENFIX_REDIS_URL": settings.redis_url,
@@ -83,7 +99,10 @@ def test_a_ready_machine_passes_every_check(
             "model chooses)"
         )
         assert checks["github"]["detail"].startswith(f"App qwenfix (id {fake.app_id})")
-        assert checks["database"]["detail"] == "schema 0003"
+        assert checks["database"]["detail"] == "schema 0004"
+        assert checks["workers"]["detail"] == "quick: celery@quick; agent: celery@agent"
+        assert checks["time-limits"]["detail"].startswith("2 worker(s) on the prefork pool")
+        assert checks["beat"]["detail"] == "beat-1 holds the lease"
         # The test Redis keeps nothing on disk; the operator is told what that means.
         assert "not persistent" in checks["redis"]["detail"]
         assert "--appendonly yes" in checks["redis"]["detail"]
@@ -151,3 +170,26 @@ def test_a_refusal_that_is_not_the_parsers_is_not_blamed_on_it(
     assert "maximum context length is 300 tokens" in check.detail
     assert "parser is off" not in check.detail
     assert "--enable-auto-tool-choice --tool-call-parser qwen3_coder" in check.fix
+
+
+def test_workers_on_a_pool_without_time_limits_and_a_missing_beat_are_named() -> None:
+    """Without Docker or a model: the checks of what runs, from the heartbeats alone."""
+    redis_url, client = fresh_redis(5)
+    settings = WorkerSettings(redis_url=redis_url)
+    with pytest.raises(Failed) as nobody:
+        check_workers(settings)
+    assert "no worker consumes the quick and agent queues" in nobody.value.detail
+    Heartbeat(client, "celery@both", ["agent", "quick"], 2, pool="threads").beat()
+    assert check_workers(settings) == "quick: celery@both; agent: celery@both"
+    with pytest.raises(Failed) as loose:
+        check_time_limits(settings)
+    assert "celery@both (threads pool)" in loose.value.detail
+    assert "prefork" in loose.value.fix
+    with pytest.raises(Failed) as no_beat:
+        check_beat(settings)
+    assert "start `qwenfix beat`" in no_beat.value.fix
+    # A lease whose holder stopped ticking (killed before it could let go).
+    client.set("qwenfix:beat:leader", "gone-beat", ex=30)
+    with pytest.raises(Failed) as stale:
+        check_beat(settings)
+    assert "held by gone-beat, which has not ticked" in stale.value.detail

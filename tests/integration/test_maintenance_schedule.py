@@ -25,6 +25,7 @@ from tests.helpers import git, make_repo
 from workers.engine.maintenance_tasks import MaintenanceTask, find_task
 from workers.engine.repo_config import RepoConfigError, parse_repo_config
 from workers.github.app_auth import AppCredentials, GitHubApp
+from workers.jobs.config_source import FoundConfig
 from workers.runtime.tasks import read_config
 from workers.runtime.tick import TickReport, delivery_id, tick
 
@@ -100,7 +101,7 @@ class World:
         self.queued: list[int] = []
         self.reads: list[str] = []
 
-    def read(self, repo: str, installation: int) -> tuple[str, bytes] | None:
+    def read(self, repo: str, installation: int) -> FoundConfig | None:
         self.reads.append(repo)
         return read_config(self.app, repo, installation)
 
@@ -247,6 +248,8 @@ def test_schedules_are_read_again_after_a_push_changes_the_config(world: World) 
     assert isinstance(
         route("push", {**push, "commits": [{"modified": ["a.py"]}]}, settings), Ignored
     )
+    nested = {**push, "commits": [{"added": [".github/qwenfix.yml"]}]}
+    assert route("push", nested, settings) == ConfigChanged(repo="octo-org/broken")
     world.schedules.mark_stale("octo-org/broken")
 
     report = world.tick(at("2026-11-30T04:30:10"))

@@ -1,6 +1,6 @@
 """Comment -> receiver -> Redis -> a real Celery worker process -> the fake GitHub.
 
-Everything real but GitHub: HTTP, Redis, SQLite, Celery's worker."""
+Everything real but GitHub: HTTP, Redis, SQLite, Celery's worker (prefork, as deployed)."""
 
 from __future__ import annotations
 
@@ -81,8 +81,12 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
                 "worker",
                 "--queues",
                 "quick",
+                # The pool deployments run: each job in a process forked from the
+                # worker's, its own Deps built after the fork.
                 "--pool",
-                "solo",
+                "prefork",
+                "--concurrency",
+                "2",
             ],
             env=env,
             stdout=subprocess.PIPE,
@@ -134,6 +138,9 @@ def test_a_comment_is_acknowledged_on_github_by_a_worker(stack: dict[str, Any]) 
         c for c in fake.issue_comments("octo-org/hello-world", 7) if c["author"] == fake.bot_login
     ]
     assert len(status) == 1 and f"(job {job_id})" in status[0]["body"]
+    # The run is queued as the acknowledgement's last step (from the pool's process, whose
+    # first message opens its own broker connection): it may land a moment after.
+    wait_for(lambda: stack["broker"].llen("agent") > 0, "the agent run to be queued")
     agent = [json.loads(m)["headers"] for m in stack["broker"].lrange("agent", 0, -1)]
     assert [(h["task"], h["argsrepr"]) for h in agent] == [("qwenfix.run", f"[{job_id}]")]
 

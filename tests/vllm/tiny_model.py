@@ -10,9 +10,10 @@ import json
 import shutil
 from pathlib import Path
 
-from workers.engine.context.tokens import tokenizer_path
+from workers.engine.context.tokens import vendored_tokenizer_json
 
 HERE = Path(__file__).parent
+VENDORED = HERE.parents[1] / "workers" / "engine" / "context" / "qwen3_tokenizer"
 CONFIG = {
     "architectures": ["Qwen3MoeForCausalLM"],
     "model_type": "qwen3_moe",
@@ -51,14 +52,20 @@ def build(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.json").write_text(json.dumps(CONFIG, indent=2))
     (directory / "generation_config.json").write_text(json.dumps(GENERATION, indent=2))
-    source = tokenizer_path().parent
-    for item in source.iterdir():
-        if item.is_file() and item.name != "tokenizer_config.json":
-            shutil.copy(item, directory / item.name)
-    config_path = source / "tokenizer_config.json"
-    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    write_tokenizer(directory)
+    config_path = directory / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
     config.pop("chat_template", None)  # the server's template is ours, named explicitly
-    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+    config_path.write_text(json.dumps(config, indent=2))
     shutil.copy(HERE / "chat_template.jinja", directory / "chat_template.jinja")
     (directory / ".complete").write_text("")
+    return directory
+
+
+def write_tokenizer(directory: Path) -> Path:
+    """The tokenizer qwenfix counts with, laid out as a Hugging Face tokenizer directory
+    (tokenizer.json, checked, and its tokenizer_config.json) for transformers and vLLM."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "tokenizer.json").write_bytes(vendored_tokenizer_json())
+    shutil.copy(VENDORED / "tokenizer_config.json", directory / "tokenizer_config.json")
     return directory

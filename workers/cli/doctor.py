@@ -90,8 +90,7 @@ def check_database(settings: WorkerSettings) -> str:
     ):  # opening it would create it
         raise Failed(
             f"there is no database file {path}",
-            "start the receiver once (`qwenfix serve` creates and migrates it), "
-            "or set QWENFIX_DATABASE_URL",
+            "run `qwenfix migrate` (it creates and migrates it), or set QWENFIX_DATABASE_URL",
         )
     try:
         current, head = schema_revisions(make_engine(settings.database_url))
@@ -104,7 +103,8 @@ def check_database(settings: WorkerSettings) -> str:
     if current != head:
         raise Failed(
             f"the schema is at {current or 'nothing'}, the code needs {head}",
-            "start the receiver once (`qwenfix serve` migrates the schema)",
+            "run `qwenfix migrate` (the deployment's migrate job) before the receiver "
+            "and the workers",
         )
     return f"schema {head}"
 
@@ -245,9 +245,109 @@ def check_github(settings: WorkerSettings) -> str:
     return f"App {data.slug} (id {data.id}) on {settings.github_api_url}"
 
 
+def _redis(settings: WorkerSettings) -> Any:
+    import redis
+
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=3)
+
+
+def _workers(settings: WorkerSettings) -> list[dict[str, Any]]:
+    import redis
+
+    from workers.runtime.heartbeat import worker_heartbeats
+
+    try:
+        return worker_heartbeats(_redis(settings))
+    except redis.RedisError as exc:
+        raise Failed(
+            f"cannot read the workers' heartbeats from {settings.redis_url}: {exc}",
+            "start Redis or set QWENFIX_REDIS_URL",
+        ) from exc
+
+
+def check_workers(settings: WorkerSettings) -> str:
+    """Someone consumes each queue: a job waits behind no agent run to be acknowledged."""
+    workers = _workers(settings)
+    by_queue = {
+        queue: sorted(str(w.get("hostname")) for w in workers if queue in (w.get("queues") or []))
+        for queue in (settings.quick_queue, settings.agent_queue)
+    }
+    missing = [queue for queue, names in by_queue.items() if not names]
+    if missing:
+        raise Failed(
+            f"no worker consumes the {' and '.join(missing)} "
+            f"queue{'s' if len(missing) > 1 else ''} "
+            f"({len(workers)} worker(s) with a live heartbeat)",
+            f"start `qwenfix worker --queues {','.join(missing)}` (the worker-quick and "
+            "worker-agent services of deploy/compose.yaml and deploy/k8s)",
+        )
+    return "; ".join(f"{queue}: {', '.join(names)}" for queue, names in by_queue.items())
+
+
+def check_time_limits(settings: WorkerSettings) -> str:
+    """Every worker's pool kills a job at its hard time limit."""
+    from workers.runtime.celery_app import celery_config
+
+    config = celery_config(settings)
+    soft, hard = config["task_soft_time_limit"], config["task_time_limit"]
+    workers = _workers(settings)
+    if not workers:
+        raise Failed(
+            "no worker is running: no pool to check",
+            "start the workers (`qwenfix worker` runs the prefork pool)",
+        )
+    loose = [w for w in workers if not w.get("time_limits")]
+    if loose:
+        names = ", ".join(f"{w.get('hostname')} ({w.get('pool')} pool)" for w in loose)
+        raise Failed(
+            f"{names}: the pool does not enforce the time limits ({soft}s soft, {hard}s "
+            "hard), so a job that hangs holds its slot for good",
+            "run the workers on the prefork pool (`qwenfix worker`'s default: drop "
+            "--pool solo or threads)",
+        )
+    return (
+        f"{len(workers)} worker(s) on the prefork pool: a job is stopped at {soft}s, "
+        f"killed at {hard}s"
+    )
+
+
+def check_beat(settings: WorkerSettings) -> str:
+    """One beat holds the lease and still ticks (maintenance, lost jobs sent again)."""
+    import redis
+
+    from workers.runtime.beat import LEASE_KEY, beat_heartbeats
+
+    client = _redis(settings)
+    try:
+        raw = client.get(LEASE_KEY)
+        beats = beat_heartbeats(client)
+    except redis.RedisError as exc:
+        raise Failed(
+            f"cannot read the beat's lease from {settings.redis_url}: {exc}",
+            "start Redis or set QWENFIX_REDIS_URL",
+        ) from exc
+    if raw is None:
+        raise Failed(
+            "no beat holds the lease: no maintenance ticks, and jobs whose message was "
+            "lost are not sent again",
+            "start `qwenfix beat` (the beat service)",
+        )
+    holder = raw.decode() if isinstance(raw, bytes) else str(raw)
+    if not any(b.get("holder") == holder for b in beats):
+        raise Failed(
+            f"the lease is held by {holder}, which has not ticked within {settings.beat_lease_s}s",
+            "look at that beat's log; a standby takes over when the lease expires",
+        )
+    standby = len(beats) - 1
+    return f"{holder} holds the lease" + (f" ({standby} standing by)" if standby else "")
+
+
 CHECKS: list[tuple[str, Callable[[WorkerSettings], str]]] = [
     ("redis", check_redis),
     ("database", check_database),
+    ("workers", check_workers),
+    ("time-limits", check_time_limits),
+    ("beat", check_beat),
     ("sandbox", check_sandbox),
     ("model", check_model),
     ("github", check_github),

@@ -119,8 +119,6 @@ def run_github_demo(echo: Callable[[str], None], timeout_s: float = 600) -> int:
                 "worker",
                 "--queues",
                 "quick,agent",
-                "--pool",
-                "threads",
                 "--concurrency",
                 "2",
             ],

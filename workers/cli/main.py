@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
+from workers.cli.config_check import config_app
 from workers.settings import WorkerSettings
 
 if TYPE_CHECKING:  # the commands import what they need, so `qwenfix pack` starts fast
@@ -180,12 +181,11 @@ def pack(
     ] = None,
 ) -> None:
     """Pack a repository into the model's context, exactly within a token budget."""
-    from workers.engine.context.classify import ContextRules
     from workers.engine.context.pack import BudgetTooSmall, Packer
     from workers.engine.context.sources import WorkingTreeFiles
     from workers.engine.context.tokens import CountCache, TokenCounter
     from workers.engine.git import GitError, is_repository
-    from workers.engine.repo_config import RepoConfigError, load_repo_config
+    from workers.engine.repo_config import CONFIG_FILES, RepoConfigError, load_repo_config
 
     if task is not None and task_file is not None:
         raise typer.BadParameter("give at most one of --task and --task-file")
@@ -201,10 +201,8 @@ def pack(
     started = time.perf_counter()
     try:
         source = WorkingTreeFiles(path)
-        config_file = path / ".qwenfix.yml"
-        rules = ContextRules()
-        if config_file.is_file():
-            rules = load_repo_config([".qwenfix.yml"], lambda p: (path / p).read_bytes()).context
+        present = [p for p in CONFIG_FILES if (path / p).is_file()]
+        rules = load_repo_config(present, lambda p: (path / p).read_bytes()).context
         cache = CountCache(settings.cache_dir / "pack.sqlite3")
         try:
             result = Packer(source, rules=rules, cache=cache, counter=TokenCounter()).pack(
@@ -256,26 +254,44 @@ def serve(
 def worker(
     ctx: typer.Context,
     queues: Annotated[str, typer.Option(help="Comma-separated queues to consume.")] = "quick,agent",
-    concurrency: Annotated[int, typer.Option(help="Jobs at once in this process.")] = 1,
+    concurrency: Annotated[int, typer.Option(help="Jobs at once in this worker.")] = 1,
+    pool: Annotated[
+        str, typer.Option(help="prefork (enforces the time limits), or solo or threads.")
+    ] = "prefork",
 ) -> None:
     """Run a Celery worker for qwenfix jobs (extra arguments go to `celery worker`).
-    Threads by default: jobs wait on the model and the sandbox, not on this CPU, and the
-    metrics of one process are all its jobs'."""
-    from workers.runtime.celery_app import app as celery
+    Prefork by default: a job past its hard time limit is killed with its process, which
+    no thread can be."""
+    import os
+    import tempfile
 
+    from workers.cli.worker_pool import check_pool
+
+    try:
+        warning = check_pool(pool)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if warning:
+        typer.secho(f"warning: {warning}", fg="yellow", err=True)
     # With JSON logs, no banner either: every line a log collector sees is one record.
     quiet = ["--quiet"] if WorkerSettings().log_format == "json" else []
-    celery.worker_main(
-        [
-            *quiet,
-            "worker",
-            "--loglevel=INFO",
-            f"--queues={queues}",
-            "--pool=threads",
-            f"--concurrency={concurrency}",
-            *ctx.args,
-        ]
-    )
+    with tempfile.TemporaryDirectory(prefix="qwenfix-metrics-") as metrics_dir:
+        # Before anything imports prometheus_client, so that the pool's processes keep
+        # their counters where the main process sums them (workers/runtime/metrics.py).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        from workers.runtime.celery_app import app as celery
+
+        celery.worker_main(
+            [
+                *quiet,
+                "worker",
+                "--loglevel=INFO",
+                f"--queues={queues}",
+                f"--pool={pool}",
+                f"--concurrency={concurrency}",
+                *ctx.args,
+            ]
+        )
 
 
 @app.command()
@@ -294,6 +310,61 @@ def beat(
         loglevel=loglevel,
         max_interval=min(settings.beat_lease_s / 3, settings.maintenance_tick_s),
     ).run()
+
+
+@app.command("migrate")
+def migrate_schema(
+    check: Annotated[
+        bool, typer.Option("--check", help="Only say whether the schema is at the newest.")
+    ] = False,
+    wait: Annotated[
+        float, typer.Option(help="With --check: wait up to this many seconds for it.")
+    ] = 0.0,
+) -> None:
+    """Bring the database (QWENFIX_DATABASE_URL) to the newest schema. Deployments run it
+    once before the receiver and the workers start; exit 1 from --check means not yet."""
+    from workers.cli.migrate import MigrateError, upgrade, wait_for_head
+
+    url = WorkerSettings().database_url
+    try:
+        found = wait_for_head(url, wait) if check else upgrade(url)
+    except MigrateError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    if found.at_head:
+        typer.echo(f"schema {found.head}")
+        return
+    typer.echo(f"the schema is at {found.current or 'nothing'}, the code needs {found.head}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def health(
+    role: Annotated[
+        str | None,
+        typer.Argument(help="serve, worker or beat; default: what PID 1 runs."),
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="serve: the receiver's port.")] = None,
+    queues: Annotated[
+        str | None, typer.Option(help="worker: queues it must consume (comma-separated).")
+    ] = None,
+) -> None:
+    """A container's probe: exit 0 when its receiver answers, its worker's heartbeat is
+    live, or its beat ticks; 1 (and why) when not."""
+    import dataclasses
+
+    from workers.cli.health import ROLES, Role, main_process_role, probe
+
+    if role is not None and role not in ROLES:
+        raise typer.BadParameter(f"the role is one of {', '.join(ROLES)}")
+    found = main_process_role() if role is None else Role(role)
+    if port is not None:
+        found = dataclasses.replace(found, port=port)
+    if queues is not None:
+        found = dataclasses.replace(found, queues=tuple(q for q in queues.split(",") if q))
+    verdict = probe(found, WorkerSettings())
+    typer.echo(f"{'ok' if verdict.ok else 'unhealthy'}: {verdict.detail}")
+    raise typer.Exit(0 if verdict.ok else 1)
 
 
 @app.command()
@@ -472,8 +543,10 @@ def job(
 def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array.")] = False,
 ) -> None:
-    """Check that this machine can run qwenfix: settings, Redis, database, sandbox, the
-    model server (its name, window and tool-call parser), the GitHub App's key."""
+    """Check that this machine can run qwenfix: settings, Redis, the database (its schema
+    at the newest), workers on the quick and agent queues (on a pool that enforces time
+    limits), beat's lease, sandbox, the model server (its name, window and tool-call
+    parser), the GitHub App's key."""
     from workers.cli.doctor import report, run_checks
 
     checks = run_checks()
@@ -631,6 +704,7 @@ def evaluate(
 
 model_app = typer.Typer(no_args_is_help=True, help="Serving the model (vLLM).")
 app.add_typer(model_app, name="model")
+app.add_typer(config_app, name="config")
 
 
 @model_app.command("serve")

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from bot.contract.events import Event
+from bot.contract.job import StopRequest
 from sandbox import Sandbox
 from workers.engine.agent.loop import Agent, AgentResult, SubmitOutcome
 from workers.engine.agent.tools import SubmitRequested, Toolbox
@@ -118,8 +119,8 @@ class AgentRun:
     on_submit: Callable[[SubmitRequested], SubmitOutcome]
     tools: dict[str, type[BaseModel]] | None = None
     """The tools the model is offered, when not the fix's."""
-    cancelled: Callable[[], str | None] = lambda: None
-    """The reason to stop now, or None; asked before each request to the model."""
+    cancelled: Callable[[], StopRequest | None] = lambda: None
+    """Who asked the run to stop, or None; asked before each request to the model."""
 
     def window_size(self) -> WindowSize:
         """The server's window when it says (vLLM's `max_model_len`), never more than the

@@ -9,6 +9,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from bot.contract.events import Event
+from bot.contract.job import StopRequest
 from sandbox import Sandbox, SandboxBackend, SandboxError, SandboxUnavailable
 from sandbox.protocol import CommandResult, ca_environment
 from workers.engine import git as gitops
@@ -33,6 +35,7 @@ from workers.engine.local_forge import LocalForge, slugify
 from workers.engine.prepared import Prepared, working_sandbox
 from workers.engine.prompts import render
 from workers.engine.repo_config import (
+    ConfigDefaults,
     EffectiveLimits,
     RepoConfig,
     RepoConfigError,
@@ -72,6 +75,8 @@ class FixRequest(BaseModel):
     test_command: str | None = None
     """Instead of the repository's own (evaluation task sets name theirs)."""
     setup_command: str | None = None
+    config_defaults: ConfigDefaults | None = None
+    """The owner's defaults under the repository's config file (the worker fetched them)."""
 
 
 class TestSummary(BaseModel):
@@ -97,7 +102,7 @@ REPORT_PATH = "/tmp/qwenfix/report.json"
 
 class FixResult(BaseModel):
     status: Literal[
-        "resolved", "unresolved", "unverified", "context_full", "error", "nothing-to-do"
+        "resolved", "unresolved", "unverified", "context_full", "error", "nothing-to-do", "stopped"
     ]
     """unverified: the change passes only with its own edits to existing tests or test
     configuration (or adds code that reaches into the test runner): never published."""
@@ -131,6 +136,8 @@ class FixResult(BaseModel):
     failed_in: Literal["environment", "agent"] | None = None
     """For an error: before the agent could start (config, sandbox, setup, baseline), or
     in the agent's run (the model failing)."""
+    stopped_by: str | None = None
+    """Who asked the run to stop (status `stopped`)."""
 
 
 class FixFailed(Exception):
@@ -208,7 +215,10 @@ def run_fix(
     forge: LocalForge | None = None,
     model_name: str = "",
     sink: Sink | None = None,
+    cancelled: Callable[[], StopRequest | None] = lambda: None,
 ) -> FixResult:
+    """`cancelled()` is asked before each request to the model: who wants the run
+    stopped, or None."""
     started = time.monotonic()
     repo = request.repo.resolve()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -227,6 +237,7 @@ def run_fix(
                 forge=forge or LocalForge(repo),
                 trajectory=trajectory,
                 model_name=model_name,
+                cancelled=cancelled,
             )
         except FixFailed as failed:
             result = FixResult(status="error", reason=failed.reason, failed_in="environment")
@@ -250,6 +261,7 @@ def _fix(
     forge: LocalForge,
     trajectory: Trajectory,
     model_name: str,
+    cancelled: Callable[[], StopRequest | None],
 ) -> FixResult:
     base, paths, config, test_command = _starting_point(request, repo)
     run = _Run(
@@ -317,6 +329,7 @@ def _fix(
                     messages=lambda window, share: _first_messages(run, repo, paths, window, share),
                     run_tests=lambda: _tests_tool(sb, run),
                     on_submit=lambda submit: _on_submit(sb, run, submit),
+                    cancelled=cancelled,
                 ).run()
             if outcome.status not in ("resolved", "unverified", "error"):
                 run.capture(sb)  # what was tried, for the record
@@ -352,6 +365,7 @@ def _fix(
         report=run.report,
         failed_in="agent" if outcome.status == "error" else None,
         config=config,
+        stopped_by=outcome.stopped_by,
     )
     if outcome.status == "resolved":
         _publish(result, run, forge, outcome.duration_s, model_name)
@@ -369,7 +383,9 @@ def _starting_point(request: FixRequest, repo: Path) -> tuple[str, list[str], Re
         raise FixFailed(f"{repo} has no commit to start from (HEAD does not resolve)") from exc
     paths = gitops.list_files(repo, base)
     try:
-        config = load_repo_config(paths, lambda p: gitops.read_blob(repo, base, p))
+        config = load_repo_config(
+            paths, lambda p: gitops.read_blob(repo, base, p), request.config_defaults
+        )
     except RepoConfigError as exc:
         raise FixFailed(str(exc)) from exc
     if request.test_command:

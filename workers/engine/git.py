@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import signal
 import subprocess
 import tarfile
 import time
@@ -17,20 +19,57 @@ class GitError(Exception):
         self.stderr = stderr
 
 
+class GitTimeout(GitError):
+    """git ran past its time limit and was killed (with its remote helpers)."""
+
+    def __init__(self, args: list[str], timeout_s: float, stderr: str) -> None:
+        Exception.__init__(
+            self,
+            f"git {' '.join(args)} did not finish within {timeout_s:g}s and was stopped"
+            + (f": {stderr.strip()[:500]}" if stderr.strip() else ""),
+        )
+        self.returncode = -signal.SIGKILL
+        self.stderr = stderr
+        self.timeout_s = timeout_s
+
+
+# Local commands on the worker's own repositories; the network ones pass their own.
+LOCAL_TIMEOUT_S = 600.0
+
+
 def git(
-    repo: Path, *args: str, input: bytes | None = None, env: dict[str, str] | None = None
+    repo: Path,
+    *args: str,
+    input: bytes | None = None,
+    env: dict[str, str] | None = None,
+    timeout_s: float = LOCAL_TIMEOUT_S,
 ) -> bytes:
     full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
-    proc = subprocess.run(
+    # A session of its own, so that a timeout ends git's helpers too (git-remote-https
+    # holds the pipes open: killing git alone would leave us reading them).
+    proc = subprocess.Popen(
         ["git", "-C", str(repo), *args],
-        input=input,
-        capture_output=True,
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         env=full_env,
-        check=False,
+        start_new_session=True,
     )
+    try:
+        stdout, stderr = proc.communicate(input=input, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        _, stderr = proc.communicate()
+        raise GitTimeout(list(args), timeout_s, stderr.decode(errors="replace")) from None
+    except BaseException:  # interrupted (a task's soft time limit): leave nothing running
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
     if proc.returncode != 0:
-        raise GitError(list(args), proc.returncode, proc.stderr.decode(errors="replace"))
-    return proc.stdout
+        raise GitError(list(args), proc.returncode, stderr.decode(errors="replace"))
+    return stdout
 
 
 def git_text(repo: Path, *args: str) -> str:

@@ -1,18 +1,28 @@
-"""How to set up and test a repository: `.qwenfix.yml` at its root, else detection."""
+"""How to set up and test a repository: its config file, else detection.
+
+The config file is the first of CONFIG_FILES the tree has (`.qwenfix.yml` at the root wins
+over `.github/qwenfix.yml`; the other is ignored, and `qwenfix config check` says so).
+Owner-wide defaults (the same file in the owner's `.github` repository, fetched by the
+worker and handed over as ConfigDefaults: the engine asks GitHub nothing) lie under the
+repository's own file key by key at the top level: a key the repository sets replaces the
+default's whole value (`limits:` or `context:` too), every other key is the default's.
+Whatever neither sets is detected.
+"""
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 import yaml
+from pathspec import GitIgnoreSpec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot.contract.job import CONFIG_FILE as CONFIG_FILE
+from bot.contract.job import CONFIG_FILES as CONFIG_FILES
 from workers.engine.agent.loop import Limits
 from workers.engine.context.classify import ContextRules
 from workers.engine.maintenance_tasks import MaintenanceTask, check_unique
@@ -22,7 +32,14 @@ OPENHANDS_SETUP = ".openhands/setup.sh"
 
 
 class RepoConfigError(Exception):
-    """`.qwenfix.yml` is present but unusable; the message says what to change."""
+    """A config file is present but unusable; the message names it and says what to
+    change. `source` is the file, `problems` each thing wrong with it (`key.path: why`)."""
+
+    def __init__(self, source: str, problems: list[str], summary: str = "is invalid") -> None:
+        super().__init__(f"{source} {summary}: {'; '.join(problems)}")
+        self.source = source
+        self.summary = summary
+        self.problems = problems
 
 
 class RepoLimits(BaseModel):
@@ -69,13 +86,32 @@ class RepoConfig(BaseModel):
 ReadFile = Callable[[str], bytes | None]
 
 
-def load_repo_config(paths: list[str], read: ReadFile) -> RepoConfig:
-    """`.qwenfix.yml` when present (missing keys detected), else everything detected."""
+class ConfigDefaults(BaseModel):
+    """Owner-wide defaults, as the worker fetched them: where from (for messages) and the
+    file's text."""
+
+    source: str
+    """Where the file is, as people would name it: `octo-org/.github:.qwenfix.yml`."""
+    text: str
+
+
+def config_path(paths: Iterable[str]) -> str | None:
+    """The tree's config file: the first of CONFIG_FILES it has."""
+    present = set(paths)
+    return next((p for p in CONFIG_FILES if p in present), None)
+
+
+def load_repo_config(
+    paths: list[str], read: ReadFile, defaults: ConfigDefaults | None = None
+) -> RepoConfig:
+    """The config file when present, over the owner's defaults when given (missing keys
+    detected), else everything detected."""
     detected = detect(paths, read)
-    raw = read(CONFIG_FILE) if CONFIG_FILE in paths else None
-    if raw is None:
+    path = config_path(paths)
+    raw = read(path) if path is not None else None
+    if raw is None and defaults is None:
         return detected
-    config, data = parse_repo_config(raw)
+    config, data = parse_repo_config(raw, path=path or CONFIG_FILE, defaults=defaults)
     if config.test is None:
         config.test = detected.test
     if config.setup is None and "setup" not in data:
@@ -83,23 +119,41 @@ def load_repo_config(paths: list[str], read: ReadFile) -> RepoConfig:
     return config
 
 
-def parse_repo_config(raw: bytes) -> tuple[RepoConfig, dict[str, object]]:
-    """The file's own settings (nothing detected), and the mapping it holds."""
+def parse_repo_config(
+    raw: bytes | None, *, path: str = CONFIG_FILE, defaults: ConfigDefaults | None = None
+) -> tuple[RepoConfig, dict[str, object]]:
+    """The settings of the file at `path` (None: there is none) over `defaults`, nothing
+    detected, and the mapping they make."""
+    own = _mapping(raw, path) if raw is not None else {}
+    data = {**(_mapping(defaults.text.encode(), defaults.source) if defaults else {}), **own}
+    sources = ([path] if raw is not None else []) + ([defaults.source] if defaults else [])
+    source = " over ".join(sources) or path
+    config = _validated(data, source)
+    config.source = source
+    return config, data
+
+
+def _mapping(raw: bytes, source: str) -> dict[str, object]:
     try:
         data = yaml.safe_load(raw.decode("utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise RepoConfigError(f"{CONFIG_FILE} is not valid YAML: {exc}") from exc
+        raise RepoConfigError(source, [str(exc)], "is not valid YAML") from exc
     if not isinstance(data, dict):
-        raise RepoConfigError(f"{CONFIG_FILE} must be a mapping with keys such as test: and setup:")
-    try:
-        config = RepoConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        raise RepoConfigError(
+            source, ["it must be a mapping with keys such as test: and setup:"], "is unusable"
         )
-        raise RepoConfigError(f"{CONFIG_FILE} is invalid: {problems}") from exc
-    config.source = CONFIG_FILE
-    return config, data
+    if "source" in data:  # RepoConfig.source is where the config came from, not a setting
+        raise RepoConfigError(source, ["source: Extra inputs are not permitted"])
+    _validated(data, source)  # each file's own mistakes are reported as that file's
+    return {str(k): v for k, v in data.items()}
+
+
+def _validated(data: dict[str, object], source: str) -> RepoConfig:
+    try:
+        return RepoConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise RepoConfigError(source, problems) from exc
 
 
 def _text(read: ReadFile, path: str) -> str:
@@ -108,7 +162,9 @@ def _text(read: ReadFile, path: str) -> str:
 
 
 def _any(paths: list[str], *patterns: str) -> bool:
-    return any(fnmatch.fnmatch(p.rsplit("/", 1)[-1], pat) for p in paths for pat in patterns)
+    """Whether a path matches one of the gitignore patterns (`test_*.py`: at any depth)."""
+    spec = GitIgnoreSpec.from_lines(patterns)
+    return any(spec.match_file(p) for p in paths)
 
 
 def detect(paths: list[str], read: ReadFile) -> RepoConfig:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 from bot.contract.events import Event
+from bot.contract.job import StopRequest
 from sandbox import SandboxBackend, SandboxError
 from sandbox.protocol import session
 from workers.engine import git as gitops
@@ -29,7 +31,12 @@ from workers.engine.context.safety import neutralise, untrusted
 from workers.engine.diffmap import DiffMap, ReviewComment
 from workers.engine.llm.types import Message, Model, Usage
 from workers.engine.prompts import render
-from workers.engine.repo_config import EffectiveLimits, RepoConfigError, load_repo_config
+from workers.engine.repo_config import (
+    ConfigDefaults,
+    EffectiveLimits,
+    RepoConfigError,
+    load_repo_config,
+)
 from workers.engine.verify import run_tests
 from workers.engine.workspace import WorkspaceFailed, prepare_workspace, sandbox_spec
 from workers.settings import WorkerSettings
@@ -47,10 +54,12 @@ class ReviewRequest(BaseModel):
     body: str = ""
     requester: str | None = None
     request: str = ""
+    config_defaults: ConfigDefaults | None = None
+    """The owner's defaults under the repository's config file (the worker fetched them)."""
 
 
 class ReviewResult(BaseModel):
-    status: str  # reviewed | error | unresolved (no review handed over)
+    status: str  # reviewed | error | stopped | unresolved (no review handed over)
     reason: str
     summary: str = ""
     inline: list[ReviewComment] = Field(default_factory=list)
@@ -78,7 +87,9 @@ def run_review(
     backend: SandboxBackend,
     settings: WorkerSettings,
     sink: Sink | None = None,
+    cancelled: Callable[[], StopRequest | None] = lambda: None,
 ) -> ReviewResult:
+    """`cancelled()`: who wants the run stopped, asked before each model request."""
     repo = request.repo
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = settings.trajectory_dir / f"{stamp}-review-{request.number}-{uuid.uuid4().hex[:8]}.jsonl"
@@ -94,6 +105,7 @@ def run_review(
                 backend=backend,
                 settings=settings,
                 trajectory=trajectory,
+                cancelled=cancelled,
             )
         except (WorkspaceFailed, RepoConfigError, ContextTooSmall, SandboxError) as exc:
             result = ReviewResult(status="error", reason=str(exc))
@@ -110,10 +122,13 @@ def _review(
     backend: SandboxBackend,
     settings: WorkerSettings,
     trajectory: Trajectory,
+    cancelled: Callable[[], StopRequest | None],
 ) -> ReviewResult:
     repo, head = request.repo, request.head
     paths = gitops.list_files(repo, head)
-    config = load_repo_config(paths, lambda p: gitops.read_blob(repo, head, p))
+    config = load_repo_config(
+        paths, lambda p: gitops.read_blob(repo, head, p), request.config_defaults
+    )
     diff_map = DiffMap(diff)
     diff_text = neutralise(clip(diff, int(settings.llm_context_tokens * DIFF_TOKEN_SHARE * 3)))
     instructions, source = repository_instructions(repo, head, paths)
@@ -188,13 +203,14 @@ def _review(
             run_tests=tests,
             on_submit=on_submit,
             tools=REVIEW_TOOLS,
+            cancelled=cancelled,
         ).run()
     log.info(
         "review of #%s: %s after %.0fs", request.number, outcome.status, time.monotonic() - started
     )
     if outcome.status != "resolved" or not handed:
         return ReviewResult(
-            status="error" if outcome.status == "error" else "unresolved",
+            status=outcome.status if outcome.status in ("error", "stopped") else "unresolved",
             reason=outcome.reason,
             turns=outcome.turns,
             usage=outcome.usage,

@@ -1,8 +1,13 @@
-"""The GitHub forge: the calls qwenfix makes on a repository, through githubkit."""
+"""The GitHub forge: the calls qwenfix makes on a repository, through githubkit.
+
+Every list is read through githubkit's paginator, 100 items a page (GitHub's most), so a
+pull request with many comments or a commit with many check runs is read whole.
+"""
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -11,6 +16,7 @@ from githubkit.exception import RequestFailed
 from pydantic import BaseModel
 
 STATUS_MARKER = "<!-- qwenfix:status -->"
+PER_PAGE = 100
 WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
 
 
@@ -49,6 +55,24 @@ class GitHubForge:
     def __init__(self, github: GitHub[Any], repo: str) -> None:
         self.github = github
         self.owner, self.name = repo.split("/", 1)
+
+    def _all(self, request: Any, *, wrapped: str | None = None, **params: Any) -> Iterator[Any]:
+        """Every item of a list call, page by page; `wrapped` names the key a wrapped list
+        (`{"total_count": N, "check_runs": [...]}`) keeps its items under."""
+
+        def items(response: Any) -> list[Any]:
+            return list(getattr(response.parsed_data, str(wrapped)))
+
+        return iter(
+            self.github.rest.paginate(
+                request,
+                map_func=items if wrapped else None,
+                owner=self.owner,
+                repo=self.name,
+                per_page=PER_PAGE,
+                **params,
+            )
+        )
 
     def permission(self, login: str) -> str:
         """admin | maintain | write | triage | read | none (the role, when GitHub gives it)."""
@@ -95,13 +119,7 @@ class GitHubForge:
 
     def _status_comment(self, number: int, bot_login: str) -> tuple[int, str] | None:
         comment: Any
-        for comment in self.github.rest.paginate(
-            self.github.rest.issues.list_comments,
-            owner=self.owner,
-            repo=self.name,
-            issue_number=number,
-            per_page=100,
-        ):
+        for comment in self._all(self.github.rest.issues.list_comments, issue_number=number):
             author = comment.user.login if comment.user else ""
             if author == bot_login and STATUS_MARKER in (comment.body or ""):
                 return int(comment.id), str(comment.body)
@@ -135,16 +153,18 @@ class GitHubForge:
             return None
         return str(data.sha), base64.b64decode(data.content)
 
+    def first_file(self, paths: Sequence[str], ref: str) -> tuple[str, str, bytes] | None:
+        """(path, blob sha, content) of the first of `paths` there is on `ref`."""
+        for path in paths:
+            found = self.file(path, ref)
+            if found is not None:
+                return path, found[0], found[1]
+        return None
+
     def open_pulls(self) -> list[PullInfo]:
         out = []
         pull: Any
-        for pull in self.github.rest.paginate(
-            self.github.rest.pulls.list,
-            owner=self.owner,
-            repo=self.name,
-            state="open",
-            per_page=100,
-        ):
+        for pull in self._all(self.github.rest.pulls.list, state="open"):
             head_repo = pull.head.repo
             out.append(
                 PullInfo(
@@ -165,10 +185,10 @@ class GitHubForge:
         return data.title, data.body or ""
 
     def open_pull(self, branch: str) -> PullRef | None:
-        pulls = self.github.rest.pulls.list(
-            self.owner, self.name, state="open", head=f"{self.owner}:{branch}"
-        ).parsed_data
-        for pull in pulls:
+        pull: Any
+        for pull in self._all(
+            self.github.rest.pulls.list, state="open", head=f"{self.owner}:{branch}"
+        ):
             if pull.head.ref == branch:
                 return PullRef(number=pull.number, url=pull.html_url, head=branch)
         return None
@@ -252,8 +272,8 @@ class GitHubForge:
 
         out: list[Feedback] = []
         rest = self.github.rest
-        reviews: Any = rest.pulls.list_reviews(self.owner, self.name, number).parsed_data
-        for review in reviews:
+        review: Any
+        for review in self._all(rest.pulls.list_reviews, pull_number=number):
             login = review.user.login if review.user else None
             submitted = review.submitted_at
             if (
@@ -266,8 +286,8 @@ class GitHubForge:
                 out.append(
                     Feedback(kind="review", id=review.id, author=str(login), body=review.body)
                 )
-        inline: Any = rest.pulls.list_review_comments(self.owner, self.name, number).parsed_data
-        for comment in inline:
+        comment: Any
+        for comment in self._all(rest.pulls.list_review_comments, pull_number=number):
             login = comment.user.login if comment.user else None
             if by_people(login) and not comment.in_reply_to_id and comment.created_at >= since:
                 out.append(
@@ -280,10 +300,7 @@ class GitHubForge:
                         line=comment.line,
                     )
                 )
-        comments: Any = rest.issues.list_comments(
-            self.owner, self.name, number, per_page=100
-        ).parsed_data
-        for comment in comments:
+        for comment in self._all(rest.issues.list_comments, issue_number=number):
             login = comment.user.login if comment.user else None
             if (
                 by_people(login)
@@ -305,11 +322,10 @@ class GitHubForge:
     def failed_checks(self, sha: str) -> list[str]:
         """What the failing check runs of a commit say: title, summary, text, and each
         annotation as `path:line: message`."""
-        runs: Any = self.github.rest.checks.list_for_ref(
-            self.owner, self.name, sha
-        ).parsed_data.check_runs
+        checks = self.github.rest.checks
         out = []
-        for run in runs:
+        run: Any
+        for run in self._all(checks.list_for_ref, wrapped="check_runs", ref=sha):
             if run.conclusion not in ("failure", "timed_out", "action_required"):
                 continue
             output = run.output
@@ -318,9 +334,7 @@ class GitHubForge:
                 if piece:
                     parts.append(str(piece).strip()[-4000:])
             if output.annotations_count:
-                notes: Any = self.github.rest.checks.list_annotations(
-                    self.owner, self.name, run.id
-                ).parsed_data
+                notes = self._all(checks.list_annotations, check_run_id=run.id)
                 parts += [f"{a.path}:{a.start_line}: {a.message}" for a in notes]
             out.append("\n".join(parts))
         return out

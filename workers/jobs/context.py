@@ -14,7 +14,7 @@ from typing import NamedTuple
 from pydantic import SecretStr
 
 from bot.contract.db import Job
-from bot.contract.job import JobStatus
+from bot.contract.job import JobStatus, StopRequest
 from bot.contract.store import JobStore
 from sandbox import SandboxBackend
 from workers.engine.agent.trajectory import Sink
@@ -25,6 +25,8 @@ from workers.engine.local_forge import Identity, LocalForge
 from workers.github.app_auth import PUSH_PERMISSIONS, RUN_PERMISSIONS, GitHubApp
 from workers.github.forge import GitHubForge, PullInfo
 from workers.github.remote import clone
+from workers.jobs.config_source import defaults_for
+from workers.jobs.texts import dashboard_link
 from workers.settings import WorkerSettings
 
 
@@ -35,19 +37,21 @@ class Outcome(NamedTuple):
     reason: str
 
 
+class JobStopped(Exception):
+    """Someone asked the job to stop (or closed its issue or pull request): it ends
+    `stopped`, whatever it was doing."""
+
+    def __init__(self, request: StopRequest) -> None:
+        super().__init__(request.why)
+        self.request = request
+
+
 class JobUnusable(Exception):
     """The job lacks what its kind needs (an installation, an issue, a task)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def bot_identity(settings: WorkerSettings) -> Identity:
-    return Identity(
-        name=settings.bot_login,
-        email=f"{settings.github_app_id or 0}+{settings.bot_login}@users.noreply.github.com",
-    )
 
 
 @dataclass
@@ -102,7 +106,7 @@ class JobContext:
             jobs=jobs,
             sink=sink,
             forge=GitHubForge(app.for_repository(job.installation_id, job.repo, scoped), job.repo),
-            identity=bot_identity(settings),
+            identity=app.bot_identity(job.installation_id, job.repo, settings.bot_login),
         )
 
     @property
@@ -115,7 +119,17 @@ class JobContext:
     def tell(self, number: int | None, text: str) -> None:
         """The one status comment on an issue or pull request; nothing without one."""
         if number is not None:
-            self.forge.upsert_status(number, text, self.bot_login)
+            link = dashboard_link(self.job.id, self.settings.public_url)
+            self.forge.upsert_status(number, text + link, self.bot_login)
+
+    def stop_request(self) -> StopRequest | None:
+        """Who asked this job to stop, if anyone (read fresh: it changes while it runs)."""
+        return self.jobs.stop_request(self.job.id)
+
+    def check_stopped(self) -> None:
+        """Raises JobStopped when the job was asked to stop."""
+        if (request := self.stop_request()) is not None:
+            raise JobStopped(request)
 
     def token(self, permissions: dict[str, str] = PUSH_PERMISSIONS) -> SecretStr:
         return self.app.installation_token(self.installation, self.job.repo, permissions)
@@ -137,13 +151,20 @@ class JobContext:
             yield Checkout(path=path, token=token)
 
     def fix(self, request: FixRequest, checkout: Checkout) -> FixResult:
-        """The fix engine on the checkout; a resolved change is committed on a local branch."""
-        return run_fix(
-            request,
+        """The fix engine on the checkout; a resolved change is committed on a local branch.
+        Raises JobStopped when the job is asked to stop before or while it runs."""
+        self.check_stopped()
+        defaults = defaults_for(self.app, self.installation, self.job.repo)
+        result = run_fix(
+            request.model_copy(update={"config_defaults": defaults}),
             model=self.model,
             backend=self.backend,
             settings=self.settings,
             forge=LocalForge(checkout.path, self.identity),
             model_name=self.settings.llm_model,
             sink=self.sink,
+            cancelled=self.stop_request,
         )
+        if result.status == "stopped":
+            raise JobStopped(self.stop_request() or StopRequest(by="", why=result.reason))
+        return result

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.contract.db import Job
-from bot.contract.job import JobKind
+from bot.contract.job import JobKind, JobStatus
 from workers.github.app_auth import RUN_PERMISSIONS, GitHubApp
 from workers.github.forge import GitHubForge
 from workers.jobs import feedback, fix, fix_ci, maintenance, review
-from workers.jobs.context import JobContext, Outcome
-from workers.jobs.texts import not_handled_text
+from workers.jobs.context import JobContext, JobStopped, Outcome
+from workers.jobs.texts import not_handled_text, stopped_text
 from workers.settings import WorkerSettings
 
 
@@ -29,6 +29,17 @@ HANDLERS: dict[JobKind, Handler] = {
     JobKind.FIX_CI: Handler(fix_ci.run, fix_ci.PERMISSIONS),
     JobKind.MAINTENANCE: Handler(maintenance.run, maintenance.PERMISSIONS),
 }
+
+
+def perform(handler: Handler, ctx: JobContext) -> Outcome:
+    """The handler's run, ending `stopped` when the job is asked to stop, also before it
+    starts (asked while it waited for its turn): the status comment says who stopped it."""
+    try:
+        ctx.check_stopped()
+        return handler.run(ctx)
+    except JobStopped as stopped:
+        ctx.tell(ctx.job.number, stopped_text([ctx.job.id], stopped.request.why))
+        return Outcome(JobStatus.STOPPED, stopped.request.why)
 
 
 def handler_for(kind: str) -> Handler | None:

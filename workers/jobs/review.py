@@ -7,7 +7,7 @@ from bot.contract.job import JobStatus
 from workers.engine.review import ReviewRequest, run_review
 from workers.github.app_auth import READ_PERMISSIONS
 from workers.github.remote import fetch
-from workers.jobs.context import JobContext, JobUnusable, Outcome
+from workers.jobs.context import JobContext, JobStopped, JobUnusable, Outcome
 
 
 def run(ctx: JobContext) -> Outcome:
@@ -44,7 +44,10 @@ def run(ctx: JobContext) -> Outcome:
             backend=ctx.backend,
             settings=ctx.settings,
             sink=ctx.sink,
+            cancelled=ctx.stop_request,
         )
+    if result.status == "stopped" and (stop := ctx.stop_request()) is not None:
+        raise JobStopped(stop)
     if result.status != "reviewed":
         ctx.tell(
             number, f"❌ qwenfix could not review this pull request (job {job.id}): {result.reason}"

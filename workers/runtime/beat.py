@@ -9,20 +9,26 @@ repository, the task and the minute.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
+import time
 import uuid
 from typing import Any
 
 import redis
 from celery import beat
 
+from bot.contract.job import TaskName
 from workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
 LEASE_KEY = "qwenfix:beat:leader"
+# One key per running beat, leader or standby, renewed on each of its ticks: what
+# `qwenfix health beat` and `qwenfix doctor` read.
+ALIVE_PREFIX = "qwenfix:beat:alive:"
 TICK_TASK = "qwenfix.maintenance.tick"
 # Extends the lease only while it is still ours: never another beat's after an expiry.
 _RENEW = (
@@ -48,10 +54,52 @@ class BeatLease:
     def release(self) -> None:
         self.client.eval(_RELEASE, 1, LEASE_KEY, self.holder)
 
+    def alive(self, leading: bool) -> None:
+        """Say that this beat is running (and whether it leads), for as long as a lease."""
+        info = {
+            "holder": self.holder,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "leading": leading,
+            "seen": time.time(),
+        }
+        self.client.set(ALIVE_PREFIX + self.holder, json.dumps(info), ex=self.ttl_s)
+
+    def gone(self) -> None:
+        self.client.delete(ALIVE_PREFIX + self.holder)
+
+
+def beat_heartbeats(client: redis.Redis) -> list[dict[str, Any]]:
+    """Every beat that ticked within its lease's TTL."""
+    out = []
+    for key in client.scan_iter(match=ALIVE_PREFIX + "*", count=100):
+        raw = client.get(key)
+        if raw:
+            with contextlib.suppress(ValueError):
+                out.append(json.loads(raw))  # type: ignore[arg-type]
+    return out
+
+
+def redelivery_schedule(settings: WorkerSettings, holder: str) -> dict[str, Any]:
+    """The redelivery sweep's entry (workers/runtime/redeliver.py); none when it is off."""
+    every = settings.redeliver_every_s
+    if every <= 0:
+        return {}
+    return {
+        "qwenfix-redeliver": {
+            "task": TaskName.REDELIVER.value,
+            "schedule": every,
+            "kwargs": {"beat": holder},
+            # A sweep nobody ran in time is dropped: the next one lists the same deliveries.
+            "options": {"queue": settings.quick_queue, "expires": max(every, 30)},
+        }
+    }
+
 
 class LeaderScheduler(beat.Scheduler):  # type: ignore[misc]
-    """An in-memory schedule holding one entry, the tick; applied only by the leader.
-    (Nothing to persist: the tick itself knows which window it covers.)"""
+    """An in-memory schedule of the tick and the redelivery sweep; applied only by the
+    leader. (Nothing to persist: the tick itself knows which window it covers, and each
+    sweep lists GitHub's deliveries afresh.)"""
 
     lease: BeatLease
     leading: bool | None = None  # unknown until the first tick
@@ -60,7 +108,10 @@ class LeaderScheduler(beat.Scheduler):  # type: ignore[misc]
         settings = WorkerSettings()
         holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.lease = BeatLease(
-            redis.Redis.from_url(settings.redis_url), holder, settings.beat_lease_s
+            # Bounded waits: a Redis that stops answering must not stall the tick.
+            redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5),
+            holder,
+            settings.beat_lease_s,
         )
         self.merge_inplace(
             {
@@ -73,7 +124,8 @@ class LeaderScheduler(beat.Scheduler):  # type: ignore[misc]
                         "queue": settings.quick_queue,
                         "expires": max(settings.maintenance_tick_s * 2, 30),
                     },
-                }
+                },
+                **redelivery_schedule(settings, holder),
             }
         )
 
@@ -84,6 +136,8 @@ class LeaderScheduler(beat.Scheduler):  # type: ignore[misc]
         except redis.RedisError as exc:
             log.warning("beat %s: Redis unavailable (%s); not ticking", self.lease.holder, exc)
             held = False
+        with contextlib.suppress(redis.RedisError):
+            self.lease.alive(held)
         if held != self.leading:
             self.leading = held
             log.info(
@@ -98,6 +152,8 @@ class LeaderScheduler(beat.Scheduler):  # type: ignore[misc]
         return float(min(super().tick(*args, **kwargs), renew_every))
 
     def close(self) -> None:
+        with contextlib.suppress(redis.RedisError):
+            self.lease.gone()
         if self.leading is True:
             with contextlib.suppress(redis.RedisError):
                 self.lease.release()  # let a standby take over now, not after the TTL

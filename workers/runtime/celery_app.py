@@ -6,7 +6,13 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging, task_prerun, worker_ready
+from celery.signals import (
+    setup_logging,
+    task_prerun,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+)
 
 from workers.settings import WorkerSettings
 
@@ -69,30 +75,70 @@ def _fresh_log_context(**_: Any) -> None:
     DELIVERY.set(None)
 
 
+@worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    """A prefork child builds its own Deps: a database pool's connections and a Redis
+    client's sockets must never be shared with the parent or a sibling."""
+    from workers.runtime.deps import forget_process_deps
+
+    forget_process_deps(app)
+
+
+def _consumed_queues(consumer: Any) -> list[str]:
+    task_consumer = getattr(consumer, "task_consumer", None)
+    return sorted(q.name for q in task_consumer.queues) if task_consumer else []
+
+
 @worker_ready.connect
 def _announce(sender: Any, **_: Any) -> None:
-    """Metrics on QWENFIX_METRICS_PORT, and a heartbeat the dashboard lists workers by."""
-    from workers.runtime.deps import process_deps
-    from workers.runtime.heartbeat import Heartbeat
+    """Metrics on QWENFIX_METRICS_PORT, and a heartbeat the dashboard and the health probe
+    read. This runs in the worker's main process, after the pool has started: it builds
+    only a Redis client of its own, never the Deps the pool's processes use."""
+    import redis
 
-    deps = process_deps(app)
-    if deps.settings.metrics_port:
-        deps.metrics.serve(deps.settings.metrics_port)
+    from workers.runtime.heartbeat import Heartbeat, enforces_time_limits, pool_name
+    from workers.runtime.metrics import multiprocess_enabled, serve_pool_metrics
+
+    settings = WorkerSettings()
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    if settings.metrics_port and multiprocess_enabled():
+        queues = [settings.quick_queue, settings.agent_queue]
+        serve_pool_metrics(client, queues, settings.metrics_port)
+    elif settings.metrics_port:
+        # Started without the CLI (no PROMETHEUS_MULTIPROC_DIR): this process's own.
+        from workers.runtime.deps import process_deps
+
+        process_deps(app).metrics.serve(settings.metrics_port)
     # The sender is the worker's consumer; its controller knows the pool size.
-    queues = (
-        sorted(q.name for q in sender.task_consumer.queues)
-        if getattr(sender, "task_consumer", None)
-        else []
-    )
     concurrency = int(getattr(getattr(sender, "controller", None), "concurrency", 0) or 0)
-    Heartbeat(deps.redis, sender.hostname, queues, concurrency).start()
+    pool = getattr(sender, "pool", None)
+    heartbeat = Heartbeat(
+        client,
+        sender.hostname,
+        _consumed_queues(sender),
+        concurrency,
+        pool=pool_name(pool),
+        time_limits=enforces_time_limits(pool),
+    )
+    heartbeat.start()
+    app.qwenfix_heartbeat = heartbeat
+
+
+@worker_shutdown.connect
+def _farewell(**_: Any) -> None:
+    heartbeat = getattr(app, "qwenfix_heartbeat", None)
+    if heartbeat is not None:
+        heartbeat.stop()
 
 
 @worker_ready.connect
-def _prune_stale_sandboxes(**_: Any) -> None:
-    """Sandboxes of a worker that was killed outlive it; remove those older than any job."""
+def _prune_stale_sandboxes(sender: Any, **_: Any) -> None:
+    """Sandboxes of a worker that was killed outlive it; remove those older than any job.
+    Only agent workers run sandboxes (a quick worker has no Docker engine to reach)."""
     settings = WorkerSettings()
     if settings.sandbox_backend != "docker":
+        return
+    if settings.agent_queue not in _consumed_queues(sender):
         return
     from sandbox.docker_backend import DockerBackend
     from sandbox.errors import SandboxUnavailable

@@ -34,7 +34,11 @@ class Deps:
             private_key_file=settings.github_private_key_file,
             api_url=settings.github_api_url,
         )
-        client = redis.Redis.from_url(settings.redis_url)
+        # Bounded waits (locks, cancellation flags): a Redis that stops answering fails
+        # the call instead of hanging the job.
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=30, socket_connect_timeout=10
+        )
         return cls(
             settings=settings,
             jobs=JobStore(make_engine(settings.database_url)),
@@ -55,3 +59,8 @@ def process_deps(celery: Celery) -> Deps:
             deps = Deps.build()
             celery.qwenfix_deps = deps
         return deps
+
+
+def forget_process_deps(celery: Celery) -> None:
+    """Drop Deps inherited across a fork: the child builds its own at first use."""
+    celery.qwenfix_deps = None

@@ -1,9 +1,14 @@
-"""Prometheus metrics of one worker process, served on QWENFIX_METRICS_PORT: jobs by kind
-and outcome, their durations, model tokens and time, sandbox time, queue depth."""
+"""Prometheus metrics of one worker, served on QWENFIX_METRICS_PORT: jobs by kind and
+outcome, their durations, model tokens and time, sandbox time, queue depth.
+
+Under the prefork pool the jobs run in child processes: `qwenfix worker` points
+PROMETHEUS_MULTIPROC_DIR at a fresh directory before any fork, each child's counters are
+kept there, and the main process serves their sum."""
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 
 import redis
@@ -11,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from bot.contract.deliveries import SweepRun
 from bot.contract.summary import Costs
 
 log = logging.getLogger(__name__)
@@ -33,6 +39,41 @@ class QueueDepth(Collector):
         except redis.RedisError as exc:
             log.warning("queue depth unavailable: %s", exc)
         yield gauge
+
+
+class RedeliveryMetrics:
+    """The redelivery sweep (workers/runtime/redeliver.py): what it saw and asked for."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.seen = Counter(
+            "qwenfix_webhook_deliveries_seen",
+            "Webhook deliveries listed by redelivery sweeps, by whether one attempt succeeded",
+            ["state"],
+            registry=registry,
+        )
+        self.requested = Counter(
+            "qwenfix_redeliveries_requested",
+            "Failed webhook deliveries GitHub was asked to deliver again",
+            registry=registry,
+        )
+        self.request_failed = Counter(
+            "qwenfix_redeliveries_failed",
+            "Redeliveries asked for that GitHub did not accept",
+            registry=registry,
+        )
+        self.sweeps = Counter(
+            "qwenfix_redelivery_sweeps",
+            "Redelivery sweeps, by whether they ran to the end",
+            ["result"],
+            registry=registry,
+        )
+
+    def observe(self, run: SweepRun) -> None:
+        self.seen.labels(state="delivered").inc(run.deliveries - run.failed)
+        self.seen.labels(state="failed").inc(run.failed)
+        self.requested.inc(run.requested)
+        self.request_failed.inc(run.request_failed)
+        self.sweeps.labels(result="complete" if run.error is None else "stopped").inc()
 
 
 class WorkerMetrics:
@@ -65,6 +106,7 @@ class WorkerMetrics:
             "Time running commands in sandboxes (tools, setup, tests)",
             registry=self.registry,
         )
+        self.redelivery = RedeliveryMetrics(self.registry)
         if client is not None and queues:
             self.registry.register(QueueDepth(client, queues))
 
@@ -80,3 +122,21 @@ class WorkerMetrics:
     def serve(self, port: int) -> None:
         start_http_server(port, registry=self.registry)
         log.info("metrics on :%d/metrics", port)
+
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_enabled() -> bool:
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+def serve_pool_metrics(client: redis.Redis, queues: list[str], port: int) -> None:
+    """Serve, from the worker's main process, the sum of its pool processes' metrics."""
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    registry.register(QueueDepth(client, queues))
+    start_http_server(port, registry=registry)
+    log.info("metrics of every pool process on :%d/metrics", port)

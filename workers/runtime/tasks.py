@@ -13,16 +13,18 @@ from bot.contract.job import JobKind, JobStatus, TaskName
 from bot.contract.logs import DELIVERY, JOB
 from bot.contract.schedules import ScheduleStore
 from workers.engine.factory import make_backend, make_model
-from workers.engine.repo_config import CONFIG_FILE
-from workers.github.app_auth import READ_PERMISSIONS, GitHubApp
-from workers.github.forge import GitHubForge
+from workers.github.app_auth import GitHubApp
 from workers.jobs.acknowledge import acknowledge
+from workers.jobs.commands import Commands
+from workers.jobs.config_source import FoundConfig
+from workers.jobs.config_source import read_config as read_repo_config
 from workers.jobs.context import JobContext, JobUnusable
-from workers.jobs.handlers import handler_for, tell_not_handled
+from workers.jobs.handlers import handler_for, perform, tell_not_handled
 from workers.runtime.celery_app import app
 from workers.runtime.deps import Deps, process_deps
 from workers.runtime.locks import TargetLock, lock_holder
 from workers.runtime.recorder import JobRecorder
+from workers.runtime.redeliver import Sweep, SweepLimits
 from workers.runtime.retry import transient_delay
 from workers.runtime.tick import tick
 
@@ -50,6 +52,14 @@ def acknowledge_job(self: JobTask, job_id: int) -> str:
                 TaskName.RUN, args=[job], queue=deps.settings.agent_queue
             ),
             running_on=lambda target: lock_holder(deps.redis, target),
+            commands=Commands(
+                jobs=deps.jobs,
+                bot_login=deps.settings.bot_login,
+                queue_acknowledge=lambda job: acknowledge_job.delay(job),
+                trigger=deps.settings.trigger,
+                public_url=deps.settings.public_url,
+            ),
+            public_url=deps.settings.public_url,
         )
     except Exception as exc:
         delay = transient_delay(exc, self.request.retries)
@@ -115,7 +125,9 @@ def execute(job_id: int, deps: Deps) -> str:
     with TargetLock(deps.redis, lock_target(job), str(job_id), int(settings.longest_job_s)) as lock:
         if not lock.held:
             raise TargetBusy(lock.holder())
-        deps.jobs.set_status(job_id, JobStatus.RUNNING)
+        # From the status read above only: a job stopped while it waited never runs.
+        if not deps.jobs.set_status(job_id, JobStatus.RUNNING, expected=JobStatus(job.status)):
+            return f"no longer {job.status}"
         recorder, started = JobRecorder(deps.jobs, job_id), time.monotonic()
         status = JobStatus.ERROR
         try:
@@ -123,7 +135,8 @@ def execute(job_id: int, deps: Deps) -> str:
                 try:
                     ctx = JobContext.open(
                         job,
-                        app=deps.github,
+                        # This task is never retried whole: its GitHub calls retry instead.
+                        app=deps.github.with_call_retry(transient_delay),
                         model=model,
                         backend=make_backend(settings),
                         settings=settings,
@@ -131,7 +144,7 @@ def execute(job_id: int, deps: Deps) -> str:
                         sink=recorder,
                         permissions=handler.permissions,
                     )
-                    status, reason = handler.run(ctx)
+                    status, reason = perform(handler, ctx)
                 except JobUnusable as exc:
                     status, reason = JobStatus.ERROR, exc.reason
         except Exception as exc:
@@ -178,6 +191,23 @@ def maintenance_tick(self: JobTask, beat: str = "") -> int:
     return len(report.queued)
 
 
-def read_config(github: GitHubApp, repo: str, installation: int) -> tuple[str, bytes] | None:
-    forge = GitHubForge(github.for_repository(installation, repo, READ_PERMISSIONS), repo)
-    return forge.file(CONFIG_FILE, forge.repository().default_branch)
+@app.task(bind=True, base=JobTask, name=TaskName.REDELIVER)
+def redeliver(self: JobTask, beat: str = "") -> int:
+    """Ask GitHub again for the webhook deliveries the receiver could not take; sent by
+    `qwenfix beat`. Never raises for GitHub being away: the next sweep starts over."""
+    deps = self.deps
+    github = deps.github.as_app()  # keep a reference: githubkit's namespaces hold it weakly
+    report = Sweep(
+        github=github,
+        client=deps.redis,
+        jobs=deps.jobs,
+        limits=SweepLimits.of(deps.settings),
+        metrics=deps.metrics.redelivery,
+    ).run(datetime.now(UTC))
+    log.debug("redelivery sweep from beat %s done", beat or "-")
+    return report.requested
+
+
+def read_config(github: GitHubApp, repo: str, installation: int) -> FoundConfig | None:
+    """The schedule's read: the repository's config file and its owner's defaults."""
+    return read_repo_config(github, repo, installation)

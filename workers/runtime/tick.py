@@ -22,12 +22,13 @@ from bot.contract.schedules import ScheduleStore, ScheduleView
 from bot.contract.store import JobStore
 from workers.engine.maintenance_tasks import MaintenanceTask
 from workers.engine.repo_config import RepoConfigError, parse_repo_config
+from workers.jobs.config_source import FoundConfig
 
 log = logging.getLogger(__name__)
 
-ReadConfig = Callable[[str, int], tuple[str, bytes] | None]
-"""(repository, installation) -> (blob sha, content) of `.qwenfix.yml` on the default
-branch, or None when it has none. Raises when GitHub cannot be asked."""
+ReadConfig = Callable[[str, int], FoundConfig | None]
+"""(repository, installation) -> its config file on the default branch and its owner's
+defaults, or None when there is neither. Raises when GitHub cannot be asked."""
 
 
 class TickReport(BaseModel):
@@ -73,9 +74,10 @@ def schedule_of(
         return row
     if found is None:
         return schedules.save(repo, config_sha=None, tasks=None, error=None, at=now)
-    sha, raw = found
+    sha = found.sha
     try:
-        tasks = parse_repo_config(raw)[0].maintenance
+        config, _ = parse_repo_config(found.raw, path=found.path, defaults=found.defaults)
+        tasks = config.maintenance
     except RepoConfigError as exc:
         log.warning("%s: %s", repo, exc)
         return schedules.save(repo, config_sha=sha, tasks=None, error=str(exc), at=now)

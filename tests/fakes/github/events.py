@@ -40,6 +40,27 @@ def issue_comment_created(
     }
 
 
+def issue_closed(fake: FakeGitHub, full_name: str, number: int, closer: str) -> dict[str, Any]:
+    """`issues` `closed`: the issue is closed on the fake, and this is what GitHub sends."""
+    repo = fake.repos[full_name]
+    issue = repo.issues[number]
+    issue["state"] = "closed"
+    return {
+        "action": "closed",
+        "issue": {
+            "number": number,
+            "title": issue["title"],
+            "body": issue["body"],
+            "state": "closed",
+            "user": fake.user(issue["author"]),
+            "labels": [],
+        },
+        "repository": fake.repo_json(repo),
+        "sender": fake.user(closer),
+        "installation": {"id": repo.installation_id},
+    }
+
+
 def deliver(
     url: str, secret: str, event: str, payload: dict[str, Any], delivery: str | None = None
 ) -> httpx.Response:

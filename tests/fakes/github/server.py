@@ -31,10 +31,12 @@ from fastapi.responses import Response
 from unidiff.patch import PatchSet
 
 from tests.fakes.github import shapes
+from tests.fakes.github.hooks import WebhookLog
 from tests.fakes.github.model import WRITE_LEVELS, FakeRepo, Fault, Grant, timestamp
 from tests.fakes.github.routes import (
     apps,
     checks,
+    hook_deliveries,
     issues,
     pulls,
     reactions,
@@ -42,6 +44,7 @@ from tests.fakes.github.routes import (
     repos,
     reviews,
     smart_http,
+    users,
 )
 from tests.fakes.github.routes.common import error, not_found
 
@@ -55,7 +58,10 @@ REPO = "/repos/{owner}/{name}"
 # this order and the first whose pattern matches serves the request.
 ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/app", apps.get_app),
+    ("GET", "/users/{username}", users.get_user),
     ("POST", "/app/installations/{installation_id}/access_tokens", apps.access_token),
+    ("GET", "/app/hook/deliveries", hook_deliveries.list_deliveries),
+    ("POST", "/app/hook/deliveries/{delivery_id}/attempts", hook_deliveries.redeliver),
     ("GET", REPO + "/collaborators/{username}/permission", repos.permission),
     ("GET", REPO + "/issues/{number}/comments", issues.list_comments),
     ("POST", REPO + "/issues/{number}/comments", issues.create_comment),
@@ -116,13 +122,29 @@ class FakeGitHub:
         self.review_comments: dict[int, dict[str, Any]] = {}
         self.token_requests: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str]] = []
+        self.user_agents: list[tuple[str, str, str]] = []
+        """(method, path, User-Agent) of every request, the API's and git's."""
         self._faults: list[Fault] = []
         self._ids = iter(range(10_000, 10**9))
         self._lock = threading.RLock()
         self.root = Path(tempfile.mkdtemp(prefix="fake-github-"))
+        self.webhooks = WebhookLog()
+        """The App's webhook: what was sent where, every attempt (tests/fakes/github/hooks.py)."""
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- the App's webhook ---------------------------------------------------------------
+
+    def configure_webhook(self, url: str, secret: str) -> None:
+        """Send the App's deliveries to `url` (the receiver's /webhook), signed with
+        `secret`."""
+        self.webhooks.configure(url, secret)
+
+    def send_webhook(self, event: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Deliver an event as GitHub would (a new guid, signed): the attempt recorded,
+        with the receiver's `status_code` (0: no answer)."""
+        return self.webhooks.send(event, payload)
 
     # -- arranging the world ---------------------------------------------------------
 
@@ -598,6 +620,9 @@ class FakeGitHub:
         """Records every request, and answers it with an injected fault if one is due."""
         with self._lock:
             self.requests.append((request.method, request.url.path))
+            self.user_agents.append(
+                (request.method, request.url.path, request.headers.get("user-agent", ""))
+            )
             fault = self._due_fault(request)
             if fault is not None:
                 return error(fault.status, fault.message, fault.headers)

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from bot.contract.events import Event
+from bot.contract.job import StopRequest
 from workers.engine.agent.stops import (
     Cancelled,
     ContextFull,
@@ -79,6 +80,8 @@ class AgentResult(BaseModel):
     the run."""
     prompt_tokens: int | None = None
     """The size of the conversation when it filled the context window."""
+    stopped_by: str | None = None
+    """Who asked the run to stop, when that ended it."""
 
 
 class Agent:
@@ -91,10 +94,10 @@ class Agent:
         limits: Limits,
         trajectory: Trajectory,
         clock: Callable[[], float] = time.monotonic,
-        cancelled: Callable[[], str | None] = lambda: None,
+        cancelled: Callable[[], StopRequest | None] = lambda: None,
         window: ContextWindow | None = None,
     ) -> None:
-        """`cancelled()` gives the reason to stop now, or None to go on; `window`, when
+        """`cancelled()` says who asked the run to stop, or None to go on; `window`, when
         given, sizes every request to the model's context window."""
         self.model = model
         self.toolbox = toolbox
@@ -148,11 +151,12 @@ class Agent:
                 prompt_tokens=stop.data.get("prompt_tokens")
                 if isinstance(stop, ContextFull)
                 else None,
+                stopped_by=stop.by if isinstance(stop, Cancelled) else None,
             )
 
     def _check_limits(self, started: float) -> None:
-        if (why := self.cancelled()) is not None:
-            raise Cancelled(why)
+        if (stop := self.cancelled()) is not None:
+            raise Cancelled(stop.why, by=stop.by)
         if self.turns >= self.limits.max_turns:
             raise TurnLimit(f"turn limit reached ({self.limits.max_turns} turns)")
         if self.usage.total >= self.limits.max_total_tokens:

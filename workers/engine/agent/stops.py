@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-Status = Literal["resolved", "unresolved", "unverified", "context_full", "error"]
+Status = Literal["resolved", "unresolved", "unverified", "context_full", "error", "stopped"]
 
 
 class StopRun(Exception):
@@ -52,6 +52,12 @@ class ContextFull(StopRun):
 
 class Cancelled(StopRun):
     """Someone asked the run to stop (checked before each request to the model)."""
+
+    status: Status = "stopped"
+
+    def __init__(self, reason: str, *, by: str) -> None:
+        super().__init__(reason, by=by)
+        self.by = by
 
 
 class ModelFailed(StopRun):

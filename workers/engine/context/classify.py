@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
+from pathspec import GitIgnoreSpec
+from pathspec.patterns.gitignore.spec import GitIgnoreSpecPattern
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from workers.engine.context.sources import RepoFile
 from workers.engine.secrets import secret_like_name
@@ -97,24 +98,44 @@ BINARY_SUFFIXES = frozenset(
         "onnx",
     )
 )
+# pathspec names a group in every pattern; an alternation of them may hold each name once.
+_NAMED_GROUP = re.compile(r"(?<!\\)\(\?P<\w+>")
 LOCK_NAMES = frozenset(("package-lock.json", "npm-shrinkwrap.json", "pnpm-lock.yaml", "go.sum"))
 
 
 class ContextRules(BaseModel):
-    """What to leave out; `.qwenfix.yml`'s `context:` section adds to the defaults."""
+    """What to leave out; `.qwenfix.yml`'s `context:` section adds to the defaults.
+
+    Patterns are gitignore patterns, matched as git matches them (pathspec's
+    `GitIgnoreSpec`): `dir/` is a directory at any depth, a pattern with a slash before its
+    end is anchored at the root (`tests/fixtures/`, `/build/`), `*` stays within one path
+    component and `**` spans any number, `!` re-includes, the last matching pattern wins.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     max_file_bytes: int = Field(default=262_144, ge=1)
     exclude: list[str] = Field(default_factory=list)
-    """More patterns to leave out (gitignore-like: `dir/`, `*.ext`, `path/*.py`)."""
+    """More patterns to leave out (`tests/fixtures/`, `*.snap`, `src/**/gen/*.py`)."""
     keep: list[str] = Field(default_factory=list)
-    """Patterns that override the built-in exclusions (for example `vendor/`)."""
+    """Patterns that override the built-in exclusions (`vendor/`, `vendor/ours/`); an
+    `exclude` pattern still wins over them."""
+
+    @field_validator("exclude", "keep")
+    @classmethod
+    def _valid_patterns(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                GitIgnoreSpec.from_lines([pattern])
+            except (ValueError, re.error) as exc:
+                raise ValueError(f"{pattern!r} is not a gitignore pattern ({exc})") from exc
+        return patterns
 
     def matcher(self) -> NameRules:
-        return NameRules(
-            [p for p in DEFAULT_EXCLUDES if p not in self.keep] + self.exclude, self.max_file_bytes
-        )
+        # One spec in gitignore order: the built-ins, then `keep` as re-inclusions, then
+        # the repository's own exclusions, so each later group overrides the one before.
+        keep = [p if p.startswith("!") else f"!{p}" for p in self.keep]
+        return NameRules([*DEFAULT_EXCLUDES, *keep, *self.exclude], self.max_file_bytes)
 
 
 class NameRules:
@@ -122,31 +143,29 @@ class NameRules:
 
     def __init__(self, patterns: Sequence[str], max_file_bytes: int) -> None:
         self.max_file_bytes = max_file_bytes
-        self._dirs = {p[:-1]: p for p in patterns if p.endswith("/")}
-        self._paths = [
-            (p, re.compile(fnmatch.translate(p)))
-            for p in patterns
-            if "/" in p and not p.endswith("/")
+        self._patterns = list(patterns)
+        # Compiled line by line so that a match's index is the index into `_patterns`:
+        # from_lines drops empty lines, which would shift every index after them.
+        compiled = [GitIgnoreSpecPattern(p) for p in self._patterns]
+        self._spec = GitIgnoreSpec(compiled)
+        # pathspec tries every pattern in turn, about ten times slower than one regex;
+        # most paths match nothing, so one alternation of the excluding patterns answers
+        # those, and only a path it matches gets the exact, last-match-wins check.
+        shapes = [
+            _NAMED_GROUP.sub("(?:", c.regex.pattern)
+            for c in compiled
+            if c.include and c.regex is not None
         ]
-        names = [p for p in patterns if "/" not in p]
-        self._names = (
-            re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in names)) if names else None
-        )
-        self._name_list = names
+        self._maybe = re.compile("|".join(f"(?:{s})" for s in shapes)) if shapes else None
 
     def match(self, path: str) -> str | None:
-        """The pattern that excludes `path`, if any."""
-        directories, _, name = path.rpartition("/")
-        if self._dirs and directories:
-            for part in directories.split("/"):
-                if part in self._dirs:
-                    return self._dirs[part]
-        if self._names is not None and self._names.match(name):
-            return next(p for p in self._name_list if fnmatch.fnmatchcase(name, p))
-        for pattern, regex in self._paths:
-            if regex.match(path):
-                return pattern
-        return None
+        """The pattern that excludes `path`, if any (the last one to match it)."""
+        if self._maybe is None or self._maybe.match(path) is None:
+            return None
+        result = self._spec.check_file(path)
+        if not result.include or result.index is None:
+            return None
+        return self._patterns[result.index]
 
 
 def matches(path: str, pattern: str) -> bool:

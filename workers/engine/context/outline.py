@@ -2,14 +2,21 @@
 
 An outline lets the model know what a file offers, for a fraction of its tokens, when the
 whole file does not fit. Languages without a grammar get a line-pattern fallback.
+
+Each grammar is its own wheel (tree-sitter-python, tree-sitter-go, ...), compiled in, so
+nothing is fetched at run time; a grammar's module is imported only when a file needs it.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tree_sitter import Parser
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,26 @@ LANGUAGES = {
     "lua": "lua",
     "sh": "bash",
 }
+GRAMMARS = {
+    "python": ("tree_sitter_python", "language"),
+    "javascript": ("tree_sitter_javascript", "language"),
+    "typescript": ("tree_sitter_typescript", "language_typescript"),
+    "tsx": ("tree_sitter_typescript", "language_tsx"),
+    "go": ("tree_sitter_go", "language"),
+    "rust": ("tree_sitter_rust", "language"),
+    "java": ("tree_sitter_java", "language"),
+    "kotlin": ("tree_sitter_kotlin", "language"),
+    "c": ("tree_sitter_c", "language"),
+    "cpp": ("tree_sitter_cpp", "language"),
+    "ruby": ("tree_sitter_ruby", "language"),
+    "php": ("tree_sitter_php", "language_php"),  # PHP inside HTML, as .php files are
+    "csharp": ("tree_sitter_c_sharp", "language"),
+    "swift": ("tree_sitter_swift", "language"),
+    "scala": ("tree_sitter_scala", "language"),
+    "lua": ("tree_sitter_lua", "language"),
+    "bash": ("tree_sitter_bash", "language"),
+}
+"""language -> (module, function returning its grammar), one wheel per language."""
 _DEFINITION = re.compile(
     r"(function|method|class|struct|interface|enum|trait|impl|module|namespace|"
     r"type_declaration|type_alias|type_spec|decorated_definition|constructor)"
@@ -55,10 +82,11 @@ MAX_SIGNATURE = 240
 
 
 @cache
-def _parser(language: str) -> Any:
-    from tree_sitter_language_pack import get_parser
+def _parser(language: str) -> Parser:
+    from tree_sitter import Language, Parser
 
-    return get_parser(language)  # type: ignore[arg-type]
+    module, function = GRAMMARS[language]
+    return Parser(Language(getattr(importlib.import_module(module), function)()))
 
 
 def language_of(path: str) -> str | None:

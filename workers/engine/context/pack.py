@@ -217,10 +217,14 @@ class Packer:
         )
         return Pack(text=tree + "".join(body) + left_out + summary, report=report)
 
+    def _count_key(self, kind: str, *parts: str) -> str:
+        # A count holds for one tokenizer only: the served model's may not be the shipped one.
+        return _key(kind, self.counter.identity, *parts)
+
     def _tokens(self, part: str) -> int:
         if not part:
             return 0
-        key = _key("fixed", part)
+        key = self._count_key("fixed", part)
         return self._count({key: part})[key]
 
     # -- content and counts ---------------------------------------------------------
@@ -265,7 +269,7 @@ class Packer:
 
     def _full_counts(self, files: list[RepoFile]) -> dict[str, int]:
         """path -> tokens of the file's whole part; cached files are not even read."""
-        keys = {f.path: _key("full", f.path, f.blob) for f in files}
+        keys = {f.path: self._count_key("full", f.path, f.blob) for f in files}
         known = self.cache.get_numbers(keys.values())
         missing = [f for f in files if keys[f.path] not in known]
         self.source.prefetch(missing)
@@ -355,12 +359,14 @@ class Packer:
         for f in files:
             lines, _, body = known[keys[f.path]].partition("\n")
             if body.strip():
-                parts[_key("outline", f.path, f.blob)] = outline_part(f.path, int(lines), body)
+                parts[self._count_key("outline", f.path, f.blob)] = outline_part(
+                    f.path, int(lines), body
+                )
         counts = self._count(parts)
         return {
             f.path: (parts[k], counts[k])
             for f in files
-            if (k := _key("outline", f.path, f.blob)) in parts
+            if (k := self._count_key("outline", f.path, f.blob)) in parts
         }
 
     # -- selection ------------------------------------------------------------------

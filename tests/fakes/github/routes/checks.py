@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from tests.fakes.github.model import timestamp
 from tests.fakes.github.routes.common import error, github, repo_access
+from tests.fakes.github.routes.paging import page_of
 
 UPDATABLE = ("name", "status", "conclusion", "output", "details_url")
 
@@ -62,12 +63,11 @@ async def check_runs_for_ref(request: Request, owner: str, name: str, ref: str) 
         return repo
     gh = github(request)
     sha = gh.ref_sha(repo.full_name, ref) or ref
-    runs = [
-        gh.check_run_json(r)
-        for r in gh.check_runs.values()
-        if r["repo"] == repo.full_name and r["head_sha"] == sha
-    ]
-    return JSONResponse({"total_count": len(runs), "check_runs": runs})
+    runs = sorted(
+        (r for r in gh.check_runs.values() if r["repo"] == repo.full_name and r["head_sha"] == sha),
+        key=lambda r: int(r["id"]),
+    )
+    return page_of(request, runs, gh.check_run_json, wrap="check_runs")
 
 
 def _annotation(a: dict[str, Any]) -> dict[str, Any]:
@@ -93,4 +93,4 @@ async def annotations(request: Request, owner: str, name: str, run_id: int) -> R
     run = github(request).check_runs.get(run_id)
     if run is None or run["repo"] != repo.full_name:
         return error(404, "Not Found")
-    return JSONResponse([_annotation(a) for a in (run["output"].get("annotations") or [])])
+    return page_of(request, run["output"].get("annotations") or [], _annotation)

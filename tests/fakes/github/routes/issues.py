@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from tests.fakes.github import shapes
 from tests.fakes.github.model import timestamp
 from tests.fakes.github.routes.common import error, github, repo_access
+from tests.fakes.github.routes.paging import page_of
 
 
 async def get_issue(request: Request, owner: str, name: str, number: int) -> Response:
@@ -35,24 +36,13 @@ async def get_issue(request: Request, owner: str, name: str, number: int) -> Res
     )
 
 
-async def list_comments(
-    request: Request, owner: str, name: str, number: int, per_page: int = 30, page: int = 1
-) -> Response:
+async def list_comments(request: Request, owner: str, name: str, number: int) -> Response:
     repo = repo_access(request, owner, name, "issues")
     if isinstance(repo, Response):
         return repo
     gh = github(request)
-    per_page = max(1, min(per_page, 100))
     every = sorted(gh.issue_comments(repo.full_name, number), key=lambda c: c["id"])
-    chunk = every[(page - 1) * per_page : page * per_page]
-    headers = {}
-    if page * per_page < len(every):
-        nxt = (
-            f"{gh.base_url}/repos/{owner}/{name}/issues/{number}/comments"
-            f"?per_page={per_page}&page={page + 1}"
-        )
-        headers["Link"] = f'<{nxt}>; rel="next"'
-    return JSONResponse([gh._comment_json(c) for c in chunk], headers=headers)
+    return page_of(request, every, gh._comment_json)
 
 
 async def create_comment(request: Request, owner: str, name: str, number: int) -> Response:

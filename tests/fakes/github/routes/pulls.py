@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 
 from tests.fakes.github.model import FakeRepo, timestamp
 from tests.fakes.github.routes.common import error, github, repo_access
+from tests.fakes.github.routes.paging import page_of
 
 if TYPE_CHECKING:
     from tests.fakes.github.server import FakeGitHub
@@ -32,9 +33,12 @@ async def list_pulls(
     pulls = [p for p in repo.pulls.values() if state == "all" or p["state"] == state]
     if head:
         pulls = [p for p in pulls if f"{repo.owner}:{p['head']}" == head]
-    for pr in pulls:
+
+    def render(pr: dict[str, Any]) -> dict[str, Any]:
         _refresh_head(gh, repo, pr)
-    return JSONResponse([gh.pull_json(repo, p) for p in sorted(pulls, key=lambda p: -p["number"])])
+        return gh.pull_json(repo, pr)
+
+    return page_of(request, sorted(pulls, key=lambda p: -p["number"]), render)
 
 
 def _open_pull(

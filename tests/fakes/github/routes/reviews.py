@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from tests.fakes.github import shapes
 from tests.fakes.github.model import FakeRepo, timestamp
 from tests.fakes.github.routes.common import error, github, repo_access
+from tests.fakes.github.routes.paging import page_of
 
 if TYPE_CHECKING:
     from tests.fakes.github.server import FakeGitHub
@@ -141,18 +142,17 @@ async def list_reviews(request: Request, owner: str, name: str, number: int) -> 
         (r for r in gh.reviews.values() if r["repo"] == repo.full_name and r["number"] == number),
         key=lambda r: r["id"],
     )
-    return JSONResponse(
-        [
-            shapes.review(
-                gh.base_url,
-                gh.base_url,
-                full_name=repo.full_name,
-                number=number,
-                item=r,
-                user=gh.user(r["author"]),
-            )
-            for r in items
-        ]
+    return page_of(
+        request,
+        items,
+        lambda r: shapes.review(
+            gh.base_url,
+            gh.base_url,
+            full_name=repo.full_name,
+            number=number,
+            item=r,
+            user=gh.user(r["author"]),
+        ),
     )
 
 
@@ -169,18 +169,17 @@ async def list_review_comments(request: Request, owner: str, name: str, number: 
         ),
         key=lambda c: c["id"],
     )
-    return JSONResponse(
-        [
-            shapes.review_comment(
-                gh.base_url,
-                gh.base_url,
-                full_name=repo.full_name,
-                number=number,
-                item=c,
-                user=gh.user(c["author"]),
-            )
-            for c in items
-        ]
+    return page_of(
+        request,
+        items,
+        lambda c: shapes.review_comment(
+            gh.base_url,
+            gh.base_url,
+            full_name=repo.full_name,
+            number=number,
+            item=c,
+            user=gh.user(c["author"]),
+        ),
     )
 
 
