@@ -16,12 +16,20 @@ from pydantic import SecretStr
 from bot.embedded import ThreadedServer
 from tests.fakes.github import FakeGitHub
 from tests.helpers import git, make_repo
-from workers.engine.local_forge import LocalForge
-from workers.github.app_auth import RUN_PERMISSIONS, AppCredentials, GitHubApp
+from workers.engine.git import GitError
+from workers.engine.local_forge import Identity, LocalForge
+from workers.github.app_auth import (
+    PUSH_PERMISSIONS,
+    RUN_PERMISSIONS,
+    WORKFLOW_PUSH_PERMISSIONS,
+    AppCredentials,
+    GitHubApp,
+)
 from workers.github.forge import GitHubForge
-from workers.github.remote import clone, push_replacing
+from workers.github.remote import PushRefused, clone, push_replacing
 from workers.github.user_agent import USER_AGENT
 from workers.jobs.config_source import read_config
+from workers.jobs.push_checks import changes_workflows
 
 REPO = "octo-org/hello-world"
 INSTALLATION = 7
@@ -199,3 +207,54 @@ def test_the_run_tasks_calls_retry_by_the_same_one_policy(fake: FakeGitHub, app:
     with pytest.raises(RequestFailed):  # not transient: not retried
         github.issue(1)
     assert fake.requests.count(("GET", path)) == before + 3
+
+
+def test_a_workflow_change_is_pushed_only_with_the_workflows_permission_and_earlier_attempts_are_ours(  # noqa: E501
+    fake: FakeGitHub, app: GitHubApp, tmp_path: Path
+) -> None:
+    identity = app.bot_identity(INSTALLATION, REPO, fake.bot_login)
+    work = tmp_path / "work"
+    plain = app.installation_token(INSTALLATION, REPO, PUSH_PERMISSIONS)
+    clone(f"{fake.base_url}/{REPO}.git", "main", work, plain)
+    base = git(work, "rev-parse", "HEAD").strip()
+    diff = "--- /dev/null\n+++ b/.github/workflows/ci.yml\n@@ -0,0 +1 @@\n+on: push\n"
+    assert changes_workflows(diff) and not changes_workflows(
+        "--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-one\n+two\n"
+    )
+    LocalForge(work, identity).publish(
+        base=base, diff=diff, branch="qwenfix/issue-1", message="Add CI\n", description=""
+    )
+    git(work, "checkout", "-q", "qwenfix/issue-1")
+    # As GitHub does: without `workflows: write` the push is refused, naming the file.
+    with pytest.raises(GitError, match="without `workflows` permission"):
+        push_replacing(work, "qwenfix/issue-1", plain, identity)
+    push_replacing(
+        work,
+        "qwenfix/issue-1",
+        app.installation_token(INSTALLATION, REPO, WORKFLOW_PUSH_PERMISSIONS),
+        identity,
+    )
+    # An attempt committed under the App id's address (before the bot user's) is still
+    # qwenfix's own, and a new attempt replaces it; anyone else's is never replaced.
+    bare = fake.repos[REPO].bare
+    assert bare is not None
+    old = work.parent / "old"
+    clone(f"{fake.base_url}/{REPO}.git", "main", old, plain)
+    former = Identity(name=identity.name, email=identity.former_emails[0])
+    change = "--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-one\n+{}\n"
+    for who, branch in ((former, "qwenfix/issue-2"), (Identity(), "qwenfix/issue-3")):
+        LocalForge(old, who).publish(
+            base=base, diff=change.format("earlier"), branch=branch, message="x\n", description=""
+        )
+        git(old, "checkout", "-q", branch)
+        push_replacing(old, branch, plain, who)
+        LocalForge(work, identity).publish(
+            base=base, diff=change.format("new"), branch=branch, message="y\n", description=""
+        )
+        git(work, "checkout", "-q", branch)
+    git(work, "checkout", "-q", "qwenfix/issue-2")
+    push_replacing(work, "qwenfix/issue-2", plain, identity)
+    assert git(bare, "log", "-1", "--format=%ae", "qwenfix/issue-2").strip() == identity.email
+    git(work, "checkout", "-q", "qwenfix/issue-3")
+    with pytest.raises(PushRefused, match="has commits by"):
+        push_replacing(work, "qwenfix/issue-3", plain, identity)

@@ -334,7 +334,10 @@ def test_lint_findings_are_fixed_by_the_fixer_then_the_model(upkeep: Callable[..
 
 
 def test_a_custom_task_runs_its_prompt(upkeep: Callable[..., Upkeep]) -> None:
-    u = upkeep(with_config({**BUGGY_REPO, "mathlib.py": "def double(x):\n    return x * 2\n"}))
+    # Defined in .github/qwenfix.yml, the other place the config may live.
+    files = with_config({**BUGGY_REPO, "mathlib.py": "def double(x):\n    return x * 2\n"})
+    files[".github/qwenfix.yml"] = files.pop(".qwenfix.yml")
+    u = upkeep(files)
     steps = [
         step(call("write_file", path="CHANGELOG.md", content="# Changelog\n\n- Born.\n")),
         step(call("submit", summary="Added a changelog.", title="Add a changelog")),

@@ -18,6 +18,9 @@ ZERO_SHA = "0" * 40
 class Identity(BaseModel):
     name: str = "qwenfix[bot]"
     email: str = "qwenfix[bot]@users.noreply.localhost"
+    former_emails: tuple[str, ...] = ()
+    """Addresses this identity committed under before: its own earlier attempts, which a
+    new attempt may replace."""
 
 
 class PublishMismatch(Exception):

@@ -10,6 +10,7 @@ written as it ends, so an interrupted evaluation resumes where it stopped.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import tempfile
@@ -105,7 +106,7 @@ def checkout(task: EvalTask, work: Path, mirrors: Path | None) -> Path:
     target = work / "repo"
     if Path(source).is_dir() and not _is_git(Path(source)):
         # A plain directory (the project's own task set): its files are the base commit.
-        subprocess.run(["cp", "-r", source, str(target)], check=True)
+        subprocess.run(["cp", "-r", source, str(target)], check=True, timeout=GIT_TIMEOUT_S)
         for args in (
             ["init", "-q", "-b", "main"],
             ["add", "-A"],
@@ -121,7 +122,10 @@ def checkout(task: EvalTask, work: Path, mirrors: Path | None) -> Path:
 def _is_git(path: Path) -> bool:
     """A working tree's repository or a bare one (a `git clone --mirror`)."""
     done = subprocess.run(
-        ["git", "-C", str(path), "rev-parse", "--git-dir"], capture_output=True, text=True
+        ["git", "-C", str(path), "rev-parse", "--git-dir"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     return done.returncode == 0 and Path(path, done.stdout.strip()).resolve() in (
         (path / ".git").resolve(),
@@ -129,8 +133,21 @@ def _is_git(path: Path) -> bool:
     )
 
 
+GIT_TIMEOUT_S = 1800
+"""A clone of a large repository over a slow link, at most; a hung one ends the task."""
+
+
 def _git(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True)
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(cwd), *args],
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_S,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise EnvironmentFailed(f"git {args[0]} did not finish in {GIT_TIMEOUT_S} s") from exc
     if proc.returncode != 0:
         raise EnvironmentFailed(f"git {args[0]} failed: {proc.stderr.strip()[-500:]}")
     return proc.stdout

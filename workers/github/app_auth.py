@@ -174,6 +174,12 @@ class GitHubApp:
             if known is None:
                 github = self.for_repository(installation_id, repo, {"metadata": "read"})
                 user = github.rest.users.get_by_username(login).parsed_data
-                known = Identity(name=login, email=f"{user.id}+{login}@users.noreply.github.com")
+                known = Identity(
+                    name=login,
+                    email=f"{user.id}+{login}@users.noreply.github.com",
+                    # Before qwenfix used the bot user's id it used the App's: branches
+                    # of attempts made then are still its own.
+                    former_emails=(f"{self.credentials.app_id}+{login}@users.noreply.github.com",),
+                )
                 self._identities[login] = known
             return known

@@ -114,7 +114,8 @@ def push_replacing(repo: Path, branch: str, token: SecretStr, identity: Identity
             timeout_s=FETCH_TIMEOUT_S,
         )
         authors = git_text(repo, "log", "--format=%ae", "HEAD..FETCH_HEAD").split()
-        others = sorted({a for a in authors if a != identity.email})
+        ours = {identity.email, *identity.former_emails}
+        others = sorted({a for a in authors if a not in ours})
         if others:
             raise PushRefused(f"the branch {branch} has commits by {', '.join(others)}")
     git(

@@ -20,8 +20,9 @@ from workers.engine import upgrade_script
 from workers.engine.fix import FixRequest
 from workers.engine.maintenance_tasks import TASK_KINDS, MaintenanceTask, find_task
 from workers.engine.prompts import render
-from workers.engine.repo_config import CONFIG_FILE, RepoConfigError, parse_repo_config
+from workers.engine.repo_config import RepoConfigError, parse_repo_config
 from workers.github.forge import PullInfo, RepositoryInfo
+from workers.jobs.config_source import FoundConfig, read_config
 from workers.jobs.context import JobContext, JobUnusable, Outcome
 from workers.jobs.follow_up import follow_up
 from workers.jobs.publish import Blocked, PullSpec, publish
@@ -34,12 +35,13 @@ UPGRADE_TOOL = "/tmp/qwenfix-tools/upgrade.py"
 PERMISSIONS = {"checks": "read"}
 
 
-def repo_tasks(raw: bytes | None, defaults: list[MaintenanceTask]) -> list[MaintenanceTask]:
-    """The repository's `maintenance:` list, or the operator's defaults without one.
-    Raises RepoConfigError for a config that cannot be used."""
-    if raw is None:
+def repo_tasks(found: FoundConfig | None, defaults: list[MaintenanceTask]) -> list[MaintenanceTask]:
+    """The `maintenance:` list of the repository's config over its owner's defaults (as
+    the schedule reads them), or the operator's defaults without one. Raises
+    RepoConfigError for a config that cannot be used."""
+    if found is None:
         return list(defaults)
-    config, _ = parse_repo_config(raw)
+    config, _ = parse_repo_config(found.raw, path=found.path, defaults=found.defaults)
     return list(config.maintenance) if config.maintenance is not None else list(defaults)
 
 
@@ -57,9 +59,10 @@ def run_maintenance(ctx: JobContext, *, done_today: int) -> Outcome:
     if not job.task:
         raise JobUnusable("the job names no installation or maintenance task")
     info = forge.repository()
-    found = forge.file(CONFIG_FILE, info.default_branch)
     try:
-        tasks = repo_tasks(found[1] if found else None, settings.maintenance_defaults)
+        tasks = repo_tasks(
+            read_config(ctx.app, job.repo, ctx.installation), settings.maintenance_defaults
+        )
     except RepoConfigError as exc:
         ctx.tell(number, error_text(str(exc), job))
         return Outcome(JobStatus.ERROR, str(exc))

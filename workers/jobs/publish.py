@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from workers.github.app_auth import WORKFLOW_PUSH_PERMISSIONS
 from workers.github.forge import PullRef
 from workers.github.remote import PushRefused, push_fast_forward, push_replacing
 from workers.jobs.context import Checkout, JobContext
-from workers.jobs.push_checks import blocked
+from workers.jobs.push_checks import blocked, changes_workflows
 
 
 class Blocked(Exception):
@@ -52,11 +53,18 @@ def publish(
     if problem is not None:
         raise Blocked(problem)
     commit = checkout.head(local or branch)
+    # GitHub refuses a push that changes workflows without `workflows: write`; only such a
+    # push gets a token that has it.
+    token = (
+        ctx.token(WORKFLOW_PUSH_PERMISSIONS)
+        if allow_workflows and changes_workflows(diff)
+        else checkout.token
+    )
     if fast_forward:
-        push_fast_forward(checkout.path, commit, branch, checkout.token)
+        push_fast_forward(checkout.path, commit, branch, token)
     else:
         try:
-            push_replacing(checkout.path, branch, checkout.token, ctx.identity)
+            push_replacing(checkout.path, branch, token, ctx.identity)
         except PushRefused as exc:
             raise Blocked(str(exc)) from exc
     if pull is None:

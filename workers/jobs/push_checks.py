@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from unidiff.errors import UnidiffParseError
-from unidiff.patch import PatchSet
+from unidiff.patch import PatchedFile, PatchSet
 
 from workers.engine.secrets import secret_in
 
 WORKFLOWS = ".github/workflows/"
+
+
+def _is_workflow(f: PatchedFile) -> bool:
+    return f.path.startswith(WORKFLOWS) or (f.source_file or "").startswith(f"a/{WORKFLOWS}")
+
+
+def changes_workflows(diff: str) -> bool:
+    """Whether the diff adds, changes or removes a file under .github/workflows/."""
+    try:
+        return any(_is_workflow(f) for f in PatchSet(diff))
+    except UnidiffParseError:
+        return False  # `blocked` refuses such a diff before any push
 
 
 def blocked(diff: str, *, max_lines: int, allow_workflows: bool) -> str | None:
@@ -20,9 +32,7 @@ def blocked(diff: str, *, max_lines: int, allow_workflows: bool) -> str | None:
     if changed > max_lines:
         return f"the change is {changed} lines, over the limit of {max_lines}"
     for f in patch:
-        if not allow_workflows and (
-            f.path.startswith(WORKFLOWS) or (f.source_file or "").startswith(f"a/{WORKFLOWS}")
-        ):
+        if not allow_workflows and _is_workflow(f):
             return (
                 f"it changes {f.path}; changes under {WORKFLOWS} need "
                 "`allow_workflow_changes: true` in .qwenfix.yml"

@@ -7,6 +7,7 @@ from bot.contract.job import JobStatus
 from workers.engine.review import ReviewRequest, run_review
 from workers.github.app_auth import READ_PERMISSIONS
 from workers.github.remote import fetch
+from workers.jobs.config_source import defaults_for
 from workers.jobs.context import JobContext, JobStopped, JobUnusable, Outcome
 
 
@@ -39,6 +40,7 @@ def run(ctx: JobContext) -> Outcome:
                 body=pull.body,
                 requester=job.sender,
                 request=job.instructions,
+                config_defaults=defaults_for(ctx.app, ctx.installation, job.repo),
             ),
             model=ctx.model,
             backend=ctx.backend,

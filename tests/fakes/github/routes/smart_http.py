@@ -39,7 +39,8 @@ async def git_smart_http(request: Request, owner: str, name: str, rest: str) -> 
     if repo is None or repo.bare is None:
         return Response("Repository not found.", status_code=404)
     pushing = "git-receive-pack" in (rest + request.url.query)
-    refused = _refusal(repo, name, gh._basic_grant(request), pushing)
+    grant = gh._basic_grant(request)
+    refused = _refusal(repo, name, grant, pushing)
     if refused is not None:
         return refused
     status, headers, body = await http_backend(
@@ -51,5 +52,6 @@ async def git_smart_http(request: Request, owner: str, name: str, rest: str) -> 
         content_encoding=request.headers.get("content-encoding", ""),
         body=await request.body(),
         user="x-access-token",
+        workflows=grant.permissions.get("workflows", "") if grant else "",
     )
     return Response(body, status_code=status, headers=headers)
