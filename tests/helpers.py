@@ -170,6 +170,30 @@ def deliver(
     )
 
 
+def start_worker(
+    env: dict[str, str], log_path: Path, queues: str = "quick,agent"
+) -> subprocess.Popen[str]:
+    """A real `qwenfix worker` on the threads pool (it starts faster than prefork; the
+    deployment's prefork pool has its own tests), its output appended to `log_path`."""
+    with open(log_path, "a") as log:  # the child holds its own copy of it
+        return subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "qwenfix"),
+                "worker",
+                "--queues",
+                queues,
+                "--pool",
+                "threads",
+                "--concurrency",
+                "2",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+
 def stop_process(process: subprocess.Popen[str], sig: int = signal.SIGTERM) -> None:
     process.send_signal(sig)
     try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,7 +20,16 @@ from tests.conftest import fresh_redis
 from tests.fakes.github import FakeGitHub
 from tests.fakes.github.events import issue_closed
 from tests.fakes.model_server import ScriptedModelServer
-from tests.helpers import call, deliver, make_receiver, make_repo, step, stop_process, wait_for
+from tests.helpers import (
+    call,
+    deliver,
+    make_receiver,
+    make_repo,
+    start_worker,
+    step,
+    stop_process,
+    wait_for,
+)
 from tests.helpers import worker_env as base_env
 from workers.jobs.commands import answer_marker
 
@@ -86,23 +94,7 @@ class Stack:
         self.worker: subprocess.Popen[str] | None = None
 
     def start_worker(self, queues: str = "quick,agent") -> None:
-        with open(self.tmp / "worker.log", "a") as log:
-            self.worker = subprocess.Popen(
-                [
-                    str(Path(sys.executable).parent / "qwenfix"),
-                    "worker",
-                    "--queues",
-                    queues,
-                    "--pool",
-                    "threads",
-                    "--concurrency",
-                    "2",
-                ],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
+        self.worker = start_worker(self.env, self.tmp / "worker.log", queues)
 
     def stop_worker(self) -> None:
         if self.worker is not None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from tests.helpers import (
     deliver,
     make_receiver,
     make_repo,
+    start_worker,
     step,
     stop_process,
     wait_for,
@@ -68,23 +68,7 @@ class Stack:
         self.worker: subprocess.Popen[str] | None = None
 
     def start_worker(self) -> None:
-        with open(self.tmp / "worker.log", "a") as log:  # the child holds its own copy of it
-            self.worker = subprocess.Popen(
-                [
-                    str(Path(sys.executable).parent / "qwenfix"),
-                    "worker",
-                    "--queues",
-                    "quick,agent",
-                    "--pool",
-                    "threads",
-                    "--concurrency",
-                    "2",
-                ],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
+        self.worker = start_worker(self.env, self.tmp / "worker.log", "quick,agent")
 
     def stop_worker(self, sig: int = signal.SIGTERM) -> None:
         if self.worker is not None:
