@@ -1,5 +1,5 @@
 # The two commands of the quick start: `make demo` and `make test`.
-.PHONY: demo test test-fast lint bootstrap services image clean-sandboxes bench bench-pack bench-webhook \
+.PHONY: compose-check demo test test-fast lint bootstrap services image clean-sandboxes bench bench-pack bench-webhook \
 	screenshots image-check test-vllm eval-images
 
 VENV := .venv/bin
@@ -52,6 +52,10 @@ screenshots: test-services
 # The qwenfix image from the offline base (needs PyPI; not part of CI).
 image-check:
 	@bash scripts/check-image.sh
+
+# deploy/compose.yaml run for real on that image, every service healthy (not part of CI).
+compose-check:
+	@bash scripts/compose-check.sh
 
 clean-sandboxes:
 	docker ps -aq --filter label=io.qwenfix.sandbox | xargs -r docker rm -f

@@ -56,9 +56,20 @@ if [ -z "$python" ]; then
 else
     packages="$packages,build-essential,python3-dev"
 fi
-debootstrap --variant=minbase --include="$packages" \
-    "$release" "$root" "$MIRROR" >"$log" 2>&1 \
-    || { tail -20 "$log"; exit 1; }
+# A mirror drops the odd download now and then ("Couldn't download packages"): try again on
+# a clean root before calling the build failed.
+for attempt in 1 2 3; do
+    if debootstrap --variant=minbase --include="$packages" \
+        "$release" "$root" "$MIRROR" >"$log" 2>&1; then
+        break
+    fi
+    if [ "$attempt" = 3 ]; then
+        tail -20 "$log"
+        exit 1
+    fi
+    echo "debootstrap failed (attempt $attempt, log: $log); trying again" >&2
+    rm -rf "${root:?}"/* && sleep 5
+done
 
 # Behave like python:X.Y-slim: pip installs system-wide, `python` and `pip` on PATH.
 rm -f "$root"/usr/lib/python3*/EXTERNALLY-MANAGED
