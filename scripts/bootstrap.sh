@@ -18,7 +18,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     # exactly the locked versions, hashes checked, as the image does. --inexact leaves pip
     # and whatever else is in the venv alone.
     .venv/bin/python -m pip install -q "uv==0.13.9" 2>&1 | grep -v '^WARNING: Location' || true
-    UV_PROJECT_ENVIRONMENT=.venv .venv/bin/uv sync -q --frozen --inexact --extra dev --extra eval
+    UV_PROJECT_ENVIRONMENT=.venv .venv/bin/uv sync -q --frozen --inexact --extra dev --extra eval --extra bench
     .venv/bin/python -c 'import workers, bot, sandbox, githubkit, tokenizers' \
         || { echo "installing Python dependencies failed" >&2; exit 1; }
     echo "$want" > "$stamp"
