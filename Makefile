@@ -1,5 +1,5 @@
 # The two commands of the quick start: `make demo` and `make test`.
-.PHONY: compose-check demo test test-fast lint bootstrap services image clean-sandboxes bench bench-pack bench-webhook \
+.PHONY: compose-check demo test test-fast lint bootstrap services image clean-sandboxes bench bench-pack bench-recall bench-webhook \
 	screenshots image-check test-vllm eval-images
 
 VENV := .venv/bin
@@ -69,6 +69,10 @@ bench: services
 
 bench-pack: bootstrap
 	$(VENV)/python -m benchmarks.pack
+
+# How often the pack holds real issues' fix files, next to BM25 (held-out split).
+bench-recall: bootstrap
+	$(VENV)/python -m benchmarks.recall
 
 bench-webhook: services
 	@command -v wrk >/dev/null || bash scripts/apt-install.sh wrk

@@ -1,10 +1,11 @@
 """`python -m benchmarks` (or `make bench`): every benchmark, each next to its anchor,
 as one table; the figures also go to benchmarks/results/latest.json.
 
-    python -m benchmarks [--only webhook,pack,prefix,sandbox,harness,verdict] [--quick]
+    python -m benchmarks [--only webhook,pack,recall,prefix,sandbox,harness,verdict] [--quick]
 
 Sections: the webhook receiver under load (1 and 2 uvicorn workers) next to a bare
-endpoint; packing Django next to repomix and gitingest (downloaded on first use); the
+endpoint; packing Django next to repomix and gitingest (downloaded on first use); how
+often the pack holds a real issue's fix files, next to BM25 (benchmarks/recall.py); the
 share of each model request that the server's prefix cache can reuse, next to a naive
 agent, and (when vLLM's CPU build is installed: `bash scripts/ensure-vllm.sh`) vLLM's own
 hit rate on the same requests replayed; sandbox start and per-command cost next to the
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
-SECTIONS = ("webhook", "pack", "prefix", "sandbox", "harness", "verdict")
+SECTIONS = ("webhook", "pack", "recall", "prefix", "sandbox", "harness", "verdict")
 
 
 class Table:
@@ -138,6 +139,28 @@ def pack(table: Table, quick: bool) -> dict[str, Any]:
                 anchor["peak_mb"],
                 better="lower",
             )
+    return result
+
+
+def recall(table: Table, quick: bool) -> dict[str, Any]:
+    """Issues whose fix files are all in the pack in full, on the held-out split."""
+    from benchmarks.recall import DEFAULT_DATA, run
+
+    if not DEFAULT_DATA.is_file():
+        table.notes.append(f"recall: skipped, no data at {DEFAULT_DATA}")
+        return {"skipped": str(DEFAULT_DATA)}
+    result = run("test", limit=12 if quick else None, progress=False)
+    scored = sum(result["scored"].values())
+    for budget in result["budgets"]:
+        table.add(
+            "recall",
+            f"fix files all in full, {budget:,} tokens ({scored} issues)",
+            100 * result["summary"]["qwenfix"][str(budget)]["recall"],
+            "%",
+            "BM25 (bm25s) filled greedily",
+            100 * result["summary"]["bm25"][str(budget)]["recall"],
+        )
+    result.pop("issues")  # per-issue rows: python -m benchmarks.recall writes them
     return result
 
 
@@ -286,6 +309,8 @@ def main() -> None:
         raw["webhook"] = webhook(table, args.quick)
     if "pack" in sections:
         raw["pack"] = pack(table, args.quick)
+    if "recall" in sections:
+        raw["recall"] = recall(table, args.quick)
     if sections & {"prefix", "harness"}:
         raw["agent_run"] = agent_run(table, sections, server=not args.no_vllm)
     if "sandbox" in sections:

@@ -39,8 +39,10 @@ TASK = (
 
 
 def django_tree(spec: str) -> Path:
+    """The newest Django sdist matching `spec` (`5.2.*`), extracted and committed to git."""
     CACHE.mkdir(exist_ok=True)
-    downloads = CACHE / "downloads"
+    # One folder per spec: the newest release of one line is not the newest of another.
+    downloads = CACHE / "downloads" / spec.replace("*", "x")
     found = sorted(glob.glob(str(downloads / "[Dd]jango-*.tar.gz")))
     if not found:
         subprocess.run(
