@@ -19,7 +19,9 @@ import hashlib
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 from pydantic import BaseModel
@@ -36,7 +38,8 @@ Mode = Literal["full", "outline", "omitted"]
 MAX_CHARS_PER_TOKEN = 6.0  # real source text never packs more densely than this
 TYPICAL_CHARS_PER_TOKEN = 3.0  # for sizing batches; a low guess counts a little extra
 FULL_SHARE = 0.85  # of the room for files; outlines get the rest first
-TREE_SHARE = 0.25
+WANTED_SHARE = 0.5  # of the best score: such a file may use the outlines' room
+TREE_SHARE = 0.15
 OUTLINE_BATCH = 24
 HEAD_BYTES = 8192  # enough to tell binary and generated files
 OMITTED_LIST_LIMIT = 200
@@ -88,13 +91,30 @@ def outline_part(path: str, lines: int, text: str) -> str:
     return f'<outline path="{neutralise(path)}" lines="{lines}">\n{neutralise(text)}\n</outline>\n'
 
 
-def tree_part(paths: list[str], *, directories_only: bool = False) -> str:
+def tree_part(paths: list[str], *, directories_only: bool = False, depth: int | None = None) -> str:
     """Every file, one line per directory (`dir/: a.py b.py`): far fewer tokens than an
-    indented tree. Too many files for the budget: directories with their file counts."""
+    indented tree. Too many files for the budget: directories with their file counts; still
+    too many, directories down to `depth` levels, each with what lies below it."""
     by_dir: dict[str, list[str]] = defaultdict(list)
     for path in paths:
         directory, _, name = path.rpartition("/")
         by_dir[directory].append(f'"{name}"' if " " in name else name)
+    if depth is not None:
+        files: dict[str, int] = defaultdict(int)
+        below: dict[str, set[str]] = defaultdict(set)
+        for directory, names in by_dir.items():
+            parts = directory.split("/") if directory else []
+            top = "/".join(parts[:depth])
+            files[top] += len(names)
+            if len(parts) > depth:
+                below[top].add(directory)
+        lines = [
+            f"{top + '/' if top else './'} ({files[top]} files"
+            + (f" in {len(below[top]) + 1} directories" if below[top] else "")
+            + ")"
+            for top in sorted(files)
+        ]
+        return f"<tree>\n{neutralise(chr(10).join(lines))}\n</tree>\n"
     lines = []
     for directory in sorted(by_dir):
         label = f"{directory}/" if directory else "./"
@@ -154,14 +174,7 @@ class Packer:
         omitted.update(self._content_exclusions(candidates))
         candidates = [f for f in candidates if f.path not in omitted]
 
-        tree = tree_part([f.path for f in files])
-        # Certainly too large (no text is denser than MAX_CHARS_PER_TOKEN) or counted so:
-        # fall back to directories, without counting the full tree first.
-        if (
-            len(tree) / MAX_CHARS_PER_TOKEN > budget * TREE_SHARE
-            or self._tokens(tree) > budget * TREE_SHARE
-        ):
-            tree = tree_part([f.path for f in files], directories_only=True)
+        tree = self._tree([f.path for f in files], budget * TREE_SHARE)
         used = self._tokens(tree) + self._tokens(omitted_part(omitted)) + SUMMARY_RESERVE
         if used > budget:
             raise BudgetTooSmall(
@@ -216,6 +229,22 @@ class Packer:
             files=self._report(files, full, outlines, omitted, ranked),
         )
         return Pack(text=tree + "".join(body) + left_out + summary, report=report)
+
+    def _tree(self, paths: list[str], room: float) -> str:
+        """The most detailed tree that fits `room`: every file, then directories, then
+        fewer levels of directories; a tree certainly too large (no text is denser than
+        MAX_CHARS_PER_TOKEN) is not even counted."""
+        levels = max((p.count("/") for p in paths), default=0)
+        coarser: list[Callable[[], str]] = [
+            lambda: tree_part(paths, directories_only=True),
+            *(partial(tree_part, paths, depth=d) for d in range(levels, 0, -1)),
+        ]
+        tree = tree_part(paths)
+        for shorter in coarser:
+            if len(tree) / MAX_CHARS_PER_TOKEN <= room and self._tokens(tree) <= room:
+                break
+            tree = shorter()
+        return tree
 
     def _count_key(self, kind: str, *parts: str) -> str:
         # A count holds for one tokenizer only: the served model's may not be the shipped one.
@@ -377,6 +406,8 @@ class Packer:
         full: dict[str, int] = {}
         used = 0
         full_room = int(room * FULL_SHARE)
+        score = {r.path: r.score for r in ranked}
+        best = max(score.values(), default=0.0) or 1.0
         pending = [r.path for r in ranked]
         considered = 0.0
         # Count only what could plausibly go in: stop once the room left is crumbs, or once
@@ -391,7 +422,10 @@ class Packer:
             considered += estimate
             counts = self._full_counts([by_path[p] for p in batch])
             for path in batch:
-                if used + counts[path] <= full_room:
+                # A file the ranking clearly wants is not outlined so that lower-ranked
+                # files fit whole: it may take the room kept for outlines.
+                limit = room if score[path] >= WANTED_SHARE * best else full_room
+                if used + counts[path] <= limit:
                     if self._clean(by_path[path]):
                         full[path] = counts[path]
                         used += counts[path]

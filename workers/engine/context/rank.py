@@ -9,9 +9,10 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-MAX_TERMS = 12
+MAX_TERMS = 24
 MAX_SYMBOLS = 8
 TOP_FOR_NEIGHBOURS = 5
+TEST_DOC_FACTOR = 0.5
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
 _PATHLIKE = re.compile(r"[\w.\-/\\]+\.[A-Za-z0-9]{1,8}\b")
 _DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*){1,}\b")
@@ -126,18 +127,52 @@ def rank_files(
     definitions: dict[str, set[str]] | None = None,
 ) -> list[Ranked]:
     """Scores every path. `term_counts(terms)` gives path -> term -> occurrences;
-    `definitions` path -> symbols of the task that the file defines."""
+    `definitions` path -> symbols of the task that the file defines. Each signal adds to
+    a file's score and says so in `why`, which the pack's report carries."""
     ranked = {p: Ranked(p, 0.0) for p in paths}
-    for path, why in named_paths(task, paths).items():
-        ranked[path].score += 100 if why == "named in the task" else 30
-        ranked[path].why.append(why)
 
+    def add(path: str, score: float, why: str | None) -> None:
+        ranked[path].score += score
+        if why:
+            ranked[path].why.append(why)
+
+    for path, why in named_paths(task, paths).items():
+        add(path, 100 if why == "named in the task" else 30, why)
     terms = query_terms(task)
-    counts = term_counts(terms) if terms else {}
+    bm25 = bm25_scores(terms, paths, term_counts(terms) if terms else {}, sizes)
+    best = max(bm25.values(), default=0.0)
+    for path, value in bm25.items():
+        add(path, 40 * value / best, "words of the task" if value / best > 0.5 else None)
+    for path, (weight, why) in definition_weights(definitions or {}).items():
+        add(path, 25 * weight, why)
+    for path, why in stems_in_task(task, paths).items():
+        add(path, 20, why)
+
+    top = sorted(ranked.values(), key=lambda r: -r.score)[:TOP_FOR_NEIGHBOURS]
+    path_set = set(paths)
+    for leader in (r for r in top if r.score > 0):
+        for neighbour in imports_of(leader.path, read_text(leader.path), path_set):
+            if neighbour != leader.path:
+                add(neighbour, 8, f"imported by {leader.path}")
+        for test in tests_of(leader.path, paths):
+            add(test, 12, f"tests {leader.path}")
+    # A fix changes code; tests and documentation are read, not fixed. They keep their
+    # signals but yield to source files with the same evidence.
+    for r in ranked.values():
+        if r.score > 0 and is_test_or_doc(r.path):
+            r.score *= TEST_DOC_FACTOR
+    return sorted(ranked.values(), key=lambda r: (-r.score, r.path))
+
+
+def bm25_scores(
+    terms: list[str],
+    paths: Sequence[str],
+    counts: dict[str, dict[str, int]],
+    sizes: dict[str, int],
+) -> dict[str, float]:
     n = max(len(paths), 1)
     avg = sum(sizes.values()) / n or 1.0
-    best = 0.0
-    bm25: dict[str, float] = {}
+    out: dict[str, float] = {}
     for term in terms:
         df = sum(1 for p in paths if counts.get(p, {}).get(term))
         if not df:
@@ -147,28 +182,63 @@ def rank_files(
             tf = counts.get(path, {}).get(term, 0)
             if tf:
                 norm = tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * sizes.get(path, 0) / avg))
-                bm25[path] = bm25.get(path, 0.0) + idf * norm
-    best = max(bm25.values(), default=0.0)
-    for path, value in bm25.items():
-        ranked[path].score += 40 * value / best
-        if value / best > 0.5:
-            ranked[path].why.append("words of the task")
-    for path, defined in (definitions or {}).items():
-        ranked[path].score += 25 * min(len(defined), 2)
-        ranked[path].why.append(f"defines {', '.join(sorted(defined))}")
+                out[path] = out.get(path, 0.0) + idf * norm
+    return out
 
-    top = sorted(ranked.values(), key=lambda r: -r.score)[:TOP_FOR_NEIGHBOURS]
-    top = [r for r in top if r.score > 0]
-    path_set = set(paths)
-    for leader in top:
-        for neighbour in imports_of(leader.path, read_text(leader.path), path_set):
-            if neighbour != leader.path:
-                ranked[neighbour].score += 8
-                ranked[neighbour].why.append(f"imported by {leader.path}")
-        for test in tests_of(leader.path, paths):
-            ranked[test].score += 12
-            ranked[test].why.append(f"tests {leader.path}")
-    return sorted(ranked.values(), key=lambda r: (-r.score, r.path))
+
+def definition_weights(definitions: dict[str, set[str]]) -> dict[str, tuple[float, str]]:
+    """path -> (weight up to 2, why). A name defined in one or two files points at them;
+    `to_python`, defined in twenty, points nowhere: each weighs by how few share it."""
+    definers: dict[str, int] = {}
+    for defined in definitions.values():
+        for name in defined:
+            definers[name] = definers.get(name, 0) + 1
+    return {
+        path: (
+            min(2.0, sum(min(1.0, 2 / definers[name]) for name in defined)),
+            f"defines {', '.join(sorted(defined))}",
+        )
+        for path, defined in definitions.items()
+    }
+
+
+_DOC_SUFFIXES = (".txt", ".rst", ".md", ".adoc")
+_TEST_PARTS = frozenset(("test", "tests", "testing", "spec", "specs", "__tests__"))
+
+
+def is_test_or_doc(path: str) -> bool:
+    parts = path.lower().split("/")
+    name = parts[-1]
+    return (
+        any(p in _TEST_PARTS or p in ("doc", "docs") for p in parts[:-1])
+        or name.startswith("test_")
+        or name.rsplit(".", 1)[0].endswith(("_test", ".test", ".spec", "_spec"))
+        or name.endswith(_DOC_SUFFIXES)
+    )
+
+
+_GENERIC_STEM_TEXT = """
+__init__ index main base utils util models model views view tests test admin apps urls
+forms settings common core types helpers config conftest setup mod lib
+"""
+_GENERIC_STEMS = frozenset(_GENERIC_STEM_TEXT.split())
+
+
+def stems_in_task(task: str, paths: Sequence[str]) -> dict[str, str]:
+    """path -> why, for files whose name is a word of the task (`inspectdb`, `serializer`)
+    shared by few files: a name that many files carry tells nothing."""
+    words = {w.lower() for w in _WORD.findall(task)}
+    by_stem: dict[str, list[str]] = {}
+    for path in paths:
+        stem = path.rsplit("/", 1)[-1].split(".", 1)[0].lower()
+        if len(stem) >= 4 and stem not in _GENERIC_STEMS and not is_test_or_doc(path):
+            by_stem.setdefault(stem, []).append(path)
+    out: dict[str, str] = {}
+    for stem, hits in by_stem.items():
+        if stem in words and len(hits) <= 3:
+            for path in hits:
+                out[path] = f"its name, {stem}, is a word of the task"
+    return out
 
 
 def imports_of(path: str, text: str, paths: set[str]) -> list[str]:
