@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 MAX_TERMS = 24
@@ -16,6 +17,8 @@ TEST_DOC_FACTOR = 0.5
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
 _PATHLIKE = re.compile(r"[\w.\-/\\]+\.[A-Za-z0-9]{1,8}\b")
 _DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*){1,}\b")
+_QUALIFIED = re.compile(r"\b([A-Z][A-Za-z0-9_]*[a-z][A-Za-z0-9_]*)\.([A-Za-z_]\w*)")
+TITLE_WEIGHT = 2.0
 _PY_IMPORT = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", re.M)
 _JS_IMPORT = re.compile(r"""(?:from\s+|require\(\s*|import\s*\(\s*)['"](\.{1,2}/[^'"]+)['"]""")
 _STOPWORD_TEXT = """
@@ -25,6 +28,7 @@ will what when where which while would there their then than them these those be
 into also just like some such only very more most other over same should could does each
 fix bug issue error fails failing wrong instead expected actual returns return when after
 before because about again here please thanks using used still make makes made cannot
+description modified last
 """
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
@@ -36,9 +40,18 @@ class Ranked:
     why: list[str] = field(default_factory=list)
 
 
-def _code_words(task: str) -> dict[str, float]:
-    """Every candidate word with a weight: code-like identifiers first, then longer words."""
+def title_of(task: str) -> str:
+    """The task's first line: an issue's title, its most condensed statement."""
+    return next((line for line in task.splitlines() if line.strip()), "")
+
+
+def _code_words(task: str, title_bonus: float = 0.0) -> dict[str, float]:
+    """Every candidate word with a weight: code-like identifiers first, then longer words;
+    the class of a qualified name (`Subquery` in `Subquery.as_sql`) counts as code-like,
+    and the title's words get `title_bonus`."""
     seen: dict[str, float] = {}
+    title_end = len(title_of(task)) + (len(task) - len(task.lstrip()))
+    heads = {m.start(1) for m in _QUALIFIED.finditer(task)}
     for match in _WORD.finditer(task):
         word = match.group(0)
         if word.lower() in STOPWORDS or word.isdigit():
@@ -50,26 +63,44 @@ def _code_words(task: str) -> dict[str, float]:
             or any(c.isupper() for c in word[1:])
             or after == "("
             or before in (".", "`")
+            or match.start() in heads
         )
-        weight = len(word) + (20 if code_like else 0) + (5 if before == "`" else 0)
+        weight = (
+            len(word)
+            + (20 if code_like else 0)
+            + (5 if before == "`" else 0)
+            + (10 if match.start() in heads else 0)
+            + (title_bonus if match.start() < title_end else 0)
+        )
         seen[word] = max(seen.get(word, 0.0), weight)
     return seen
+
+
+def title_terms(task: str) -> set[str]:
+    return {w.lower() for w in _WORD.findall(title_of(task))} - STOPWORDS
+
+
+def qualified_names(task: str) -> list[tuple[str, str]]:
+    """(class, member) for `Class.member` in the task: `QuerySet.none`, `Subquery.as_sql`."""
+    return list(dict.fromkeys((m.group(1), m.group(2)) for m in _QUALIFIED.finditer(task)))
 
 
 def query_terms(task: str) -> list[str]:
     """The task's most specific words, lower-cased, for BM25."""
     best: dict[str, float] = {}
-    for word, weight in _code_words(task).items():
+    for word, weight in _code_words(task, title_bonus=20).items():
         best[word.lower()] = max(best.get(word.lower(), 0.0), weight)
     return [t for t, _ in sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))][:MAX_TERMS]
 
 
 def symbols(task: str) -> list[str]:
-    """Identifiers the task names in code form (`QuerySet`, `get_aggregation`, `f()`)."""
+    """Identifiers the task names in code form (`QuerySet`, `get_aggregation`, `f()`), and
+    the classes of its qualified names."""
     words = _code_words(task)
-    return sorted(
+    coded = sorted(
         (w for w, weight in words.items() if weight >= 20 + len(w)), key=lambda w: (-words[w], w)
     )[:MAX_SYMBOLS]
+    return list(dict.fromkeys([*coded, *(cls for cls, _ in qualified_names(task))]))
 
 
 _KEYWORD_BEFORE = re.compile(
@@ -100,14 +131,18 @@ def named_paths(task: str, paths: Sequence[str]) -> dict[str, str]:
         for i in range(len(parts)):
             by_suffix.setdefault("/".join(parts[i:]), []).append(path)
     found: dict[str, str] = {}
-    candidates = [m.replace("\\", "/").lstrip("./") for m in _PATHLIKE.findall(task)]
+    # (candidate, the fewest path parts a suffix match needs): a dotted name is a module
+    # only when at least two of its parts match (`q.query` is an attribute, not query.py).
+    candidates = [(m.replace("\\", "/").lstrip("./"), 1) for m in _PATHLIKE.findall(task)]
     for dotted in _DOTTED.findall(task):
         stem = dotted.replace(".", "/")
-        candidates += [f"{stem}.py", f"{stem}/__init__.py"]
-    for cand in candidates:
+        candidates += [(f"{stem}.py", 2), (f"{stem}/__init__.py", 3)]
+    for cand, fewest in candidates:
         parts = cand.split("/")
         # Longest suffix first: "/usr/lib/python3/site-packages/pkg/mod.py" -> "pkg/mod.py".
         for i in range(len(parts)):
+            if i and len(parts) - i < fewest:
+                break
             suffix = "/".join(parts[i:])
             hits = by_suffix.get(suffix)
             if hits and (len(hits) <= 3 or i == 0):
@@ -136,18 +171,8 @@ def rank_files(
         if why:
             ranked[path].why.append(why)
 
-    for path, why in named_paths(task, paths).items():
-        add(path, 100 if why == "named in the task" else 30, why)
-    terms = query_terms(task)
-    bm25 = bm25_scores(terms, paths, term_counts(terms) if terms else {}, sizes)
-    best = max(bm25.values(), default=0.0)
-    for path, value in bm25.items():
-        add(path, 40 * value / best, "words of the task" if value / best > 0.5 else None)
-    for path, (weight, why) in definition_weights(definitions or {}).items():
-        add(path, 25 * weight, why)
-    for path, why in stems_in_task(task, paths).items():
-        add(path, 20, why)
-
+    for path, score, why in task_signals(task, paths, term_counts, sizes, definitions or {}):
+        add(path, score, why)
     top = sorted(ranked.values(), key=lambda r: -r.score)[:TOP_FOR_NEIGHBOURS]
     path_set = set(paths)
     for leader in (r for r in top if r.score > 0):
@@ -164,12 +189,39 @@ def rank_files(
     return sorted(ranked.values(), key=lambda r: (-r.score, r.path))
 
 
+def task_signals(
+    task: str,
+    paths: Sequence[str],
+    term_counts: Callable[[list[str]], dict[str, dict[str, int]]],
+    sizes: dict[str, int],
+    definitions: dict[str, set[str]],
+) -> Iterator[tuple[str, float, str | None]]:
+    """(path, score, why) for what the task itself points at."""
+    for path, why in named_paths(task, paths).items():
+        yield path, 100 if why == "named in the task" else 30, why
+    terms = query_terms(task)
+    in_title = title_terms(task)
+    weights = {t: TITLE_WEIGHT for t in terms if t in in_title}
+    bm25 = bm25_scores(terms, paths, term_counts(terms) if terms else {}, sizes, weights)
+    best = max(bm25.values(), default=0.0)
+    for path, value in bm25.items():
+        yield path, 40 * value / best, "words of the task" if value / best > 0.5 else None
+    for path, (weight, why) in definition_weights(definitions).items():
+        yield path, 25 * weight, why
+    for path, why in qualified_definers(qualified_names(task), definitions).items():
+        yield path, 40, why
+    for path, why in stems_in_task(task, paths).items():
+        yield path, 20, why
+
+
 def bm25_scores(
     terms: list[str],
     paths: Sequence[str],
     counts: dict[str, dict[str, int]],
     sizes: dict[str, int],
+    weights: dict[str, float] | None = None,
 ) -> dict[str, float]:
+    """Okapi BM25 (k1 1.2, b 0.75); `weights` scales a term's part (the title's words)."""
     n = max(len(paths), 1)
     avg = sum(sizes.values()) / n or 1.0
     out: dict[str, float] = {}
@@ -177,7 +229,7 @@ def bm25_scores(
         df = sum(1 for p in paths if counts.get(p, {}).get(term))
         if not df:
             continue
-        idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+        idf = math.log(1 + (n - df + 0.5) / (df + 0.5)) * (weights or {}).get(term, 1.0)
         for path in paths:
             tf = counts.get(path, {}).get(term, 0)
             if tf:
@@ -200,6 +252,24 @@ def definition_weights(definitions: dict[str, set[str]]) -> dict[str, tuple[floa
         )
         for path, defined in definitions.items()
     }
+
+
+def qualified_definers(
+    names: list[tuple[str, str]], definitions: dict[str, set[str]]
+) -> dict[str, str]:
+    """path -> why, for the few files defining the class of a `Class.member` the task
+    names: the member is in that class, whatever else shares the member's name."""
+    definers: dict[str, list[str]] = defaultdict(list)
+    for path, defined in definitions.items():
+        for name in defined:
+            definers[name].append(path)
+    out: dict[str, str] = {}
+    for cls, member in names:
+        hits = definers.get(cls, [])
+        if 0 < len(hits) <= 2:
+            for path in hits:
+                out.setdefault(path, f"defines {cls}, named as {cls}.{member}")
+    return out
 
 
 _DOC_SUFFIXES = (".txt", ".rst", ".md", ".adoc")
