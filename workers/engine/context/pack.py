@@ -28,7 +28,14 @@ from pydantic import BaseModel
 
 from workers.engine.context.classify import ContextRules, excluded_by_content, excluded_by_name
 from workers.engine.context.outline import language_of, outline
-from workers.engine.context.rank import Ranked, defines, query_terms, rank_files, symbols
+from workers.engine.context.rank import (
+    Ranked,
+    defines,
+    is_test_or_doc,
+    query_terms,
+    rank_files,
+    symbols,
+)
 from workers.engine.context.safety import neutralise
 from workers.engine.context.sources import FileSource, RepoFile
 from workers.engine.context.tokens import CountCache, TokenCounter
@@ -39,6 +46,7 @@ MAX_CHARS_PER_TOKEN = 6.0  # real source text never packs more densely than this
 TYPICAL_CHARS_PER_TOKEN = 3.0  # for sizing batches; a low guess counts a little extra
 FULL_SHARE = 0.85  # of the room for files; outlines get the rest first
 WANTED_SHARE = 0.5  # of the best score: such a file may use the outlines' room
+TEST_DOC_SHARE = 0.25  # of the room for whole files: the most tests and docs may take
 TREE_SHARE = 0.15
 OUTLINE_BATCH = 24
 HEAD_BYTES = 8192  # enough to tell binary and generated files
@@ -406,6 +414,9 @@ class Packer:
         full: dict[str, int] = {}
         used = 0
         full_room = int(room * FULL_SHARE)
+        # Tests and docs are read, not fixed: a long test module named in a traceback must
+        # not crowd out the source files that the fix will change.
+        test_doc_room = full_room * TEST_DOC_SHARE
         score = {r.path: r.score for r in ranked}
         best = max(score.values(), default=0.0) or 1.0
         pending = [r.path for r in ranked]
@@ -425,10 +436,12 @@ class Packer:
                 # A file the ranking clearly wants is not outlined so that lower-ranked
                 # files fit whole: it may take the room kept for outlines.
                 limit = room if score[path] >= WANTED_SHARE * best else full_room
-                if used + counts[path] <= limit:
+                reading = is_test_or_doc(path)
+                if used + counts[path] <= limit and (not reading or counts[path] <= test_doc_room):
                     if self._clean(by_path[path]):
                         full[path] = counts[path]
                         used += counts[path]
+                        test_doc_room -= counts[path] if reading else 0
                     else:
                         used += SECRET_LINE_RESERVE + len(path.encode())
 

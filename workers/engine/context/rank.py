@@ -19,6 +19,8 @@ _PATHLIKE = re.compile(r"[\w.\-/\\]+\.[A-Za-z0-9]{1,8}\b")
 _DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*){1,}\b")
 _QUALIFIED = re.compile(r"\b([A-Z][A-Za-z0-9_]*[a-z][A-Za-z0-9_]*)\.([A-Za-z_]\w*)")
 TITLE_WEIGHT = 2.0
+TITLE_BONUS = 40  # a title's words are always among the terms
+RARE_DF = 4
 _PY_IMPORT = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", re.M)
 _JS_IMPORT = re.compile(r"""(?:from\s+|require\(\s*|import\s*\(\s*)['"](\.{1,2}/[^'"]+)['"]""")
 _STOPWORD_TEXT = """
@@ -61,6 +63,7 @@ def _code_words(task: str, title_bonus: float = 0.0) -> dict[str, float]:
         code_like = (
             "_" in word.strip("_")
             or any(c.isupper() for c in word[1:])
+            or (word[0].isupper() and any(c.isdigit() for c in word))  # E108, W042
             or after == "("
             or before in (".", "`")
             or match.start() in heads
@@ -80,6 +83,45 @@ def title_terms(task: str) -> set[str]:
     return {w.lower() for w in _WORD.findall(title_of(task))} - STOPWORDS
 
 
+_FRAME = re.compile(r'^\s*File "[^"\n]*", line \d+.*\n.*$', re.M)
+_PLACEHOLDER = re.compile(r"^[a-z_]+\d+$")
+
+
+def code_terms(task: str) -> list[str]:
+    """The query terms that are identifiers in code form, lower-cased; not those only seen
+    in a traceback's frames (the frames' files are named anyway) nor example names such
+    as `field1`."""
+    prose = _FRAME.sub("", task)
+    coded = {
+        w.lower()
+        for w, weight in _code_words(prose).items()
+        if weight >= 20 + len(w) and not _PLACEHOLDER.match(w)
+    }
+    return [t for t in query_terms(task) if t in coded]
+
+
+def rare_mentions(
+    terms: list[str], paths: Sequence[str], counts: dict[str, dict[str, int]]
+) -> dict[str, tuple[float, str]]:
+    """path -> (weight up to 1.5, why), for source files that mention an identifier of the
+    task that almost no other source file does (`show_hidden_initial`, `E108`): BM25 sums
+    many common words and lets one rare identifier drown."""
+    sources = [p for p in paths if not is_test_or_doc(p)]
+    found: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for term in terms:
+        having = [p for p in sources if counts.get(p, {}).get(term)]
+        if 0 < len(having) <= RARE_DF:
+            for path in having:
+                found[path].append((term, min(1.0, 2 / len(having))))
+    return {
+        path: (
+            min(1.5, sum(w for _, w in hits)),
+            f"mentions {', '.join(t for t, _ in hits)}, as few files do",
+        )
+        for path, hits in found.items()
+    }
+
+
 def qualified_names(task: str) -> list[tuple[str, str]]:
     """(class, member) for `Class.member` in the task: `QuerySet.none`, `Subquery.as_sql`."""
     return list(dict.fromkeys((m.group(1), m.group(2)) for m in _QUALIFIED.finditer(task)))
@@ -88,7 +130,7 @@ def qualified_names(task: str) -> list[tuple[str, str]]:
 def query_terms(task: str) -> list[str]:
     """The task's most specific words, lower-cased, for BM25."""
     best: dict[str, float] = {}
-    for word, weight in _code_words(task, title_bonus=20).items():
+    for word, weight in _code_words(task, title_bonus=TITLE_BONUS).items():
         best[word.lower()] = max(best.get(word.lower(), 0.0), weight)
     return [t for t, _ in sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))][:MAX_TERMS]
 
@@ -145,7 +187,8 @@ def named_paths(task: str, paths: Sequence[str]) -> dict[str, str]:
                 break
             suffix = "/".join(parts[i:])
             hits = by_suffix.get(suffix)
-            if hits and (len(hits) <= 3 or i == 0):
+            # A name many files share (`models.py`) tells nothing, unless it is the path.
+            if hits and (len(hits) <= 3 or (i == 0 and "/" in suffix)):
                 for hit in hits:
                     why = "named in the task" if "/" in suffix else "file name in the task"
                     found.setdefault(hit, why)
@@ -202,10 +245,13 @@ def task_signals(
     terms = query_terms(task)
     in_title = title_terms(task)
     weights = {t: TITLE_WEIGHT for t in terms if t in in_title}
-    bm25 = bm25_scores(terms, paths, term_counts(terms) if terms else {}, sizes, weights)
+    counts = term_counts(terms) if terms else {}
+    bm25 = bm25_scores(terms, paths, counts, sizes, weights)
     best = max(bm25.values(), default=0.0)
     for path, value in bm25.items():
         yield path, 40 * value / best, "words of the task" if value / best > 0.5 else None
+    for path, (weight, why) in rare_mentions(code_terms(task), paths, counts).items():
+        yield path, 20 * weight, why
     for path, (weight, why) in definition_weights(definitions).items():
         yield path, 25 * weight, why
     for path, why in qualified_definers(qualified_names(task), definitions).items():
