@@ -41,6 +41,10 @@ class WorkerSettings(BaseSettings):
     context_reserve_tokens: int = 65_536
     """Room kept free for the rest of the conversation after the packed repository (the
     same share of a smaller window when the server's is smaller)."""
+    context_pack_tokens: int = Field(default=196_608, ge=1024)
+    """The most the packed repository takes, whatever the window: on the recall benchmark
+    (docs/performance.md) a pack larger than this holds the fix files no more often, and
+    costs prefill and room. A 1M-token (YaRN) window leaves the rest to the conversation."""
     llm_min_output_tokens: int = Field(default=1024, ge=16)
     """A reply needs at least this much room; below it the conversation starts again."""
     context_restarts: int = Field(default=2, ge=0)
@@ -156,6 +160,16 @@ class WorkerSettings(BaseSettings):
     """Pages of 100 delivery attempts one sweep lists at most (newest first)."""
     redeliver_max_requests: int = Field(default=500, ge=1)
     """Redeliveries one sweep asks for at most; the rest wait for the next sweep."""
+
+    def pack_budget(self, window: int | None = None, frame: int = 0) -> int:
+        """Tokens for the packed repository in a window of `window` tokens (the setting's
+        when None or larger) around a prompt of `frame` tokens: what the reserve leaves,
+        never more than `context_pack_tokens`."""
+        told = self.llm_context_tokens
+        window = min(window or told, told)
+        # The reserve is set for the setting's window; a smaller server keeps its proportion.
+        reserve = self.context_reserve_tokens * window // told
+        return min(window - reserve - frame, self.context_pack_tokens)
 
     @property
     def longest_job_s(self) -> float:

@@ -82,6 +82,8 @@ def _sources(folders: Iterable[str]) -> list[Path]:
         for folder in folders
         for path in sorted((ROOT / folder).rglob("*.py"))
         if not str(path.relative_to(ROOT)).startswith(SKIPPED)
+        # Downloaded trees (benchmarks/.cache: Django's releases) are material, not ours.
+        and not any(part.startswith(".") for part in path.relative_to(ROOT).parts)
     ]
 
 

@@ -193,11 +193,7 @@ def pack(
     if not is_repository(path):
         raise typer.BadParameter(f"{path} is not a git repository")
     settings = WorkerSettings()
-    limit = (
-        budget
-        if budget is not None
-        else settings.llm_context_tokens - settings.context_reserve_tokens
-    )
+    limit = budget if budget is not None else settings.pack_budget()
     started = time.perf_counter()
     try:
         source = WorkingTreeFiles(path)

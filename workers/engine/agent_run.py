@@ -58,18 +58,13 @@ def first_messages(
     window: int | None = None,
     share: float = 1.0,
 ) -> list[Message]:
-    """The system prompt, then the task with the repository at `rev` packed into what a
-    window of `window` tokens (the setting's when None) leaves, `share` of it; `about` is
-    the text the files are ranked against. Rendered once: the conversation only grows
-    after it, so the prefix cache holds."""
+    """The system prompt, then the task with the repository at `rev` packed into `share` of
+    the settings' pack budget for a window of `window` tokens (the setting's when None);
+    `about` is the text the files are ranked against. Rendered once: the conversation only
+    grows after it, so the prefix cache holds."""
     counter = TokenCounter()
     frame = counter.count(system) + counter.count(task(""))
-    told = settings.llm_context_tokens
-    window = min(window or told, told)
-    # The reserve (room for the conversation) is set for the setting's window; a smaller
-    # server keeps the same proportion for it.
-    reserve = settings.context_reserve_tokens * window // told
-    budget = int((window - reserve - frame) * share)
+    budget = int(settings.pack_budget(window, frame) * share)
     try:
         pack = pack_commit(
             repo,
@@ -83,7 +78,8 @@ def first_messages(
     except BudgetTooSmall as exc:
         raise ContextTooSmall(
             f"the model's context is too small for this repository: {exc}. Raise "
-            "QWENFIX_LLM_CONTEXT_TOKENS or lower QWENFIX_CONTEXT_RESERVE_TOKENS."
+            "QWENFIX_LLM_CONTEXT_TOKENS or QWENFIX_CONTEXT_PACK_TOKENS, or lower "
+            "QWENFIX_CONTEXT_RESERVE_TOKENS."
         ) from exc
     counts = pack.report.counts()
     log.info(

@@ -44,11 +44,13 @@ from workers.engine.secrets import secret_in
 Mode = Literal["full", "outline", "omitted"]
 MAX_CHARS_PER_TOKEN = 6.0  # real source text never packs more densely than this
 TYPICAL_CHARS_PER_TOKEN = 3.0  # for sizing batches; a low guess counts a little extra
+MAX_CHARS_PER_TOKEN = 10.0  # Django's densest files (migrations) take 7.2 bytes a token
 FULL_SHARE = 0.85  # of the room for files; outlines get the rest first
 WANTED_SHARE = 0.5  # of the best score: such a file may use the outlines' room
 TEST_DOC_SHARE = 0.25  # of the room for whole files: the most tests and docs may take
 TREE_SHARE = 0.15
 OUTLINE_BATCH = 24
+OUTLINE_CRUMBS = 0.01  # of the room: less than this left, no more outlines are parsed
 HEAD_BYTES = 8192  # enough to tell binary and generated files
 OMITTED_LIST_LIMIT = 200
 SUMMARY_RESERVE = 64
@@ -411,6 +413,14 @@ class Packer:
     def _select(
         self, ranked: list[Ranked], by_path: dict[str, RepoFile], room: int
     ) -> tuple[dict[str, int], dict[str, tuple[str, int]]]:
+        full, used = self._select_full(ranked, by_path, room)
+        outlines = self._select_outlines(ranked, by_path, room, full, used)
+        return full, outlines
+
+    def _select_full(
+        self, ranked: list[Ranked], by_path: dict[str, RepoFile], room: int
+    ) -> tuple[dict[str, int], int]:
+        """Files in full, best first, and the room they (and secret placeholders) use."""
         full: dict[str, int] = {}
         used = 0
         full_room = int(room * FULL_SHARE)
@@ -428,9 +438,17 @@ class Packer:
             estimate = 0.0
             while pending and (len(batch) < 8 or estimate < full_room - used):
                 path = pending.pop(0)
+                size = by_path[path].size
+                considered += size / TYPICAL_CHARS_PER_TOKEN
+                # Counting is most of a cold pack: a file too big for what is left, even at
+                # the most characters a token ever takes, is not counted to be turned down.
+                left: float = (room if score[path] >= WANTED_SHARE * best else full_room) - used
+                if is_test_or_doc(path):
+                    left = min(left, test_doc_room)
+                if size / MAX_CHARS_PER_TOKEN > left:
+                    continue
                 batch.append(path)
-                estimate += by_path[path].size / TYPICAL_CHARS_PER_TOKEN
-            considered += estimate
+                estimate += size / TYPICAL_CHARS_PER_TOKEN
             counts = self._full_counts([by_path[p] for p in batch])
             for path in batch:
                 # A file the ranking clearly wants is not outlined so that lower-ranked
@@ -444,11 +462,22 @@ class Packer:
                         test_doc_room -= counts[path] if reading else 0
                     else:
                         used += SECRET_LINE_RESERVE + len(path.encode())
+        return full, used
 
+    def _select_outlines(
+        self,
+        ranked: list[Ranked],
+        by_path: dict[str, RepoFile],
+        room: int,
+        full: dict[str, int],
+        used: int,
+    ) -> dict[str, tuple[str, int]]:
+        """Outlines of the files not in full, best first, into what is left of the room."""
         outlines: dict[str, tuple[str, int]] = {}
         rest = [r.path for r in ranked if r.path not in full]
         for start in range(0, len(rest), OUTLINE_BATCH):
-            if room - used < 16:
+            # Crumbs: parsing another batch to place an outline or two is not worth its time.
+            if room - used < max(16, room * OUTLINE_CRUMBS):
                 break
             chunk = rest[start : start + OUTLINE_BATCH]
             found = self._outlines([by_path[p] for p in chunk])
@@ -463,7 +492,7 @@ class Packer:
                         used += SECRET_LINE_RESERVE + len(path.encode())
             if not placed:
                 break
-        return full, outlines
+        return outlines
 
     def _report(
         self,
