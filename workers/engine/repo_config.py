@@ -11,20 +11,19 @@ Whatever neither sets is detected.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 import yaml
-from pathspec import GitIgnoreSpec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot.contract.job import CONFIG_FILE as CONFIG_FILE
 from bot.contract.job import CONFIG_FILES as CONFIG_FILES
 from workers.engine.agent.loop import Limits
 from workers.engine.context.classify import ContextRules
+from workers.engine.ecosystems import detect_toolchains
 from workers.engine.maintenance_tasks import MaintenanceTask, check_unique
 from workers.settings import WorkerSettings
 
@@ -161,55 +160,23 @@ def _text(read: ReadFile, path: str) -> str:
     return raw.decode("utf-8", errors="replace") if raw else ""
 
 
-def _any(paths: list[str], *patterns: str) -> bool:
-    """Whether a path matches one of the gitignore patterns (`test_*.py`: at any depth)."""
-    spec = GitIgnoreSpec.from_lines(patterns)
-    return any(spec.match_file(p) for p in paths)
-
-
 def detect(paths: list[str], read: ReadFile) -> RepoConfig:
+    """The test command and setup of the first ecosystem (ecosystems.ORDER) that has tests;
+    a Makefile's `test:` target when none has."""
     top = set(paths)
     setup = f"bash {OPENHANDS_SETUP}" if OPENHANDS_SETUP in top else None
-
-    def found(test: str, default_setup: str | None, how: str) -> RepoConfig:
-        return RepoConfig(test=test, setup=setup or default_setup, source=f"detected ({how})")
-
-    pyproject = _text(read, "pyproject.toml") if "pyproject.toml" in top else ""
-    pytest_markers = (
-        {"pytest.ini", "conftest.py"} & top
-        or "[tool.pytest" in pyproject
-        or "[tool:pytest]" in (_text(read, "setup.cfg") if "setup.cfg" in top else "")
-        or _any(paths, "test_*.py", "*_test.py")
-    )
-    if pytest_markers:
-        return found("python -m pytest", _python_setup(top, pyproject), "pytest")
-    if "tox.ini" in top:
-        return found("tox", "pip install tox", "tox")
-    if "package.json" in top:
-        try:
-            scripts = json.loads(_text(read, "package.json")).get("scripts") or {}
-        except ValueError:
-            scripts = {}
-        test = scripts.get("test", "")
-        if test and "no test specified" not in test:
-            install = "npm ci" if "package-lock.json" in top else "npm install"
-            return found("npm test", install, "npm")
-    if "go.mod" in top:
-        return found("go test ./...", "go mod download", "go")
-    if "Cargo.toml" in top:
-        return found("cargo test", "cargo fetch", "cargo")
+    toolchains = detect_toolchains(paths, read)
+    primary = next((t for t in toolchains if t.test), None)
+    if primary is not None and primary.test is not None:
+        how = {"python -m pytest": "pytest", "tox": "tox", "cargo test": "cargo"}.get(
+            primary.test, primary.manager or primary.ecosystem.value
+        )
+        return RepoConfig(
+            test=primary.test, setup=setup or primary.setup, source=f"detected ({how})"
+        )
     if "Makefile" in top and re.search(r"^test\s*:", _text(read, "Makefile"), re.M):
-        return found("make test", None, "make")
+        return RepoConfig(test="make test", setup=setup, source="detected (make)")
     return RepoConfig(test=None, setup=setup, source="detected (nothing)")
-
-
-def _python_setup(top: set[str], pyproject: str) -> str | None:
-    for name in ("requirements-dev.txt", "requirements-test.txt", "requirements.txt"):
-        if name in top:
-            return f"pip install -r {name}"
-    if "setup.py" in top or "[build-system]" in pyproject or "[project]" in pyproject:
-        return "pip install -e ."
-    return None
 
 
 @dataclass(frozen=True)
