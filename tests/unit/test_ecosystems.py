@@ -27,7 +27,7 @@ def package(test: str | None = None, **extra: object) -> str:
 
 def test_node_with_npm_and_its_runner() -> None:
     t = one({"package.json": package("node --test"), "package-lock.json": "{}"})
-    assert (t.ecosystem, t.manager, t.setup, t.test) == (
+    assert (t.ecosystem, t.tool, t.setup, t.test) == (
         Ecosystem.NODE,
         "npm",
         "npm ci",
@@ -49,16 +49,16 @@ def test_node_without_tests_is_still_an_ecosystem() -> None:
 
 def test_yarn_and_pnpm_through_corepack() -> None:
     yarn = one({"package.json": package("jest"), "yarn.lock": ""})
-    assert (yarn.manager, yarn.setup, yarn.test) == (
+    assert (yarn.tool, yarn.setup, yarn.test) == (
         "yarn",
         "corepack yarn install --immutable",
         "yarn test",
     )
     pnpm = one({"package.json": package("vitest"), "pnpm-lock.yaml": ""})
-    assert (pnpm.manager, pnpm.setup) == ("pnpm", "corepack pnpm install --frozen-lockfile")
+    assert (pnpm.tool, pnpm.setup) == ("pnpm", "corepack pnpm install --frozen-lockfile")
     # packageManager is corepack's own statement: it wins over a stray lock file.
     declared = one({"package.json": package("jest", packageManager="pnpm@9.1.0"), "yarn.lock": ""})
-    assert (declared.manager, declared.setup) == ("pnpm", "corepack pnpm install")
+    assert (declared.tool, declared.setup) == ("pnpm", "corepack pnpm install")
 
 
 def test_node_version_files_in_order() -> None:
@@ -101,14 +101,14 @@ def test_jvm_maven_and_gradle() -> None:
         "</properties></project>"
     )
     t = one({"pom.xml": pom})
-    assert (t.manager, t.test, t.reporter) == ("maven", "mvn -B -o test", Reporter.SUREFIRE)
+    assert (t.tool, t.test, t.reporter) == ("maven", "mvn -B -o test", Reporter.SUREFIRE)
     assert (t.version, t.version_from) == ("17", "pom.xml maven.compiler.release")
     assert one({"pom.xml": pom, "mvnw": ""}).test == "./mvnw -B -o test"
     old = "<project><properties><maven.compiler.source>1.8</maven.compiler.source></properties>"
     assert one({"pom.xml": old + "</project>"}).version == "8"
     kts = "java {\n  toolchain {\n    languageVersion = JavaLanguageVersion.of(21)\n  }\n}\n"
     g = one({"build.gradle.kts": kts, "settings.gradle.kts": "", "gradlew": ""})
-    assert (g.manager, g.test, g.reporter) == (
+    assert (g.tool, g.test, g.reporter) == (
         "gradle",
         "./gradlew --no-daemon --offline test",
         Reporter.GRADLE,

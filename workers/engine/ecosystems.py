@@ -51,22 +51,24 @@ class Toolchain:
     setup: str | None
     test: str | None
     """None: the ecosystem is there (a front end's package.json) but has no tests to run."""
-    manager: str | None = None
-    """npm, yarn or pnpm; maven or gradle; None where there is one way."""
+    tool: str
+    """What runs its tests or installs it: pytest, tox, pip; npm, yarn, pnpm; go; cargo;
+    maven, gradle."""
     version: str | None = None
     """The version the repository asks for (`20`, `1.22`, `21`), as it writes it."""
     version_from: str | None = None
     reporter: Reporter | None = None
 
 
-def _text(read: ReadFile, path: str) -> str:
+def read_text(read: ReadFile, path: str) -> str:
+    """The file as text (empty when absent), undecodable bytes replaced."""
     raw = read(path)
     return raw.decode("utf-8", errors="replace") if raw else ""
 
 
 def _json(read: ReadFile, path: str) -> dict[str, object]:
     try:
-        data = json.loads(_text(read, path) or "{}")
+        data = json.loads(read_text(read, path) or "{}")
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
@@ -74,7 +76,7 @@ def _json(read: ReadFile, path: str) -> dict[str, object]:
 
 def _toml(read: ReadFile, path: str) -> dict[str, object]:
     try:
-        return tomllib.loads(_text(read, path))
+        return tomllib.loads(read_text(read, path))
     except tomllib.TOMLDecodeError:
         return {}
 
@@ -90,7 +92,7 @@ def tool_versions(read: ReadFile, top: set[str]) -> dict[str, str]:
     if ".tool-versions" not in top:
         return {}
     found: dict[str, str] = {}
-    for line in _text(read, ".tool-versions").splitlines():
+    for line in read_text(read, ".tool-versions").splitlines():
         parts = line.split("#", 1)[0].split()
         if len(parts) >= 2:
             found.setdefault(parts[0], parts[1])
@@ -98,7 +100,7 @@ def tool_versions(read: ReadFile, top: set[str]) -> dict[str, str]:
 
 
 def _first_line(read: ReadFile, path: str) -> str | None:
-    for line in _text(read, path).splitlines():
+    for line in read_text(read, path).splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             return line
@@ -128,8 +130,8 @@ def _any(paths: list[str], *patterns: str) -> bool:
 def _python(
     paths: list[str], top: set[str], read: ReadFile, asdf: dict[str, str]
 ) -> Toolchain | None:
-    pyproject = _text(read, "pyproject.toml") if "pyproject.toml" in top else ""
-    setup_cfg = _text(read, "setup.cfg") if "setup.cfg" in top else ""
+    pyproject = read_text(read, "pyproject.toml") if "pyproject.toml" in top else ""
+    setup_cfg = read_text(read, "setup.cfg") if "setup.cfg" in top else ""
     version, version_from = _version_file(read, top, (".python-version",), asdf, "python")
     pytest = (
         {"pytest.ini", "conftest.py"} & top
@@ -143,11 +145,11 @@ def _python(
     if pytest:
         evidence = ", ".join(sorted({"pytest.ini", "conftest.py"} & top)) or "test files"
         test: str | None = "python -m pytest"
-        reporter = Reporter.PYTEST
+        tool, reporter = "pytest", Reporter.PYTEST
     elif "tox.ini" in top:
-        evidence, setup, test = "tox.ini", "pip install tox", "tox"
+        evidence, setup, test, tool = "tox.ini", "pip install tox", "tox", "tox"
     elif markers:
-        evidence, test = ", ".join(sorted(markers)), None
+        evidence, test, tool = ", ".join(sorted(markers)), None, "pip"
     else:
         return None
     return Toolchain(
@@ -155,6 +157,7 @@ def _python(
         evidence,
         setup,
         test,
+        tool,
         version=version,
         version_from=version_from,
         reporter=reporter,
@@ -196,7 +199,7 @@ def _node(top: set[str], read: ReadFile, asdf: dict[str, str]) -> Toolchain | No
         evidence,
         _node_install(manager, lock),
         f"{manager} test" if test_script else None,
-        manager=manager,
+        manager,
         version=version,
         version_from=version_from,
         reporter=_node_reporter(test_script),
@@ -245,7 +248,7 @@ _GO_DIRECTIVE = re.compile(r"^go\s+(\d+\.\d+(?:\.\d+)?)\s*$", re.M)
 def _go(top: set[str], read: ReadFile, asdf: dict[str, str]) -> Toolchain | None:
     if "go.mod" not in top:
         return None
-    gomod = _text(read, "go.mod")
+    gomod = read_text(read, "go.mod")
     version, version_from = _version_file(read, top, (), asdf, "golang", "go")
     for pattern, where in ((_GO_TOOLCHAIN, "go.mod toolchain"), (_GO_DIRECTIVE, "go.mod go")):
         if version is None and (m := pattern.search(gomod)):
@@ -256,6 +259,7 @@ def _go(top: set[str], read: ReadFile, asdf: dict[str, str]) -> Toolchain | None
         "go.mod",
         None if vendored else "go mod download",
         "go test ./...",
+        "go",
         version=version,
         version_from=version_from,
         reporter=Reporter.GO_JSON,
@@ -275,7 +279,7 @@ def _rust(top: set[str], read: ReadFile, asdf: dict[str, str]) -> Toolchain | No
             version, version_from = channel, "rust-toolchain.toml"
     elif "rust-toolchain" in top:
         # The legacy file is either a bare channel or the TOML form.
-        text = _text(read, "rust-toolchain")
+        text = read_text(read, "rust-toolchain")
         channel = _dig(_toml(read, "rust-toolchain"), "toolchain", "channel")
         value = channel if isinstance(channel, str) else text.strip() or None
         version, version_from = value, "rust-toolchain"
@@ -290,6 +294,7 @@ def _rust(top: set[str], read: ReadFile, asdf: dict[str, str]) -> Toolchain | No
         "Cargo.toml",
         "cargo fetch",
         "cargo test",
+        "cargo",
         version=version,
         version_from=version_from,
         reporter=Reporter.CARGO,
@@ -317,7 +322,7 @@ def _jvm(top: set[str], read: ReadFile, asdf: dict[str, str]) -> Toolchain | Non
         {"build.gradle", "build.gradle.kts", "settings.gradle", "settings.gradle.kts"} & top
     )
     if "pom.xml" in top:
-        if version is None and (m := _MAVEN_RELEASE.search(_text(read, "pom.xml"))):
+        if version is None and (m := _MAVEN_RELEASE.search(read_text(read, "pom.xml"))):
             version, version_from = m.group(2), f"pom.xml {m.group(1)}"
         mvn = "./mvnw" if "mvnw" in top else "mvn"
         return Toolchain(
@@ -325,7 +330,7 @@ def _jvm(top: set[str], read: ReadFile, asdf: dict[str, str]) -> Toolchain | Non
             "pom.xml" + (", mvnw" if mvn != "mvn" else ""),
             f"{mvn} -B -q dependency:go-offline",
             f"{mvn} -B -o test",
-            manager="maven",
+            "maven",
             version=version,
             version_from=version_from,
             reporter=Reporter.SUREFIRE,
@@ -333,7 +338,7 @@ def _jvm(top: set[str], read: ReadFile, asdf: dict[str, str]) -> Toolchain | Non
     if gradle:
         if version is None:
             for name in gradle:
-                if m := _GRADLE_TOOLCHAIN.search(_text(read, name)):
+                if m := _GRADLE_TOOLCHAIN.search(read_text(read, name)):
                     version, version_from = m.group(1), f"{name} toolchain"
                     break
         wrapper = "gradlew" in top
@@ -343,7 +348,7 @@ def _jvm(top: set[str], read: ReadFile, asdf: dict[str, str]) -> Toolchain | Non
             ", ".join(gradle + (["gradlew"] if wrapper else [])),
             f"{gradlew} --no-daemon testClasses",
             f"{gradlew} --no-daemon --offline test",
-            manager="gradle",
+            "gradle",
             version=version,
             version_from=version_from,
             reporter=Reporter.GRADLE,
@@ -377,7 +382,7 @@ def describe(toolchains: list[Toolchain]) -> str:
     lines = []
     for t in toolchains:
         asks = f", asks for {t.version} ({t.version_from})" if t.version else ""
-        via = f" with {t.manager}" if t.manager else ""
+        via = f" with {t.tool}" if t.tool not in (t.ecosystem.value, "pip") else ""
         tests = f"; tests: `{t.test}`" if t.test else "; no tests of its own"
         lines.append(f"{t.ecosystem.value}{via} (from {t.evidence}{asks}){tests}")
     return "\n".join(lines)

@@ -23,7 +23,7 @@ from bot.contract.job import CONFIG_FILE as CONFIG_FILE
 from bot.contract.job import CONFIG_FILES as CONFIG_FILES
 from workers.engine.agent.loop import Limits
 from workers.engine.context.classify import ContextRules
-from workers.engine.ecosystems import detect_toolchains
+from workers.engine.ecosystems import detect_toolchains, read_text
 from workers.engine.maintenance_tasks import MaintenanceTask, check_unique
 from workers.settings import WorkerSettings
 
@@ -155,11 +155,6 @@ def _validated(data: dict[str, object], source: str) -> RepoConfig:
         raise RepoConfigError(source, problems) from exc
 
 
-def _text(read: ReadFile, path: str) -> str:
-    raw = read(path)
-    return raw.decode("utf-8", errors="replace") if raw else ""
-
-
 def detect(paths: list[str], read: ReadFile) -> RepoConfig:
     """The test command and setup of the first ecosystem (ecosystems.ORDER) that has tests;
     a Makefile's `test:` target when none has."""
@@ -168,13 +163,10 @@ def detect(paths: list[str], read: ReadFile) -> RepoConfig:
     toolchains = detect_toolchains(paths, read)
     primary = next((t for t in toolchains if t.test), None)
     if primary is not None and primary.test is not None:
-        how = {"python -m pytest": "pytest", "tox": "tox", "cargo test": "cargo"}.get(
-            primary.test, primary.manager or primary.ecosystem.value
-        )
         return RepoConfig(
-            test=primary.test, setup=setup or primary.setup, source=f"detected ({how})"
+            test=primary.test, setup=setup or primary.setup, source=f"detected ({primary.tool})"
         )
-    if "Makefile" in top and re.search(r"^test\s*:", _text(read, "Makefile"), re.M):
+    if "Makefile" in top and re.search(r"^test\s*:", read_text(read, "Makefile"), re.M):
         return RepoConfig(test="make test", setup=setup, source="detected (make)")
     return RepoConfig(test=None, setup=setup, source="detected (nothing)")
 

@@ -42,9 +42,10 @@ from workers.engine.context.tokens import CountCache, TokenCounter
 from workers.engine.secrets import secret_in
 
 Mode = Literal["full", "outline", "omitted"]
-MAX_CHARS_PER_TOKEN = 6.0  # real source text never packs more densely than this
 TYPICAL_CHARS_PER_TOKEN = 3.0  # for sizing batches; a low guess counts a little extra
-MAX_CHARS_PER_TOKEN = 10.0  # Django's densest files (migrations) take 7.2 bytes a token
+# Text never packs more densely than this (Django's densest files, migrations, take 7.2
+# bytes a token): a size over it times the room certainly does not fit, uncounted.
+MAX_CHARS_PER_TOKEN = 10.0
 FULL_SHARE = 0.85  # of the room for files; outlines get the rest first
 WANTED_SHARE = 0.5  # of the best score: such a file may use the outlines' room
 TEST_DOC_SHARE = 0.25  # of the room for whole files: the most tests and docs may take
@@ -431,6 +432,13 @@ class Packer:
         best = max(score.values(), default=0.0) or 1.0
         pending = [r.path for r in ranked]
         considered = 0.0
+
+        def room_for(path: str) -> float:
+            # A file the ranking clearly wants is not outlined so that lower-ranked files
+            # fit whole: it may take the room kept for outlines.
+            left = (room if score[path] >= WANTED_SHARE * best else full_room) - used
+            return min(left, test_doc_room) if is_test_or_doc(path) else left
+
         # Count only what could plausibly go in: stop once the room left is crumbs, or once
         # candidates worth three times the room have been counted without filling it.
         while pending and full_room - used > full_room * 0.02 and considered < 3 * full_room:
@@ -442,24 +450,17 @@ class Packer:
                 considered += size / TYPICAL_CHARS_PER_TOKEN
                 # Counting is most of a cold pack: a file too big for what is left, even at
                 # the most characters a token ever takes, is not counted to be turned down.
-                left: float = (room if score[path] >= WANTED_SHARE * best else full_room) - used
-                if is_test_or_doc(path):
-                    left = min(left, test_doc_room)
-                if size / MAX_CHARS_PER_TOKEN > left:
+                if size / MAX_CHARS_PER_TOKEN > room_for(path):
                     continue
                 batch.append(path)
                 estimate += size / TYPICAL_CHARS_PER_TOKEN
             counts = self._full_counts([by_path[p] for p in batch])
             for path in batch:
-                # A file the ranking clearly wants is not outlined so that lower-ranked
-                # files fit whole: it may take the room kept for outlines.
-                limit = room if score[path] >= WANTED_SHARE * best else full_room
-                reading = is_test_or_doc(path)
-                if used + counts[path] <= limit and (not reading or counts[path] <= test_doc_room):
+                if counts[path] <= room_for(path):
                     if self._clean(by_path[path]):
                         full[path] = counts[path]
                         used += counts[path]
-                        test_doc_room -= counts[path] if reading else 0
+                        test_doc_room -= counts[path] if is_test_or_doc(path) else 0
                     else:
                         used += SECRET_LINE_RESERVE + len(path.encode())
         return full, used
