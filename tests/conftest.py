@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from tests.fakes.model_server import ScriptedModelServer
 from workers.settings import WorkerSettings
 
 SANDBOX_IMAGE = "qwenfix-sandbox:1"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -108,3 +110,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if folder in ("unit", "integration", "vllm"):
             item.add_marker(folder)
     items.sort(key=lambda item: item.get_closest_marker("engine_restart") is not None)
+
+
+@pytest.fixture(scope="session")
+def ecosystem_image(docker_client: docker.DockerClient) -> Any:
+    """`ecosystem_image("node")`: the sandbox image for those ecosystems, built the first
+    time a test needs it (scripts/build-ecosystem-image.sh; a minute or two each), so a
+    run of a few tests builds only what they use."""
+
+    def build(ecosystems: str) -> str:
+        script = str(ROOT / "scripts" / "build-ecosystem-image.sh")
+        built = subprocess.run(["bash", script, ecosystems], capture_output=True, text=True)
+        if built.returncode != 0:
+            pytest.fail(f"could not build the {ecosystems} sandbox image:\n{built.stderr}")
+        tag = subprocess.run(
+            ["bash", script, ecosystems, "--print-tag"], capture_output=True, text=True
+        )
+        return tag.stdout.strip()
+
+    return build

@@ -58,6 +58,11 @@ class WorkerSettings(BaseSettings):
     sandbox_snapshot: str | None = None
     """Start sandboxes from this snapshot of `sandbox_image` rather than the image itself:
     `qwenfix eval` sets it per task (its shared dependencies); not for deployments."""
+    sandbox_ecosystem_image: str = "qwenfix-sandbox:{ecosystems}"
+    """The sandbox image for a repository that needs toolchains besides Python
+    ({ecosystems}: those it uses, sorted, joined by "-": `go-node`); tried first with the
+    major versions it asks for (`node22`). scripts/build-ecosystem-image.sh builds one
+    offline, deploy/sandbox/Dockerfile.ECOSYSTEM from the official images."""
     eval_image: str = "qwenfix-sandbox:py{python}"
     """The sandbox image for an evaluation task that names its Python ({python}: "3.9");
     scripts/build-sandbox-image.sh --python 3.9 builds one offline, deploy/sandbox's

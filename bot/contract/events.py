@@ -18,6 +18,7 @@ class Event(StrEnum):
     SETUP_REUSED = "setup_reused"
     """A prepared sandbox from the setup cache stood in for setup."""
     SNAPSHOT = "snapshot"
+    ENVIRONMENT = "environment"
     AUTOFIX = "autofix"
     CHECK = "check"
     TESTS_BEFORE = "tests_before"

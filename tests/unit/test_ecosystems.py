@@ -132,7 +132,7 @@ def test_python_as_before() -> None:
     assert (t.test, t.setup, t.version) == (None, "pip install -e .", "3.12")
 
 
-def test_several_ecosystems_in_order_and_the_first_with_tests_is_tested() -> None:
+def test_several_ecosystems_are_all_set_up_and_all_tested() -> None:
     files = {
         "pyproject.toml": "[project]\nname = 'svc'\n",  # a Python service without tests
         "package.json": package("jest"),  # whose front end has them
@@ -141,7 +141,13 @@ def test_several_ecosystems_in_order_and_the_first_with_tests_is_tested() -> Non
     }
     assert [t.ecosystem for t in found(files)] == [Ecosystem.PYTHON, Ecosystem.NODE, Ecosystem.GO]
     config = detect(list(files), lambda p: files[p].encode() if p in files else None)
-    assert (config.test, config.setup, config.source) == ("npm test", "npm ci", "detected (npm)")
+    assert config.setup == "pip install -e . && npm ci && go mod download"
+    # Every test command runs; the run fails when any of them does.
+    assert (
+        config.test == "status=0; npm test || status=$?; go test ./... || status=$?; exit $status"
+    )
+    assert config.source == "detected (npm, go)"
+    assert config.reporters == [Reporter.JEST, Reporter.GO_JSON]
     text = describe(found(files))
     assert "node with npm (from package.json, package-lock.json); tests: `npm test`" in text
     assert "python (from pyproject.toml); no tests of its own" in text

@@ -599,7 +599,6 @@ def test_node_junit_with_the_describe_path_as_classname() -> None:
     }
 
 
-@pytest.mark.xfail(reason="parse_junit lets <failure> win over <skipped>; node does not")
 def test_node_failing_todo_does_not_fail() -> None:
     # Node reports a todo (or skipped) test that throws with both children, and counts it
     # as todo: the run still exits 0 (junit_reporter.snapshot, "sync fail todo").

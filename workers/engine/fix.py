@@ -30,6 +30,7 @@ from workers.engine.change import Change, ChangeUnreadable, capture_change, writ
 from workers.engine.context import repository_instructions
 from workers.engine.context.safety import fence_safe, neutralise, visible_only
 from workers.engine.diffstat import diffstat
+from workers.engine.environment import Environment, EnvironmentMissing, choose, probe
 from workers.engine.llm.types import Message, Model, Usage
 from workers.engine.local_forge import LocalForge, slugify
 from workers.engine.prepared import Prepared, working_sandbox
@@ -167,6 +168,7 @@ class _Run:
     repo: Path
     before: TestRun | None = None
     prepared: Prepared | None = None
+    environment: Environment | None = None
     judge: Judge | None = None
     change: Change | None = None
     judgement: Judgement | None = None
@@ -264,6 +266,11 @@ def _fix(
     cancelled: Callable[[], StopRequest | None],
 ) -> FixResult:
     base, paths, config, test_command = _starting_point(request, repo)
+    try:
+        environment = choose(config, settings, backend)
+    except EnvironmentMissing as exc:
+        raise FixFailed(exc.reason) from exc
+    settings = environment.settings(settings)
     run = _Run(
         request=request,
         settings=settings,
@@ -294,9 +301,17 @@ def _fix(
             before_setup=(lambda box: _upgrade(box, run)) if request.upgrade else None,
         ) as (sb, prepared):
             run.prepared = prepared
+            run.environment = probe(sb, environment)
+            _record_environment(run.environment, trajectory)
             check = _autofix_and_check(sb, run)
             log.info("running the tests before any change: %s", test_command)
-            run.before = run_tests(sb, test_command, label="before", timeout=limits.test_timeout_s)
+            run.before = run_tests(
+                sb,
+                test_command,
+                label="before",
+                timeout=limits.test_timeout_s,
+                reporters=config.reporters,
+            )
             trajectory.record(Event.TESTS_BEFORE, **run.before.model_dump())
             log.info("tests before: %s", run.before.summary())
             if run.before.exit_code == 127:
@@ -370,6 +385,20 @@ def _fix(
     if outcome.status == "resolved":
         _publish(result, run, forge, outcome.duration_s, model_name)
     return result
+
+
+def _record_environment(environment: Environment, trajectory: Trajectory) -> None:
+    trajectory.record(
+        Event.ENVIRONMENT,
+        image=environment.image,
+        image_source=environment.source,
+        versions={e.value: v for e, v in environment.versions.items()},
+        asked={t.ecosystem.value: t.version for t in environment.toolchains if t.version},
+        notes=list(environment.notes),
+    )
+    log.info("sandbox image %s (%s)", environment.image, environment.source)
+    for line in environment.describe().splitlines() + list(environment.notes):
+        log.info("environment: %s", line.lstrip("- "))
 
 
 def _starting_point(request: FixRequest, repo: Path) -> tuple[str, list[str], RepoConfig, str]:
@@ -529,6 +558,8 @@ def _first_messages(
             instructions_source=source,
             repository=repository,
             test_command=run.config.test,
+            environment=run.environment.describe() if run.environment else "",
+            environment_notes=list(run.environment.notes) if run.environment else [],
             baseline_summary=before.summary(),
             baseline_failing=before.failing()[:50],
             baseline_output=neutralise(clip(before.output_tail, 3000)),
@@ -560,6 +591,7 @@ def _tests_tool(sb: Sandbox, run: _Run) -> str:
         run.config.test or "",
         label=f"agent-{run.attempts}",
         timeout=run.limits.test_timeout_s,
+        reporters=run.config.reporters,
     )
     failing = result.failing()
     listed = f"\nFailing: {', '.join(failing[:30])}" if failing else ""

@@ -23,7 +23,14 @@ from bot.contract.job import CONFIG_FILE as CONFIG_FILE
 from bot.contract.job import CONFIG_FILES as CONFIG_FILES
 from workers.engine.agent.loop import Limits
 from workers.engine.context.classify import ContextRules
-from workers.engine.ecosystems import detect_toolchains, read_text
+from workers.engine.devcontainer import devcontainer
+from workers.engine.ecosystems import (
+    Ecosystem,
+    Reporter,
+    Toolchain,
+    detect_toolchains,
+    read_text,
+)
 from workers.engine.maintenance_tasks import MaintenanceTask, check_unique
 from workers.settings import WorkerSettings
 
@@ -57,6 +64,11 @@ class RepoConfig(BaseModel):
 
     test: str | None = None
     setup: str | None = None
+    image: str | None = None
+    """The sandbox image to run in, instead of the one chosen from the ecosystems found."""
+    versions: dict[Ecosystem, str] = Field(default_factory=dict)
+    """The version of a toolchain to look for an image of (`node: "22"`), instead of the
+    one the repository's version files ask for."""
     setup_network: bool | None = None
     allow_workflow_changes: bool = False
     review_tests: bool = False
@@ -75,6 +87,14 @@ class RepoConfig(BaseModel):
     limits: RepoLimits = Field(default_factory=RepoLimits)
     context: ContextRules = Field(default_factory=ContextRules)
     source: str = Field(default="detected", exclude=True)
+    toolchains: list[Toolchain] = Field(default_factory=list, exclude=True)
+    """Every ecosystem the repository's files declare (ecosystems.detect_toolchains)."""
+    devcontainer_image: str | None = Field(default=None, exclude=True)
+    """The image `.devcontainer/devcontainer.json` names: used when this worker has it."""
+
+    @property
+    def reporters(self) -> list[Reporter]:
+        return [t.reporter for t in self.toolchains if t.reporter is not None]
 
     @field_validator("maintenance")
     @classmethod
@@ -115,6 +135,8 @@ def load_repo_config(
         config.test = detected.test
     if config.setup is None and "setup" not in data:
         config.setup = detected.setup
+    config.toolchains = detected.toolchains
+    config.devcontainer_image = detected.devcontainer_image
     return config
 
 
@@ -156,19 +178,55 @@ def _validated(data: dict[str, object], source: str) -> RepoConfig:
 
 
 def detect(paths: list[str], read: ReadFile) -> RepoConfig:
-    """The test command and setup of the first ecosystem (ecosystems.ORDER) that has tests;
-    a Makefile's `test:` target when none has."""
+    """Every ecosystem's setup, and the tests of each that has some (in ecosystems.ORDER),
+    or a Makefile's `test:` target when none has. A dev container's image and
+    postCreateCommand come before what is detected (`.openhands/setup.sh` before both)."""
     top = set(paths)
-    setup = f"bash {OPENHANDS_SETUP}" if OPENHANDS_SETUP in top else None
     toolchains = detect_toolchains(paths, read)
-    primary = next((t for t in toolchains if t.test), None)
-    if primary is not None and primary.test is not None:
+    container = devcontainer(paths, read)
+    setup = (
+        f"bash {OPENHANDS_SETUP}"
+        if OPENHANDS_SETUP in top
+        else container.setup
+        if container and container.setup
+        else _joined([t.setup for t in toolchains if t.setup], " && ")
+    )
+    image = container.image if container else None
+    tested = [t for t in toolchains if t.test]
+    if tested:
         return RepoConfig(
-            test=primary.test, setup=setup or primary.setup, source=f"detected ({primary.tool})"
+            test=_joined([t.test for t in tested if t.test], "; "),
+            setup=setup,
+            devcontainer_image=image,
+            toolchains=toolchains,
+            source=f"detected ({', '.join(t.tool for t in tested)})",
         )
     if "Makefile" in top and re.search(r"^test\s*:", read_text(read, "Makefile"), re.M):
-        return RepoConfig(test="make test", setup=setup, source="detected (make)")
-    return RepoConfig(test=None, setup=setup, source="detected (nothing)")
+        return RepoConfig(
+            test="make test",
+            setup=setup,
+            devcontainer_image=image,
+            toolchains=toolchains,
+            source="detected (make)",
+        )
+    return RepoConfig(
+        test=None,
+        setup=setup,
+        devcontainer_image=image,
+        toolchains=toolchains,
+        source="detected (nothing)",
+    )
+
+
+def _joined(commands: list[str], how: str) -> str | None:
+    """One command, or several run in turn: setup stops at the first that fails; every
+    test command runs, and the run fails if any did."""
+    unique = list(dict.fromkeys(commands))
+    if len(unique) <= 1:
+        return unique[0] if unique else None
+    if how == " && ":
+        return " && ".join(unique)
+    return "status=0; " + "".join(f"{c} || status=$?; " for c in unique) + "exit $status"
 
 
 @dataclass(frozen=True)

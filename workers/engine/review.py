@@ -29,6 +29,7 @@ from workers.engine.agent_run import AgentRun, ContextTooSmall, first_messages
 from workers.engine.context import repository_instructions
 from workers.engine.context.safety import neutralise, untrusted
 from workers.engine.diffmap import DiffMap, ReviewComment
+from workers.engine.environment import EnvironmentMissing, choose
 from workers.engine.llm.types import Message, Model, Usage
 from workers.engine.prompts import render
 from workers.engine.repo_config import (
@@ -107,7 +108,13 @@ def run_review(
                 trajectory=trajectory,
                 cancelled=cancelled,
             )
-        except (WorkspaceFailed, RepoConfigError, ContextTooSmall, SandboxError) as exc:
+        except (
+            WorkspaceFailed,
+            RepoConfigError,
+            ContextTooSmall,
+            SandboxError,
+            EnvironmentMissing,
+        ) as exc:
             result = ReviewResult(status="error", reason=str(exc))
         result.trajectory = str(path)
         trajectory.record(Event.RESULT, **result.model_dump())
@@ -129,6 +136,7 @@ def _review(
     config = load_repo_config(
         paths, lambda p: gitops.read_blob(repo, head, p), request.config_defaults
     )
+    settings = choose(config, settings, backend).settings(settings)
     diff_map = DiffMap(diff)
     diff_text = neutralise(clip(diff, int(settings.llm_context_tokens * DIFF_TOKEN_SHARE * 3)))
     instructions, source = repository_instructions(repo, head, paths)
@@ -178,7 +186,13 @@ def _review(
         prepare_workspace(sb, repo, head, config=config, settings=settings, trajectory=trajectory)
         head_tests = None
         if config.review_tests and config.test:
-            ran = run_tests(sb, config.test, label="review-head", timeout=limits.test_timeout_s)
+            ran = run_tests(
+                sb,
+                config.test,
+                label="review-head",
+                timeout=limits.test_timeout_s,
+                reporters=config.reporters,
+            )
             head_tests = ran.summary()
             trajectory.record(Event.TESTS_HEAD, **ran.model_dump())
 
@@ -190,6 +204,7 @@ def _review(
                 config.test,
                 label=f"review-{uuid.uuid4().hex[:6]}",
                 timeout=limits.test_timeout_s,
+                reporters=config.reporters,
             )
             return f"Tests {result.summary()}.\n{clip(result.output_tail, 6000)}"
 

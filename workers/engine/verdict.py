@@ -247,6 +247,7 @@ class Judge:
                 self.config.test or "",
                 label=label,
                 timeout=limits.test_timeout_s,
+                reporters=self.config.reporters,
             )
         return run, None
 

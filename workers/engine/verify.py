@@ -1,20 +1,24 @@
 """The harness, not the model, decides success: run the tests and judge the change.
 
-Per-test results come from JUnit XML where the runner writes it (pytest, through
-PYTEST_ADDOPTS, so it works under tox and make too); otherwise only the exit code counts.
+Per-test results come from each runner's own report, asked for by flags and environment
+(reporters.py: pytest's JUnit XML through PYTEST_ADDOPTS, so it works under tox and make
+too; go test -json, libtest's lines, node's JUnit, Jest and Vitest JSON, Surefire and
+Gradle XML); otherwise only the exit code counts.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from defusedxml import ElementTree
 from pydantic import BaseModel, Field
 
 from sandbox import Sandbox
+from workers.engine.ecosystems import Reporter
+from workers.engine.reporters import REPORT_DIR, instrument, outcomes, readable
 
-JUNIT_DIR = "/tmp/qwenfix"
+JUNIT_DIR = REPORT_DIR
 OUTPUT_TAIL = 4000
 FAILED = frozenset({"failed", "error"})
 NOT_RUN = frozenset({"skipped", "xfailed"})
@@ -54,23 +58,38 @@ class TestRun(BaseModel):
         return sorted(t for t, o in (self.tests or {}).items() if o in FAILED)
 
 
-def run_tests(sb: Sandbox, command: str, *, timeout: float, label: str) -> TestRun:
-    junit = f"{JUNIT_DIR}/{label}.xml"
-    env = {
-        # -p no:cacheprovider keeps .pytest_cache out of the workspace and the diff.
-        "PYTEST_ADDOPTS": f"--junitxml={junit} -p no:cacheprovider",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "CI": "true",
-    }
-    # One round trip: the report's directory made, an old report gone, then the command.
-    result = sb.run(f"mkdir -p {JUNIT_DIR} && rm -f {junit}\n{command}", timeout=timeout, env=env)
-    tests: dict[str, str] | None = None
-    try:
-        tests = parse_junit(sb.read_file(junit))
-    except (FileNotFoundError, IsADirectoryError):
-        tests = None
+def run_tests(
+    sb: Sandbox,
+    command: str,
+    *,
+    timeout: float,
+    label: str,
+    reporters: Iterable[Reporter] = (),
+) -> TestRun:
+    """Run the test command with each runner asked for its per-test results
+    (reporters.py: flags and environment only); the exit status decides without them."""
+    asked = tuple(reporters)
+    plan = instrument(command, asked, label)
+    # Runners that report on stdout (go test -json, libtest) need all of it, not a tail.
+    whole = bool({Reporter.GO_JSON, Reporter.CARGO} & set(asked))
+    # One round trip: the report directory made, old reports gone, then the command.
+    result = sb.run(
+        f"{plan.before}\n{plan.command}",
+        timeout=timeout,
+        env=plan.env,
+        max_output_bytes=50_000_000 if whole else 1_000_000,
+    )
+    if plan.collect is not None:
+        sb.run(plan.collect, timeout=120)
+    reports: dict[Reporter, bytes] = {}
+    for reporter, path in plan.files.items():
+        try:
+            reports[reporter] = sb.read_file(path)
+        except (FileNotFoundError, IsADirectoryError):
+            continue
+    tests = outcomes(asked, result.output, reports, parse_junit)
     # pytest announces the report file we asked for; that line is ours, not the project's.
-    output = _JUNIT_NOTICE.sub("", result.output)
+    output = _JUNIT_NOTICE.sub("", readable(asked, result.output))
     tail = output[-OUTPUT_TAIL:]
     if result.timed_out:
         tail += f"\n[qwenfix: the test command was killed after {timeout:g}s]"
@@ -96,12 +115,15 @@ def parse_junit(data: bytes) -> dict[str, str] | None:
         classname = case.get("classname") or ""
         test_id = f"{classname}::{name}" if classname else name
         outcome = "passed"
-        for child in case:
-            if child.tag in ("failure", "error"):
-                outcome = "failed" if child.tag == "failure" else "error"
-                break
-            if child.tag == "skipped":
-                outcome = "xfailed" if child.get("type") == "pytest.xfail" else "skipped"
+        skipped = case.find("skipped")
+        if skipped is not None:
+            # node marks a todo test that throws with both, and does not count it failing.
+            outcome = "xfailed" if skipped.get("type") == "pytest.xfail" else "skipped"
+        else:
+            for child in case:
+                if child.tag in ("failure", "error"):
+                    outcome = "failed" if child.tag == "failure" else "error"
+                    break
         # A test reported twice (setup error after a pass) keeps the worse outcome.
         if results.get(test_id, "passed") not in FAILED:
             results[test_id] = outcome

@@ -19,6 +19,7 @@ from workers.settings import WorkerSettings
 log = logging.getLogger(__name__)
 
 SANDBOX_UID, SANDBOX_GID = 1000, 1000
+SANDBOX_HOME = "/home/sandbox"
 EXCLUDES = [  # build litter that never belongs in a change
     "__pycache__/",
     "*.py[cod]",
@@ -136,11 +137,13 @@ def prepare_workspace(
                 f"setup command `{config.setup}` {what}, run {network} network:\n"
                 f"{setup.output[-1500:]}"
             )
-        # Setup ran as root; hand back whatever it created inside the workspace.
-        foreign = sb.run('find . ! -user "$(id -u)" -print -quit', timeout=300)
+        # Setup ran as root; hand back whatever it created inside the workspace and the
+        # sandbox user's home (where GOPATH, CARGO_HOME and ~/.m2 keep dependencies).
+        owned = f"{sb.spec.workdir} {SANDBOX_HOME}"
+        foreign = sb.run(f'find {owned} ! -user "$(id -u)" -print -quit 2>/dev/null', timeout=300)
         if foreign.output.strip():
             chown = sb.run(
-                f"chown -R {SANDBOX_UID}:{SANDBOX_GID} {sb.spec.workdir}", timeout=300, as_root=True
+                f"chown -R {SANDBOX_UID}:{SANDBOX_GID} {owned}", timeout=300, as_root=True
             )
             if not chown.ok:
                 raise WorkspaceFailed(
