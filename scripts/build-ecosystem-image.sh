@@ -34,7 +34,9 @@ for eco in ${tag//-/ }; do
             packages+=(golang-go)
             # Never download another toolchain for a go.mod's `toolchain` line: the run
             # says which Go it asked for and which it got instead.
-            env_lines+=("ENV GOTOOLCHAIN=local GOPATH=/home/sandbox/go GOFLAGS=-mod=mod")
+            # GOCACHE named so that setup (as root) warms the cache the tests (as the
+            # sandbox user) use.
+            env_lines+=("ENV GOTOOLCHAIN=local GOPATH=/home/sandbox/go GOFLAGS=-mod=mod GOCACHE=/home/sandbox/.cache/go-build")
             ;;
         rust)
             packages+=(cargo rustc)
@@ -50,14 +52,7 @@ for eco in ${tag//-/ }; do
     esac
 done
 
-if docker image inspect "$IMAGE" >/dev/null 2>&1; then
-    echo "sandbox image $IMAGE: present"
-    exit 0
-fi
-here="$(cd "$(dirname "$0")" && pwd)"
-bash "$here/build-sandbox-image.sh" --python 3.13 >/dev/null
-
-dockerfile=$(
+recipe_of() {
     cat <<EOF
 FROM qwenfix-sandbox:py3.13
 LABEL io.qwenfix.ecosystems="$tag"
@@ -68,7 +63,18 @@ $(printf '%s\n' "${env_lines[@]:-}")
 ENV CI=true NO_COLOR=1
 WORKDIR /workspace
 EOF
-)
+}
+# An image of an older recipe is stale: rebuilt, as is one that is missing.
+recipe=$(recipe_of | sha256sum | cut -c1-16)
+have=$(docker image inspect -f '{{ index .Config.Labels "io.qwenfix.recipe" }}' "$IMAGE" 2>/dev/null || true)
+if [ "$have" = "$recipe" ]; then
+    echo "sandbox image $IMAGE: present"
+    exit 0
+fi
+here="$(cd "$(dirname "$0")" && pwd)"
+bash "$here/build-sandbox-image.sh" --python 3.13 >/dev/null
+dockerfile="$(recipe_of)
+LABEL io.qwenfix.recipe=$recipe"
 echo "building sandbox image $IMAGE (Debian trixie's toolchains)..."
 log="/tmp/qwenfix-ecosystem-$tag.log"
 # Debian's mirror is plain HTTP (apt checks signatures), reachable from the build as from

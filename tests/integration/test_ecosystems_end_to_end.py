@@ -6,7 +6,6 @@ installs Jest from the npm registry during setup."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,82 +16,36 @@ from tests.helpers import call, fix, make_repo, step
 from workers.engine.agent.trajectory import read_trajectory
 from workers.settings import WorkerSettings
 
-NODE_TEST = {
-    "package.json": json.dumps(
-        {"name": "calc", "version": "1.0.0", "scripts": {"test": "node --test"}}, indent=2
-    ),
-    "calc.js": "exports.double = (x) => x + x + 1;\n",
-    "test/calc.test.js": (
-        "const test = require('node:test');\n"
-        "const assert = require('node:assert');\n"
-        "const { double } = require('../calc');\n\n"
-        "test('double doubles', () => assert.strictEqual(double(2), 4));\n"
-        "test('double is a function', () => assert.strictEqual(typeof double, 'function'));\n"
-    ),
-}
-JEST = {
-    "package.json": json.dumps(
-        {
-            "name": "calc",
-            "version": "1.0.0",
-            "scripts": {"test": "jest"},
-            "devDependencies": {"jest": "29.7.0"},
-        },
-        indent=2,
-    ),
-    "calc.js": "exports.double = (x) => x + x + 1;\n",
-    "calc.test.js": (
-        "const { double } = require('./calc');\n\n"
-        "describe('double', () => {\n"
-        "  test('doubles', () => expect(double(2)).toBe(4));\n"
-        "  test('is a function', () => expect(typeof double).toBe('function'));\n"
-        "});\n"
-    ),
-}
-GO = {
-    "go.mod": "module example.com/calc\n\ngo 1.22\n",
-    "calc.go": "package calc\n\nfunc Double(x int) int {\n\treturn x + x + 1\n}\n",
-    "calc_test.go": (
-        'package calc\n\nimport "testing"\n\n'
-        "func TestDouble(t *testing.T) {\n"
-        '\tif got := Double(2); got != 4 {\n\t\tt.Fatalf("Double(2) = %d, want 4", got)\n\t}\n}\n\n'
-        "func TestDoubleIsInt(t *testing.T) {\n\t_ = Double(1)\n}\n"
-    ),
-}
-RUST = {
-    "Cargo.toml": '[package]\nname = "calc"\nversion = "0.1.0"\nedition = "2021"\n',
-    "src/lib.rs": (
-        "pub fn double(x: i64) -> i64 {\n    x + x + 1\n}\n\n"
-        "#[cfg(test)]\nmod tests {\n    use super::*;\n\n"
-        "    #[test]\n    fn doubles() {\n        assert_eq!(double(2), 4);\n    }\n\n"
-        "    #[test]\n    fn runs() {\n        let _ = double(1);\n    }\n}\n"
-    ),
-}
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "languages"
 
-# (files, image, the file the bug is in, the failing test's id, the passing test's id)
-CASES: dict[str, tuple[dict[str, str], str, str, str, str]] = {
+
+def example(name: str) -> dict[str, str]:
+    """examples/languages/NAME: one bug, one failing test, no .qwenfix.yml."""
+    root = EXAMPLES / name
+    return {str(p.relative_to(root)): p.read_text() for p in root.rglob("*") if p.is_file()}
+
+
+# (image, the file the bug is in, the failing test's id, the passing test's id)
+CASES: dict[str, tuple[str, str, str, str]] = {
     "node-test": (
-        NODE_TEST,
         "node",
         "calc.js",
         "test::double doubles",
         "test::double is a function",
     ),
     "jest": (
-        JEST,
         "node",
         "calc.js",
         "calc.test.js::double doubles",
         "calc.test.js::double is a function",
     ),
     "go": (
-        GO,
         "go",
         "calc.go",
         "example.com/calc::TestDouble",
         "example.com/calc::TestDoubleIsInt",
     ),
-    "rust": (RUST, "rust", "src/lib.rs", "tests::doubles", "tests::runs"),
+    "rust": ("rust", "src/lib.rs", "tests::doubles", "tests::runs"),
 }
 ISSUE = "double() is wrong: double(2) gives 5, it should give 4."
 
@@ -128,7 +81,8 @@ def test_each_ecosystem_is_fixed_and_judged_test_by_test(
     eco_settings: WorkerSettings,
     ecosystem_image: Any,
 ) -> None:
-    files, ecosystems, path, failing, passing = CASES[case]
+    files = example(case)
+    ecosystems, path, failing, passing = CASES[case]
     image = ecosystem_image(ecosystems)
     repo = make_repo(tmp_path / "repo", dict(files))
 
@@ -143,7 +97,8 @@ def test_each_ecosystem_is_fixed_and_judged_test_by_test(
     before = _events(result, "tests_before")[0]
     assert before["tests"] == {failing: "failed", passing: "passed"}
     assert "\x1b[" not in before["output_tail"]
-    assert "-" + files[path].splitlines()[0 if case != "go" else 3] in result.diff or result.diff
+    buggy = next(line for line in files[path].splitlines() if "x + x + 1" in line)
+    assert f"-{buggy}\n+{buggy.replace('x + x + 1', 'x + x')}\n" in result.diff
 
     # The model claims success without changing anything: refused, from the snapshot.
     liar = scripted_model([step(call("submit", summary="Fixed."))] * 6)

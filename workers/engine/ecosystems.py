@@ -119,6 +119,13 @@ def _version_file(
     return None, None
 
 
+def warm(command: str) -> str:
+    """A build during setup whose output lands in the snapshot (compiled dependencies, the
+    build cache), so that test runs start warm; a repository that does not build yet still
+    sets up, and its tests say why."""
+    return f"{{ {command} >/dev/null 2>&1 || true; }}"
+
+
 # -- Python -------------------------------------------------------------------------
 
 
@@ -253,12 +260,14 @@ def _go(top: set[str], read: ReadFile, asdf: dict[str, str]) -> Toolchain | None
     for pattern, where in ((_GO_TOOLCHAIN, "go.mod toolchain"), (_GO_DIRECTIVE, "go.mod go")):
         if version is None and (m := pattern.search(gomod)):
             version, version_from = m.group(1), where
+    # A vendored module builds from vendor/: the images' GOFLAGS=-mod=mod would ignore it.
     vendored = "vendor/modules.txt" in top
+    test = "go test -mod=vendor ./..." if vendored else "go test ./..."
     return Toolchain(
         Ecosystem.GO,
-        "go.mod",
-        None if vendored else "go mod download",
-        "go test ./...",
+        "go.mod" + (", vendor/modules.txt" if vendored else ""),
+        ("" if vendored else "go mod download && ") + warm(test.replace(" ./", " -run '^$' ./")),
+        test,
         "go",
         version=version,
         version_from=version_from,
@@ -292,7 +301,7 @@ def _rust(top: set[str], read: ReadFile, asdf: dict[str, str]) -> Toolchain | No
     return Toolchain(
         Ecosystem.RUST,
         "Cargo.toml",
-        "cargo fetch",
+        "cargo fetch && " + warm("cargo test --no-run"),
         "cargo test",
         "cargo",
         version=version,

@@ -123,12 +123,12 @@ def prepare_workspace(
     if config.setup:
         timeout = EffectiveLimits.of(config, settings).setup_timeout_s
         log.info("setup (%s network): %s", "with" if sb.spec.network else "without", config.setup)
-        setup = sb.run(
-            config.setup,
-            timeout=timeout,
-            as_root=True,
-            env=setup_environment(sb.spec),
-        )
+        env = setup_environment(sb.spec)
+        if sb.run(f"test -d {SANDBOX_HOME}", timeout=30).ok:
+            # Setup runs as root, but what it caches (~/.npm, corepack, ~/.m2, ~/.gradle)
+            # is for the sandbox user's offline test runs: in their home, chowned after.
+            env["HOME"] = SANDBOX_HOME
+        setup = sb.run(config.setup, timeout=timeout, as_root=True, env=env)
         trajectory.record(Event.SETUP, **setup.model_dump())
         if setup.timed_out or not setup.ok:
             what = "timed out" if setup.timed_out else f"failed (exit {setup.exit_code})"

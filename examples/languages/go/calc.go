@@ -1,0 +1,5 @@
+package calc
+
+func Double(x int) int {
+	return x + x + 1
+}
