@@ -1,7 +1,8 @@
 """`python -m benchmarks` (or `make bench`): every benchmark, each next to its anchor,
 as one table; the figures also go to benchmarks/results/latest.json.
 
-    python -m benchmarks [--only webhook,pack,recall,prefix,sandbox,harness,verdict] [--quick]
+    python -m benchmarks [--only webhook,pack,recall,prefix,sandbox,harness,verdict,languages]
+                         [--quick]
 
 Sections: the webhook receiver under load (1 and 2 uvicorn workers) next to a bare
 endpoint; packing Django next to repomix and gitingest (downloaded on first use); how
@@ -11,8 +12,9 @@ agent, and (when vLLM's CPU build is installed: `bash scripts/ensure-vllm.sh`) v
 hit rate on the same requests replayed; sandbox start and per-command cost next to the
 Docker CLI; the harness's own time per agent turn; the verdict in a fresh sandbox next to
 the in-sandbox one it replaced, and a repository's second job from its setup snapshot next
-to its first. Needs Redis, Docker with the sandbox image, and wrk (`make bench` provides
-them).
+to its first; per ecosystem (benchmarks/languages.py), its image's build time and size,
+its setup, and a fix job on its example repository, first and from the snapshot. Needs
+Redis, Docker with the sandbox image, and wrk (`make bench` provides them).
 """
 
 from __future__ import annotations
@@ -27,7 +29,16 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
-SECTIONS = ("webhook", "pack", "recall", "prefix", "sandbox", "harness", "verdict")
+SECTIONS = (
+    "webhook",
+    "pack",
+    "recall",
+    "prefix",
+    "sandbox",
+    "harness",
+    "verdict",
+    "languages",
+)
 
 
 class Table:
@@ -288,6 +299,28 @@ def verdict(table: Table, quick: bool) -> dict[str, Any]:
     return result
 
 
+def languages(table: Table, quick: bool) -> dict[str, Any]:
+    from benchmarks.languages import run
+
+    # --quick leaves out the timed image builds (minutes each, through Debian's mirror).
+    result = run(build_images=not quick)
+    for name, row in result.items():
+        if "build_s" in row:
+            table.add("languages", f"{name}: image build ({row['image']})", row["build_s"], "s")
+        table.add("languages", f"{name}: image size over the base", row["size_mb"], "MB")
+        table.add("languages", f"{name}: setup", row["setup_s"], "s")
+        table.add(
+            "languages",
+            f"{name}: second job, from the snapshot",
+            row["second_job_s"],
+            "s",
+            "first job: setup + snapshot",
+            row["first_job_s"],
+            better="lower",
+        )
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -317,6 +350,8 @@ def main() -> None:
         raw["sandbox"] = sandbox(table, args.quick)
     if "verdict" in sections:
         raw["verdict"] = verdict(table, args.quick)
+    if "languages" in sections:
+        raw["languages"] = languages(table, args.quick)
     table.print()
     elapsed = time.monotonic() - started
     print(f"\n{elapsed:.0f} s in all; written to {RESULTS / 'latest.json'}")

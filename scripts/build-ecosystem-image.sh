@@ -16,7 +16,9 @@ set -euo pipefail
 
 list="${1:?which ecosystems? node, go, rust, jvm, python, comma-separated}"
 tag=$(tr ',' '\n' <<<"$list" | sed '/^$/d' | sort -u | paste -sd- -)
-IMAGE="qwenfix-sandbox:$tag"
+# QWENFIX_IMAGE_REPO and QWENFIX_NO_CACHE=1 are for the benchmark, which times a build
+# from nothing under a name of its own.
+IMAGE="${QWENFIX_IMAGE_REPO:-qwenfix-sandbox}:$tag"
 if [ "${2:-}" = "--print-tag" ]; then
     echo "$IMAGE"
     exit 0
@@ -80,7 +82,7 @@ log="/tmp/qwenfix-ecosystem-$tag.log"
 # Debian's mirror is plain HTTP (apt checks signatures), reachable from the build as from
 # debootstrap; a dropped download is tried again.
 for attempt in 1 2 3; do
-    if docker build -q -t "$IMAGE" - <<<"$dockerfile" >"$log" 2>&1; then
+    if docker build ${QWENFIX_NO_CACHE:+--no-cache} -q -t "$IMAGE" - <<<"$dockerfile" >"$log" 2>&1; then
         break
     fi
     if [ "$attempt" = 3 ]; then
