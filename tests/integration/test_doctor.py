@@ -76,6 +76,7 @@ def test_a_ready_machine_passes_every_check(
             "QWENFIX_REDIS_URL": settings.redis_url,
             "QWENFIX_DATABASE_URL": settings.database_url,
             "QWENFIX_SANDBOX_IMAGE": SANDBOX_IMAGE,
+            "QWENFIX_SANDBOX_ECOSYSTEM_IMAGE": "qwenfix-sandbox-absent:{ecosystems}",
             "QWENFIX_LLM_BASE_URL": model.base_url,
             "QWENFIX_GITHUB_API_URL": settings.github_api_url,
             "QWENFIX_GITHUB_APP_ID": str(fake.app_id),
@@ -93,6 +94,12 @@ def test_a_ready_machine_passes_every_check(
         assert done.returncode == 0, done.stdout + done.stderr
         checks = {c["name"]: c for c in json.loads(done.stdout)}
         assert all(c["ok"] for c in checks.values())
+        # Which ecosystems' images the worker has, against a template naming none here.
+        assert checks["sandbox"]["detail"] == (
+            f"Docker engine, image {SANDBOX_IMAGE}; ecosystem images: none (none for node, "
+            "go, rust, jvm: scripts/build-ecosystem-image.sh or "
+            "deploy/sandbox/Dockerfile.ECOSYSTEM builds them)"
+        )
         assert checks["model"]["detail"] == (
             "Qwen/Qwen3-Coder-30B-A3B-Instruct, window 262144, tool calls parsed by the server "
             "(a forced call: this tells the protocol and the parser work, not how well the "

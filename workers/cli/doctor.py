@@ -133,7 +133,29 @@ def check_sandbox(settings: WorkerSettings) -> str:
             f"docker build -t {settings.sandbox_image} deploy/sandbox "
             "(or `make image` without a registry)",
         ) from exc
-    return f"Docker engine, image {settings.sandbox_image}"
+    return f"Docker engine, image {settings.sandbox_image}; {_ecosystem_images(client, settings)}"
+
+
+def _ecosystem_images(client: Any, settings: WorkerSettings) -> str:
+    """Which ecosystems' images are here: not a failure when some are missing (a worker
+    may serve Python only), but the operator sees it before a job says so."""
+    import docker
+
+    found, missing = [], []
+    for ecosystem in ("node", "go", "rust", "jvm"):
+        image = settings.sandbox_ecosystem_image.format(ecosystems=ecosystem)
+        try:
+            client.images.get(image)
+            found.append(ecosystem)
+        except docker.errors.ImageNotFound:
+            missing.append(ecosystem)
+    listed = f"ecosystem images: {', '.join(found) or 'none'}"
+    if missing:
+        listed += (
+            f" (none for {', '.join(missing)}: scripts/build-ecosystem-image.sh or "
+            "deploy/sandbox/Dockerfile.ECOSYSTEM builds them)"
+        )
+    return listed
 
 
 def check_model(settings: WorkerSettings) -> str:
