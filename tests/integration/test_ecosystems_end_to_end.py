@@ -6,6 +6,10 @@ installs Jest from the npm registry during setup."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +121,36 @@ def test_each_ecosystem_is_fixed_and_judged_test_by_test(
     assert refused.status == "unresolved"
     replies = [m["content"] for m in server.requests[-1]["messages"] if m["role"] == "tool"]
     assert any(failing in r for r in replies), replies
+
+
+def test_qwenfix_fix_on_a_go_repository_says_where_it_runs(
+    tmp_path: Path, scripted_model: Any, settings: WorkerSettings, ecosystem_image: Any
+) -> None:
+    """The command a user types, with no .qwenfix.yml: the run's progress names the image,
+    the toolchain and the version the repository asks for."""
+    image = ecosystem_image("go")
+    repo = make_repo(tmp_path / "repo", example("go"))
+    server = scripted_model(_fix_steps("calc.go"))
+    env = {
+        **os.environ,
+        "QWENFIX_LLM_BASE_URL": server.base_url,
+        "QWENFIX_SANDBOX_IMAGE": settings.sandbox_image,
+        "QWENFIX_TRAJECTORY_DIR": str(tmp_path / "traj"),
+        "QWENFIX_SETUP_CACHE": "false",
+        "HOME": str(tmp_path),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    done = subprocess.run(
+        ["qwenfix", "fix", str(repo), "--issue", ISSUE, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["status"] == "resolved"
+    assert out["tests_before"]["failing"] == ["example.com/calc::TestDouble"]
+    assert f"sandbox image {image} (detected (go))" in done.stderr
+    assert "environment: Go: go version go1." in done.stderr
+    assert "the repository asks for 1.22 (go.mod go)" in done.stderr
