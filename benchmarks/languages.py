@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.verdict import committed_copy
 from sandbox.docker_backend import DockerBackend
 from tests.fakes.model_server import ScriptedModelServer
 from workers.engine import git as gitops
@@ -82,24 +83,6 @@ def build(ecosystems: str, timed: bool) -> dict[str, float]:
     return figures
 
 
-def _repo(name: str, target: Path) -> Path:
-    source = EXAMPLES / name
-    for path in source.rglob("*"):
-        if path.is_file():
-            dest = target / path.relative_to(source)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(path.read_bytes())
-    env = {
-        "GIT_AUTHOR_NAME": "b",
-        "GIT_AUTHOR_EMAIL": "b@localhost",
-        "GIT_COMMITTER_NAME": "b",
-        "GIT_COMMITTER_EMAIL": "b@localhost",
-    }
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "base"]):
-        gitops.git(target, *args, env=env)
-    return target
-
-
 def _steps(path: str) -> list[dict[str, Any]]:
     def call(name: str, **arguments: Any) -> dict[str, Any]:
         return {"tool_calls": [{"name": name, "arguments": arguments}]}
@@ -113,7 +96,7 @@ def _steps(path: str) -> list[dict[str, Any]]:
 def jobs(name: str, work: Path) -> dict[str, float]:
     """The first job (setup, snapshot) and the second (from the snapshot), whole."""
     _, path = CASES[name]
-    repo = _repo(name, work / name)
+    repo = committed_copy(EXAMPLES / name, work / name)
     settings = WorkerSettings(
         setup_cache=True,
         sandbox_memory_mb=2048,

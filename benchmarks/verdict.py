@@ -42,7 +42,8 @@ FIX = (
 SETUP = "pip install --no-deps six==1.16.0 iniconfig==2.0.0"
 
 
-def _repo(source: Path, target: Path) -> Path:
+def committed_copy(source: Path, target: Path) -> Path:
+    """`source` copied to `target` as a git repository of one commit."""
     shutil.copytree(source, target)
     env = {
         "GIT_AUTHOR_NAME": "b",
@@ -56,7 +57,7 @@ def _repo(source: Path, target: Path) -> Path:
 
 
 def verdict(runs: int, work: Path) -> dict[str, float]:
-    repo = _repo(DEMO, work / "demo")
+    repo = committed_copy(DEMO, work / "demo")
     config = RepoConfig(test="python -m pytest -q")
     settings = WorkerSettings(
         sandbox_image=IMAGE,
@@ -120,7 +121,7 @@ def verdict(runs: int, work: Path) -> dict[str, float]:
 
 
 def setup_reuse(runs: int, work: Path) -> dict[str, float]:
-    repo = _repo(DEMO, work / "with-setup")
+    repo = committed_copy(DEMO, work / "with-setup")
     config = RepoConfig(test="python -m pytest -q", setup=SETUP)
     backend, base = DockerBackend(), gitops.resolve(repo, "HEAD")
     first: list[float] = []

@@ -76,6 +76,15 @@ BUGGY_REPO: dict[str, str | bytes] = {
 ISSUE = "double() is wrong: double(2) gives 5. test_double fails."
 
 
+def cli_env(**extra: str) -> dict[str, str]:
+    """This environment with `extra`, and this venv's commands (`qwenfix`) first on PATH."""
+    return {
+        **os.environ,
+        **extra,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+
+
 def fix(
     repo: Path, server: Any, backend: Any, settings: Any, issue: str = ISSUE, number: int | None = 7
 ) -> Any:

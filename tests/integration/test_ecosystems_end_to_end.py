@@ -7,16 +7,14 @@ installs Jest from the npm registry during setup."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sandbox.docker_backend import DockerBackend
-from tests.helpers import call, fix, make_repo, step
+from tests.helpers import call, cli_env, fix, make_repo, step
 from workers.engine.agent.trajectory import read_trajectory
 from workers.settings import WorkerSettings
 
@@ -131,15 +129,13 @@ def test_qwenfix_fix_on_a_go_repository_says_where_it_runs(
     image = ecosystem_image("go")
     repo = make_repo(tmp_path / "repo", example("go"))
     server = scripted_model(_fix_steps("calc.go"))
-    env = {
-        **os.environ,
-        "QWENFIX_LLM_BASE_URL": server.base_url,
-        "QWENFIX_SANDBOX_IMAGE": settings.sandbox_image,
-        "QWENFIX_TRAJECTORY_DIR": str(tmp_path / "traj"),
-        "QWENFIX_SETUP_CACHE": "false",
-        "HOME": str(tmp_path),
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-    }
+    env = cli_env(
+        QWENFIX_LLM_BASE_URL=server.base_url,
+        QWENFIX_SANDBOX_IMAGE=settings.sandbox_image,
+        QWENFIX_TRAJECTORY_DIR=str(tmp_path / "traj"),
+        QWENFIX_SETUP_CACHE="false",
+        HOME=str(tmp_path),
+    )
     done = subprocess.run(
         ["qwenfix", "fix", str(repo), "--issue", ISSUE, "--json"],
         capture_output=True,

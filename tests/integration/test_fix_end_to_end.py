@@ -11,7 +11,18 @@ from typing import Any
 import pytest
 
 from sandbox.docker_backend import DockerBackend
-from tests.helpers import BUGGY_REPO, FIX_STEPS, ISSUE, branches, call, fix, git, make_repo, step
+from tests.helpers import (
+    BUGGY_REPO,
+    FIX_STEPS,
+    ISSUE,
+    branches,
+    call,
+    cli_env,
+    fix,
+    git,
+    make_repo,
+    step,
+)
 from workers.engine.agent.trajectory import read_trajectory
 from workers.engine.fix import FixRequest, run_fix
 from workers.engine.llm.client import OpenAICompatibleModel
@@ -329,18 +340,17 @@ def test_json_output_of_the_cli(
 ) -> None:
     repo = make_repo(tmp_path / "repo", BUGGY_REPO)
     server = scripted_model(FIX_STEPS)
-    env = {
-        "QWENFIX_LLM_BASE_URL": server.base_url,
-        "QWENFIX_SANDBOX_IMAGE": settings.sandbox_image,
-        "QWENFIX_TRAJECTORY_DIR": str(tmp_path / "traj"),
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-    }
+    env = cli_env(
+        QWENFIX_LLM_BASE_URL=server.base_url,
+        QWENFIX_SANDBOX_IMAGE=settings.sandbox_image,
+        QWENFIX_TRAJECTORY_DIR=str(tmp_path / "traj"),
+        HOME=str(tmp_path),
+    )
     proc = subprocess.run(
         ["qwenfix", "fix", str(repo), "--issue", ISSUE, "--issue-number", "7", "--json"],
         capture_output=True,
         text=True,
-        env=_env(env),
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
@@ -355,20 +365,10 @@ def test_json_output_of_the_cli(
         ["qwenfix", "fix", str(bare), "--issue", ISSUE, "--json"],
         capture_output=True,
         text=True,
-        env=_env(env),
+        env=env,
     )
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["status"] == "error"
-
-
-def _env(extra: dict[str, str]) -> dict[str, str]:
-    import os
-    import sys
-
-    env = dict(os.environ)
-    env.update(extra)
-    env["PATH"] = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
-    return env
 
 
 def test_local_bubblewrap_backend_runs_the_whole_loop(
@@ -453,7 +453,7 @@ def test_cli_rejects_missing_or_double_issue_text(tmp_path: Path) -> None:
             ["qwenfix", "fix", str(tmp_path), *args],
             capture_output=True,
             text=True,
-            env=_env({"COLUMNS": "300"}),
+            env=cli_env(COLUMNS="300"),
         )
         assert proc.returncode == 2, (args, proc.stderr)
         assert "issue" in proc.stderr

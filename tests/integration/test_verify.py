@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from workers.engine.verify import TestRun, judge, parse_junit
+from workers.engine.test_reports import parse_junit
+from workers.engine.verify import TestRun, judge
 
 JUNIT = b"""<?xml version="1.0" encoding="utf-8"?>
 <testsuites><testsuite name="pytest" tests="4">

@@ -6,7 +6,6 @@ import pytest
 
 from workers.engine.ecosystems import Reporter
 from workers.engine.reporters import instrument, outcomes, readable
-from workers.engine.verify import parse_junit
 
 
 @pytest.mark.parametrize(
@@ -74,7 +73,7 @@ def test_jvm_reports_are_cleared_before_and_gathered_after() -> None:
         b'<testcase name="runs" classname="calc.CalcTest"/></testsuite>\n'
         b"</testsuites>\n"
     )
-    assert outcomes([Reporter.SUREFIRE], "", {Reporter.SUREFIRE: gathered}, parse_junit) == {
+    assert outcomes([Reporter.SUREFIRE], "", {Reporter.SUREFIRE: gathered}) == {
         "calc.CalcTest::doubles": "failed",
         "calc.CalcTest::runs": "passed",
     }
@@ -92,23 +91,20 @@ GO_EVENTS = (
 
 
 def test_stdout_runners_are_read_from_the_output_and_shown_as_text() -> None:
-    assert outcomes([Reporter.GO_JSON], GO_EVENTS, {}, parse_junit) == {
+    assert outcomes([Reporter.GO_JSON], GO_EVENTS, {}) == {
         "example.com/calc::TestDouble": "failed",
         "example.com/calc::TestOther": "passed",
     }
     shown = readable([Reporter.GO_JSON], GO_EVENTS)
     assert "Double(2) = 5, want 4" in shown and '"Action"' not in shown
     cargo = "running 1 test\ntest tests::doubles ... \x1b[31mFAILED\x1b[0m\n"
-    assert outcomes([Reporter.CARGO], cargo, {}, parse_junit) == {"tests::doubles": "failed"}
+    assert outcomes([Reporter.CARGO], cargo, {}) == {"tests::doubles": "failed"}
     assert readable([Reporter.CARGO], cargo) == "running 1 test\ntest tests::doubles ... FAILED\n"
 
 
 def test_nothing_reported_leaves_the_exit_status_to_decide() -> None:
-    assert (
-        outcomes([Reporter.GO_JSON, Reporter.CARGO], "go: command not found\n", {}, parse_junit)
-        is None
-    )
-    assert outcomes([Reporter.JEST], "", {Reporter.JEST: b"not json"}, parse_junit) is None
+    assert outcomes([Reporter.GO_JSON, Reporter.CARGO], "go: command not found\n", {}) is None
+    assert outcomes([Reporter.JEST], "", {Reporter.JEST: b"not json"}) is None
 
 
 def test_a_test_reported_by_two_runners_keeps_the_worse_outcome() -> None:
@@ -118,9 +114,6 @@ def test_a_test_reported_by_two_runners_keeps_the_worse_outcome() -> None:
         b'[{"title":"t","ancestorTitles":[],"status":"failed"}]}]}'
     )
     found = outcomes(
-        [Reporter.NODE_TEST, Reporter.JEST],
-        "",
-        {Reporter.NODE_TEST: junit, Reporter.JEST: jest},
-        parse_junit,
+        [Reporter.NODE_TEST, Reporter.JEST], "", {Reporter.NODE_TEST: junit, Reporter.JEST: jest}
     )
     assert found == {"a::t": "failed"}

@@ -12,9 +12,9 @@ from workers.engine.test_reports import (
     parse_cargo_test,
     parse_go_test_json,
     parse_jest_json,
+    parse_junit,
     strip_ansi,
 )
-from workers.engine.verify import parse_junit
 
 
 def lines(*events: dict[str, object]) -> bytes:

@@ -5,8 +5,7 @@ for)."""
 from __future__ import annotations
 
 import re
-import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sandbox import ImageMissing, Sandbox, SandboxBackend
 from workers.engine.ecosystems import Ecosystem, Toolchain
@@ -180,20 +179,14 @@ def probe(sb: Sandbox, environment: Environment) -> Environment:
     ecosystems = list(dict.fromkeys(t.ecosystem for t in environment.toolchains))
     if not ecosystems:
         return environment
-    script = "; ".join(
-        f"printf '%s\\t' {e.value}; ({PROBES[e]}) 2>/dev/null | head -1 || true; echo"
-        for e in ecosystems
+    # One round trip: a line `ecosystem<TAB>version` each, empty when it is not there.
+    script = "\n".join(
+        f"printf '%s\\t' {e.value}; ({PROBES[e]}) 2>/dev/null | head -1; echo" for e in ecosystems
     )
-    result = sb.run(f"bash -c {shlex.quote(script)}", timeout=60)
+    result = sb.run(script, timeout=60)
     found: dict[Ecosystem, str] = {}
     for line in result.output.splitlines():
         name, _, version = line.partition("\t")
         if name in {e.value for e in ecosystems}:
             found[Ecosystem(name)] = version.strip() or "not installed"
-    return Environment(
-        environment.image,
-        environment.source,
-        environment.toolchains,
-        environment.notes,
-        found,
-    )
+    return replace(environment, versions=found)

@@ -184,48 +184,39 @@ def detect(paths: list[str], read: ReadFile) -> RepoConfig:
     top = set(paths)
     toolchains = detect_toolchains(paths, read)
     container = devcontainer(paths, read)
-    setup = (
-        f"bash {OPENHANDS_SETUP}"
-        if OPENHANDS_SETUP in top
-        else container.setup
-        if container and container.setup
-        else _joined([t.setup for t in toolchains if t.setup], " && ")
-    )
-    image = container.image if container else None
+    if OPENHANDS_SETUP in top:
+        setup: str | None = f"bash {OPENHANDS_SETUP}"
+    elif container and container.setup:
+        setup = container.setup
+    else:
+        # Setup stops at the first step that fails.
+        setup = " && ".join(dict.fromkeys(t.setup for t in toolchains if t.setup)) or None
     tested = [t for t in toolchains if t.test]
-    if tested:
-        return RepoConfig(
-            test=_joined([t.test for t in tested if t.test], "; "),
-            setup=setup,
-            devcontainer_image=image,
-            toolchains=toolchains,
-            source=f"detected ({', '.join(t.tool for t in tested)})",
-        )
-    if "Makefile" in top and re.search(r"^test\s*:", read_text(read, "Makefile"), re.M):
-        return RepoConfig(
-            test="make test",
-            setup=setup,
-            devcontainer_image=image,
-            toolchains=toolchains,
-            source="detected (make)",
-        )
+    test, source = (
+        _every_test([t.test for t in tested if t.test]),
+        ", ".join(t.tool for t in tested),
+    )
+    if (
+        test is None
+        and "Makefile" in top
+        and re.search(r"^test\s*:", read_text(read, "Makefile"), re.M)
+    ):
+        test, source = "make test", "make"
     return RepoConfig(
-        test=None,
+        test=test,
         setup=setup,
-        devcontainer_image=image,
+        devcontainer_image=container.image if container else None,
         toolchains=toolchains,
-        source="detected (nothing)",
+        source=f"detected ({source or 'nothing'})",
     )
 
 
-def _joined(commands: list[str], how: str) -> str | None:
-    """One command, or several run in turn: setup stops at the first that fails; every
-    test command runs, and the run fails if any did."""
+def _every_test(commands: list[str]) -> str | None:
+    """One test command, or each of several in turn: all run, and the run fails if any
+    did."""
     unique = list(dict.fromkeys(commands))
     if len(unique) <= 1:
         return unique[0] if unique else None
-    if how == " && ":
-        return " && ".join(unique)
     return "status=0; " + "".join(f"{c} || status=$?; " for c in unique) + "exit $status"
 
 

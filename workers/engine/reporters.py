@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from workers.engine.ecosystems import Reporter
@@ -19,6 +19,8 @@ from workers.engine.test_reports import (
     parse_cargo_test,
     parse_go_test_json,
     parse_jest_json,
+    parse_junit,
+    record,
     strip_ansi,
 )
 
@@ -124,41 +126,26 @@ def instrument(command: str, reporters: Iterable[Reporter], label: str) -> Instr
     return Instrumented(command=command, env=env, before=before, collect=collect, files=files)
 
 
-Parse = Callable[[bytes], "dict[str, str] | None"]
-
-
 def outcomes(
-    reporters: Iterable[Reporter],
-    output: str,
-    reports: Mapping[Reporter, bytes],
-    parse_junit: Parse,
+    reporters: Iterable[Reporter], output: str, reports: Mapping[Reporter, bytes]
 ) -> dict[str, str] | None:
     """Every test any runner reported (None: none reported any), ids as each runner names
-    them; a test reported twice keeps the worse outcome."""
-    asked = set(reporters) | {Reporter.PYTEST}
-    found: list[dict[str, str]] = []
-    for reporter, data in reports.items():
-        if reporter in (Reporter.JEST, Reporter.VITEST):
-            parsed = parse_jest_json(data)
-        else:
-            parsed = parse_junit(data)
-        if parsed is not None:
-            found.append(parsed)
+    them."""
+    asked = set(reporters)
+    found: list[dict[str, str] | None] = [
+        parse_jest_json(data) if reporter in (Reporter.JEST, Reporter.VITEST) else parse_junit(data)
+        for reporter, data in reports.items()
+    ]
     if Reporter.GO_JSON in asked:
-        parsed = parse_go_test_json(output.encode())
-        if parsed is not None:
-            found.append(parsed)
+        found.append(parse_go_test_json(output.encode()))
     if Reporter.CARGO in asked:
-        parsed = parse_cargo_test(strip_ansi(output))
-        if parsed is not None:
-            found.append(parsed)
-    if not found:
+        found.append(parse_cargo_test(strip_ansi(output)))
+    if all(results is None for results in found):
         return None
     merged: dict[str, str] = {}
     for results in found:
-        for test, outcome in results.items():
-            if merged.get(test) not in ("failed", "error"):
-                merged[test] = outcome
+        for test, outcome in (results or {}).items():
+            record(merged, test, outcome)
     return merged
 
 

@@ -1,4 +1,5 @@
-"""Per-test outcomes from runners that write no JUnit XML: Go, Cargo (libtest), Jest and Vitest.
+"""Per-test outcomes from each runner's report: JUnit XML (pytest, node --test, Surefire,
+Gradle), Go's test2json events, Cargo's libtest lines, Jest's and Vitest's JSON.
 
 Each parser maps test id -> passed | failed | error | skipped, as `verify.parse_junit` does,
 and returns None when the data is not in its format, so a caller can try them in turn and
@@ -19,10 +20,11 @@ import json
 import re
 from collections.abc import Iterator
 
+from defusedxml import ElementTree
+
 from sandbox.protocol import WORKDIR
 
-# verify.FAILED, repeated so that verify can import this module.
-_FAILED = frozenset({"failed", "error"})
+FAILED = frozenset({"failed", "error"})
 
 _ANSI = re.compile(
     r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC (titles, hyperlinks), ended by BEL or ST
@@ -36,10 +38,39 @@ def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 
 
-def _record(results: dict[str, str], test_id: str, outcome: str) -> None:
-    # A test reported twice (-count=2, a retried test) keeps the worse outcome.
-    if results.get(test_id, "passed") not in _FAILED:
+def record(results: dict[str, str], test_id: str, outcome: str) -> None:
+    """Into `results`; a test reported twice (-count=2, a retried test, a setup error
+    after a pass, two runners) keeps the worse outcome."""
+    if results.get(test_id, "passed") not in FAILED:
         results[test_id] = outcome
+
+
+# --- JUnit XML (pytest, node --test, Surefire, Gradle) --------------------------------------
+
+
+def parse_junit(data: bytes) -> dict[str, str] | None:
+    """test id (`classname::name`) -> outcome. None when the file is not JUnit XML."""
+    try:
+        root = ElementTree.fromstring(data)
+    except Exception:  # defusedxml raises several unrelated types for hostile or broken XML
+        return None
+    results: dict[str, str] = {}
+    for case in root.iter("testcase"):
+        name = case.get("name") or "?"
+        classname = case.get("classname") or ""
+        test_id = f"{classname}::{name}" if classname else name
+        outcome = "passed"
+        skipped = case.find("skipped")
+        if skipped is not None:
+            # node marks a todo test that throws with both, and does not count it failing.
+            outcome = "xfailed" if skipped.get("type") == "pytest.xfail" else "skipped"
+        else:
+            for child in case:
+                if child.tag in ("failure", "error"):
+                    outcome = "failed" if child.tag == "failure" else "error"
+                    break
+        record(results, test_id, outcome)
+    return results
 
 
 # --- go test -json -------------------------------------------------------------------------
@@ -82,11 +113,11 @@ def parse_go_test_json(data: bytes) -> dict[str, str] | None:
             tested.add(package)
             outcome = _GO_OUTCOMES.get(str(action))
             if outcome is not None:
-                _record(results, f"{package}::{test}", outcome)
+                record(results, f"{package}::{test}", outcome)
         elif action == "fail":
             failed.add(package)
     for package in sorted(failed - tested):
-        _record(results, f"{package}::(build)", "error")
+        record(results, f"{package}::(build)", "error")
     return results if seen_events else None
 
 
@@ -129,7 +160,7 @@ def parse_cargo_test(text: str) -> dict[str, str] | None:
         elif match := _CARGO_TEST.match(line):
             name = _CARGO_MODE.sub("", match["name"].rstrip())
             test_id = f"doctest::{name}" if doc_tests else name
-            _record(results, test_id, _CARGO_OUTCOMES[match["result"]])
+            record(results, test_id, _CARGO_OUTCOMES[match["result"]])
     return results or None
 
 
@@ -158,11 +189,11 @@ def _jest_file(file: dict[str, object], results: dict[str, str]) -> None:
             continue
         outcome = _JEST_OUTCOMES.get(str(assertion.get("status")), "skipped")
         any_failed = any_failed or outcome == "failed"
-        _record(results, f"{path}::{_jest_name(assertion)}", outcome)
+        record(results, f"{path}::{_jest_name(assertion)}", outcome)
     # A file fails with no failing test when it could not run (a syntax or import error) or
     # a hook outside the tests threw: the file itself is the error.
     if file.get("status") == "failed" and not any_failed:
-        _record(results, f"{path}::(suite)", "error")
+        record(results, f"{path}::(suite)", "error")
 
 
 def parse_jest_json(data: bytes) -> dict[str, str] | None:

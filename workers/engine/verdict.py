@@ -32,7 +32,8 @@ from workers.engine.test_controls import (
     runner_references,
     test_controls,
 )
-from workers.engine.verify import FAILED, TestRun, Verdict, judge, run_tests
+from workers.engine.test_reports import FAILED
+from workers.engine.verify import TestRun, Verdict, judge, run_tests
 from workers.engine.workspace import SANDBOX_GID, SANDBOX_UID
 from workers.settings import WorkerSettings
 

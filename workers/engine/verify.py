@@ -11,16 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from defusedxml import ElementTree
 from pydantic import BaseModel, Field
 
 from sandbox import Sandbox
 from workers.engine.ecosystems import Reporter
-from workers.engine.reporters import REPORT_DIR, instrument, outcomes, readable
+from workers.engine.reporters import instrument, outcomes, readable
+from workers.engine.test_reports import FAILED
 
-JUNIT_DIR = REPORT_DIR
 OUTPUT_TAIL = 4000
-FAILED = frozenset({"failed", "error"})
 NOT_RUN = frozenset({"skipped", "xfailed"})
 """Outcomes that prove nothing either way: a skipped or xfailed test did not pass."""
 _JUNIT_NOTICE = re.compile(r"^-* generated xml file: /tmp/qwenfix/\S+ -*\n", re.M)
@@ -87,7 +85,7 @@ def run_tests(
             reports[reporter] = sb.read_file(path)
         except (FileNotFoundError, IsADirectoryError):
             continue
-    tests = outcomes(asked, result.output, reports, parse_junit)
+    tests = outcomes(asked, result.output, reports)
     # pytest announces the report file we asked for; that line is ours, not the project's.
     output = _JUNIT_NOTICE.sub("", readable(asked, result.output))
     tail = output[-OUTPUT_TAIL:]
@@ -101,33 +99,6 @@ def run_tests(
         output_tail=tail,
         tests=tests,
     )
-
-
-def parse_junit(data: bytes) -> dict[str, str] | None:
-    """test id (`classname::name`) -> outcome. None when the file is not JUnit XML."""
-    try:
-        root = ElementTree.fromstring(data)
-    except Exception:  # defusedxml raises several unrelated types for hostile or broken XML
-        return None
-    results: dict[str, str] = {}
-    for case in root.iter("testcase"):
-        name = case.get("name") or "?"
-        classname = case.get("classname") or ""
-        test_id = f"{classname}::{name}" if classname else name
-        outcome = "passed"
-        skipped = case.find("skipped")
-        if skipped is not None:
-            # node marks a todo test that throws with both, and does not count it failing.
-            outcome = "xfailed" if skipped.get("type") == "pytest.xfail" else "skipped"
-        else:
-            for child in case:
-                if child.tag in ("failure", "error"):
-                    outcome = "failed" if child.tag == "failure" else "error"
-                    break
-        # A test reported twice (setup error after a pass) keeps the worse outcome.
-        if results.get(test_id, "passed") not in FAILED:
-            results[test_id] = outcome
-    return results
 
 
 class Ranking(BaseModel):
